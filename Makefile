@@ -1,0 +1,41 @@
+# Two World Lines: one entry point for learners and instructors. Every target sets up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_VERSION ?= 2.13.0
+PY := $(VENV)/bin/python
+export COURSE_MODE ?= lecture
+
+.PHONY: setup lab test run student check grade bench clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first, on its own: a CPU machine gets a CPU build, and a torch you already have is kept
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install "torch==$(TORCH_VERSION)"
+	$(PY) -m pip install -e ".[dev]"
+	touch $@
+
+lab: setup            ## open the course in JupyterLab
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: setup           ## unit tests, homework-check tests, sync check, every notebook in quick mode
+	COURSE_MODE=quick $(PY) -m pytest -q
+
+run: setup            ## execute every notebook headless in $(COURSE_MODE) mode into build/
+	$(PY) -m course_lib.runner --html --out build
+
+student: setup        ## regenerate notebooks/ from solutions/
+	$(PY) -m course_lib.assignments build
+
+check: setup          ## fail if notebooks/ is out of step with solutions/
+	$(PY) -m course_lib.assignments check
+
+grade: setup          ## grade submitted notebooks: make grade SUBMISSIONS="path/a.ipynb path/b.ipynb"
+	$(PY) -m course_lib.assignments grade $(SUBMISSIONS)
+
+bench: setup          ## timings of every notebook: make bench COURSE_MODE=lecture
+	$(PY) -m course_lib.bench notebooks --json
+
+clean:
+	rm -rf build

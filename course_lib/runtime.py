@@ -1,0 +1,159 @@
+"""Where the course runs: device, mode, step budgets, seeding, autocast.
+
+Everything that depends on how much compute a learner has is decided here, in one place:
+
+* the **device**: ``cuda``, then ``mps``, then ``cpu``; override with ``COURSE_DEVICE=cpu`` (or
+  :func:`set_device`);
+* the **mode**: ``COURSE_MODE`` = ``quick`` (CI, a first skim, well under 90 s a notebook on 2 CPU
+  cores), ``lecture`` (default: a laptop CPU, about 5 minutes a notebook, results that look right)
+  or ``full`` (a GPU: bigger models, longer training); override with :func:`set_mode`;
+* the **budgets**: every step count and model size of every notebook lives in :data:`BUDGETS`
+  and is read with :func:`budget`, so a notebook never hard-codes "3000 steps".
+
+Usage::
+
+    from course_lib import runtime
+    runtime.describe()                 # device, mode, torch version, threads
+    B = runtime.budget("flow2d")       # e.g. B.steps, B.batch for the current mode
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+
+MODES = ("quick", "lecture", "full")
+DEFAULT_MODE = "lecture"
+
+# Every step/size budget of the course, per notebook, per mode. Keys are free per notebook; a
+# notebook reads them as attributes: ``budget("flow2d").steps``. Keep quick mode well under 90 s a
+# notebook on 2 CPU cores and lecture mode about 5 minutes (see shared tooling notes for rates).
+BUDGETS: dict[str, dict[str, dict]] = {
+    # 00 welcome: the data tour and one exercise, no training
+    "welcome": {
+        "quick": dict(n_points=2000, n_audio=2),
+        "lecture": dict(n_points=5000, n_audio=4),
+        "full": dict(n_points=20000, n_audio=8),
+    },
+    # 01 pixels and samples (PixelCNN, WaveNet)
+    "pixel_ar": {
+        "quick": dict(),
+        "lecture": dict(),
+        "full": dict(),
+    },
+    # 02 and 03 tokens (VQ-VAE, RVQ codec, bitwise, TiTok, video tokens)
+    "tokens": {
+        "quick": dict(),
+        "lecture": dict(),
+        "full": dict(),
+    },
+    # 08 flow matching in 2-D
+    "flow2d": {
+        "quick": dict(),
+        "lecture": dict(),
+        "full": dict(),
+    },
+}
+
+_state = {"mode": None, "device": None}
+
+
+def _check_mode(name: str) -> str:
+    if name not in MODES:
+        raise ValueError(f"unknown course mode {name!r}: expected one of {', '.join(MODES)}")
+    return name
+
+
+def mode() -> str:
+    """The current course mode: set_mode() if called, else $COURSE_MODE, else 'lecture'."""
+    if _state["mode"] is not None:
+        return _state["mode"]
+    return _check_mode(os.environ.get("COURSE_MODE", DEFAULT_MODE).strip().lower() or DEFAULT_MODE)
+
+
+def set_mode(name: str) -> str:
+    """Set the mode for this process (a notebook's first cell may call this)."""
+    _state["mode"] = _check_mode(str(name).strip().lower())
+    return _state["mode"]
+
+
+def budget(notebook: str, mode_name: str | None = None) -> SimpleNamespace:
+    """The budget of ``notebook`` in the current (or given) mode, as attributes."""
+    if notebook not in BUDGETS:
+        raise KeyError(f"no budget for {notebook!r}: expected one of {sorted(BUDGETS)}")
+    m = _check_mode(mode_name) if mode_name is not None else mode()
+    return SimpleNamespace(mode=m, **BUDGETS[notebook][m])
+
+
+def _auto_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device() -> torch.device:
+    """The device every tensor of the course lives on: set_device(), $COURSE_DEVICE, else auto."""
+    if _state["device"] is not None:
+        return _state["device"]
+    wanted = os.environ.get("COURSE_DEVICE", "").strip()
+    return _validate_device(wanted) if wanted else _auto_device()
+
+
+def _validate_device(name) -> torch.device:
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"unknown device {name!r}: expected 'cpu', 'cuda', 'cuda:N' or 'mps'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {name!r} asked for, but MPS is not available here")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r}: expected 'cpu', 'cuda' or 'mps', got type {dev.type!r}")
+    return dev
+
+
+def set_device(name: str | torch.device | None) -> torch.device:
+    """Force a device (``None`` goes back to automatic choice)."""
+    _state["device"] = None if name is None else _validate_device(name)
+    return device()
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed python, numpy and torch (all devices); returns a torch.Generator seeded the same."""
+    if not isinstance(seed, int):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def autocast(enabled: bool = True):
+    """bf16 autocast on a CUDA GPU; a no-op elsewhere (bf16 on these CPUs is ~100x slower)."""
+    dev = device()
+    if enabled and dev.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def describe() -> dict:
+    """Print and return where the course runs: device, mode, torch version, CPU threads."""
+    dev = device()
+    info = {
+        "device": str(dev),
+        "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type,
+        "mode": mode(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    print(f"device {info['device']} ({info['device_name']}) · mode {info['mode']} · "
+          f"torch {info['torch']} · {info['threads']} CPU threads")
+    return info

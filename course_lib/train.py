@@ -1,0 +1,145 @@
+"""One training loop for the whole course.
+
+Usage::
+
+    def loss_fn(step):                      # draws its own batch, returns a scalar loss
+        x1 = data.toy_2d("spirals", 1024, seed=step)
+        return flow.loss(model, x1)
+    hist = train(model, loss_fn, steps=runtime.budget("flow2d").steps, lr=1e-3)
+    hist.losses                             # one float per step
+
+The loop shows a tqdm progress bar with the running loss, clips gradients, keeps an optional EMA of
+the weights, runs under bf16 autocast on a CUDA GPU, and stops with the step number if the loss is
+NaN or infinite. ``loss_fn`` may also return a dict with a ``"loss"`` entry and other scalars to log.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from course_lib import runtime
+
+
+class EMA:
+    """Exponential moving average of a model's weights: ema = decay * ema + (1 - decay) * w."""
+
+    def __init__(self, model: nn.Module, decay: float = 0.999):
+        if not 0.0 < decay < 1.0:
+            raise ValueError(f"EMA decay must be in (0, 1), got {decay!r}")
+        self.decay = decay
+        self.model = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for e, p in zip(self.model.parameters(), model.parameters()):
+            e.lerp_(p.detach(), 1.0 - self.decay)
+        for e, b in zip(self.model.buffers(), model.buffers()):
+            e.copy_(b)
+
+
+@dataclass
+class History:
+    """What a training run returns: per-step losses, other logged scalars, timing, the EMA model."""
+    losses: list = field(default_factory=list)
+    logs: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    ema: EMA | None = None
+
+    @property
+    def steps_per_second(self) -> float:
+        return len(self.losses) / self.seconds if self.seconds > 0 else float("nan")
+
+    def smoothed(self, window: int = 50) -> list:
+        """Running mean of the loss over ``window`` steps (for plots)."""
+        out, acc = [], 0.0
+        for i, v in enumerate(self.losses):
+            acc += v
+            if i >= window:
+                acc -= self.losses[i - window]
+            out.append(acc / min(i + 1, window))
+        return out
+
+
+def _lr_factor(schedule: str, step: int, steps: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, steps - warmup)
+    return 0.5 * (1 + math.cos(math.pi * progress))  # cosine
+
+
+def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps: int, *,
+          lr: float = 1e-3, optimizer: torch.optim.Optimizer | None = None, weight_decay: float = 0.0,
+          schedule: str = "constant", warmup: int = 0, grad_clip: float | None = 1.0,
+          ema_decay: float | None = None, amp: bool = True, progress: bool = True,
+          desc: str = "training", history: History | None = None) -> History:
+    """Train ``model`` for ``steps`` steps of ``loss_fn(step)``; returns a :class:`History`.
+
+    Pass ``history`` from an earlier call to continue it (same EMA, losses appended).
+    """
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"unknown schedule {schedule!r}: expected 'constant' or 'cosine'")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if optimizer is None:
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    base_lrs = [g["lr"] for g in optimizer.param_groups]
+    hist = history or History()
+    if ema_decay is not None and hist.ema is None:
+        hist.ema = EMA(model, ema_decay)
+    start = len(hist.losses)
+    model.train()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=steps, desc=desc, leave=False, mininterval=0.5)
+    t0 = time.perf_counter()
+    try:
+        for step in range(steps):
+            factor = _lr_factor(schedule, step, steps, warmup)
+            for g, base in zip(optimizer.param_groups, base_lrs):
+                g["lr"] = base * factor
+            with runtime.autocast(amp):
+                out = loss_fn(start + step)
+            loss = out["loss"] if isinstance(out, dict) else out
+            if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+                raise TypeError(f"loss_fn must return a scalar tensor (or a dict with 'loss'), got "
+                                f"{type(loss).__name__}{tuple(getattr(loss, 'shape', ()))}")
+            value = loss.item()
+            if not math.isfinite(value):
+                raise FloatingPointError(f"loss is {value} at step {start + step}: lower the learning "
+                                         "rate, check the inputs for NaNs, or clip gradients")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params or model.parameters(), grad_clip)
+            optimizer.step()
+            if hist.ema is not None:
+                hist.ema.update(model)
+            hist.losses.append(value)
+            if isinstance(out, dict):
+                for k, v in out.items():
+                    if k != "loss":
+                        hist.logs.setdefault(k, []).append(float(v))
+            if bar is not None:
+                bar.update(1)
+                if step % 25 == 0 or step == steps - 1:
+                    bar.set_postfix(loss=f"{sum(hist.losses[-25:]) / len(hist.losses[-25:]):.4f}")
+    finally:
+        if bar is not None:
+            bar.close()
+        for g, base in zip(optimizer.param_groups, base_lrs):
+            g["lr"] = base
+        hist.seconds += time.perf_counter() - t0
+        model.eval()
+    return hist
