@@ -1,0 +1,81 @@
+"""The homework mechanism, and the rule that every exercise has wrong answers that its check catches.
+
+Each ``tests/test_exercises_<topic>.py`` defines ``WRONG_ANSWERS = {exercise name: [wrong fn, ...]}``
+and tests them; this file checks that together they cover every registered exercise.
+"""
+import importlib
+import pathlib
+
+import pytest
+import torch
+
+from course_lib import homework
+
+TESTS = pathlib.Path(__file__).parent
+
+
+def all_wrong_answers() -> dict:
+    found = {}
+    for path in sorted(TESTS.glob("test_exercises_*.py")):
+        mod = importlib.import_module(f"tests.{path.stem}")
+        for name, fns in mod.WRONG_ANSWERS.items():
+            assert name not in found, f"{name} has wrong answers in two files"
+            found[name] = fns
+    return found
+
+
+def test_every_exercise_has_at_least_three_wrong_answers():
+    wrong = all_wrong_answers()
+    for name in homework.registry():
+        assert len(wrong.get(name, [])) >= 3, f"exercise {name} needs >= 3 wrong answers in tests/"
+    assert set(wrong) <= set(homework.registry()), f"wrong answers for unknown exercises: {set(wrong) - set(homework.registry())}"
+
+
+@pytest.mark.parametrize("name", sorted(homework.registry()))
+def test_reference_passes_its_own_check(name):
+    assert homework.run_check(name, homework.reference(name)).status == "passed"
+
+
+@pytest.mark.parametrize("name", sorted(homework.registry()))
+def test_unattempted_is_reported_not_attempted(name):
+    def stub(*args, **kwargs):
+        # YOUR CODE HERE
+        raise NotImplementedError()
+    r = homework.run_check(name, stub)
+    assert r.status == "not attempted", r
+
+
+@pytest.mark.parametrize("name,index", [(n, i) for n, fns in all_wrong_answers().items() for i in range(len(fns))])
+def test_wrong_answer_is_caught(name, index):
+    r = homework.run_check(name, all_wrong_answers()[name][index])
+    assert r.status == "failed", f"wrong answer #{index} for {name} passed its check"
+    assert r.message, "a failed check must say what is wrong"
+
+
+def test_check_returns_reference_when_failing_and_candidate_when_passing(capsys):
+    name = sorted(homework.registry())[0]
+    ref = homework.reference(name)
+    assert homework.check(name, ref) is ref
+    def broken(*a, **k):
+        raise ValueError("boom")
+    assert homework.check(name, broken) is ref
+    out = capsys.readouterr().out
+    assert "passed" in out and "failed" in out and "ValueError: boom" in out
+
+
+def test_expect_tensor_names_the_first_problem():
+    want = torch.zeros(2, 3)
+    cases = [([1, 2], "expected a torch.Tensor"), (torch.zeros(3, 2), "expected shape (2, 3)"),
+             (torch.zeros(2, 3, dtype=torch.float64), "expected dtype torch.float32"),
+             (torch.tensor([[0., 0., 0.], [0., 0.5, 0.]]), "index (1, 1) is 0.5")]
+    for got, msg in cases:
+        with pytest.raises(homework.Mismatch, match=msg.replace("(", r"\(").replace(")", r"\)")):
+            homework.expect_tensor(got, want, "out")
+
+
+def test_grade_log_is_written(tmp_path, monkeypatch):
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv("COURSE_GRADE_LOG", str(log))
+    name = sorted(homework.registry())[0]
+    homework.check(name, homework.reference(name))
+    assert '"status": "passed"' in log.read_text()
