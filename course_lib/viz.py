@@ -38,7 +38,8 @@ def image_grid(images, nrow: int | None = None, titles=None, vmax: float | None 
     """Show a batch of images as one grid.
 
     images: (N, H, W), (N, 1, H, W) or (N, 3, H, W); float in [0, 1] (or [0, vmax]) or integer
-    levels (e.g. digits 0..16: pass vmax=16). ``titles``: N short strings under the grid cells.
+    levels (e.g. digits 0..16: pass vmax=16). ``titles``: N short strings, one under each image
+    (then the grid gets a figure of its own: no ``ax``).
     """
     x = images.detach().float().cpu() if isinstance(images, torch.Tensor) else torch.as_tensor(images).float()
     if x.dim() == 3:
@@ -46,26 +47,42 @@ def image_grid(images, nrow: int | None = None, titles=None, vmax: float | None 
     if x.dim() != 4 or x.shape[1] not in (1, 3):
         raise ValueError(f"image_grid expects (N, H, W), (N, 1, H, W) or (N, 3, H, W), got {tuple(x.shape)}")
     n, c, h, w = x.shape
+    if n == 0:
+        raise ValueError("image_grid got no images")
     if vmax is None:
         vmax = 1.0 if x.max() <= 1.0 + 1e-6 else float(x.max())
     x = (x / vmax).clamp(0, 1)
-    nrow = nrow or min(n, int(math.ceil(math.sqrt(n))) if titles is None else min(n, 8))
-    ncol_rows = int(math.ceil(n / nrow))
-    grid = torch.ones(c, ncol_rows * (h + pad) + pad, nrow * (w + pad) + pad) * 0.5
+    if titles is not None:
+        if ax is not None:
+            raise ValueError("image_grid with titles draws its own figure: leave ax=None")
+        if len(titles) < n:
+            raise ValueError(f"image_grid got {n} images but {len(titles)} titles")
+        nrow = nrow or min(n, 8)
+        rows = int(math.ceil(n / nrow))
+        lines = max(str(t).count("\n") + 1 for t in titles[:n])
+        fig, axes = plt.subplots(rows, nrow, figsize=(scale * 1.1 * nrow, scale * (1.05 + 0.16 * lines) * rows),
+                                 squeeze=False)
+        for i, a in enumerate(axes.flat):
+            a.set_axis_off()
+            if i < n:
+                img = x[i, 0].numpy() if c == 1 else x[i].permute(1, 2, 0).numpy()
+                a.imshow(img, cmap=cmap if c == 1 else None, vmin=0, vmax=1, interpolation="nearest")
+                a.set_title(str(titles[i]), fontsize=7)
+        fig.tight_layout()
+        return axes
+    nrow = nrow or min(n, int(math.ceil(math.sqrt(n))))
+    rows = int(math.ceil(n / nrow))
+    grid = torch.full((c, rows * (h + pad) + pad, nrow * (w + pad) + pad), 0.5)
     for i in range(n):
         r, col = divmod(i, nrow)
-        grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = x[i]
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[:, top:top + h, left:left + w] = x[i]
     if ax is None:
-        fig, ax = plt.subplots(figsize=(scale * max(2.0, 0.5 * nrow * (w + pad) / 8),
-                                        scale * max(2.0, 0.5 * ncol_rows * (h + pad) / 8)))
+        width = scale * min(12.0, max(2.0, 0.09 * grid.shape[2]))
+        _, ax = plt.subplots(figsize=(width, width * grid.shape[1] / grid.shape[2]))
     img = grid[0].numpy() if c == 1 else grid.permute(1, 2, 0).numpy()
     ax.imshow(img, cmap=cmap if c == 1 else None, vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
-    if titles is not None:
-        for i, t in enumerate(titles[:n]):
-            r, col = divmod(i, nrow)
-            ax.text(pad + col * (w + pad) + w / 2, pad + r * (h + pad) + h + pad * 0.5, str(t),
-                    ha="center", va="top", fontsize=6)
     return ax
 
 
@@ -132,8 +149,9 @@ def vector_field(v: Callable, t: float = 0.0, ax=None, lim: float = 3.0, n: int 
     gx, gy, u, w = _field_on_grid(v, t, lim, n)
     speed = np.hypot(u, w)
     if kind == "quiver":
+        # the 90th-percentile arrow is one grid spacing long: a few fast corners don't shrink the rest
         ax.quiver(gx, gy, u, w, speed, cmap="viridis", angles="xy", scale_units="xy",
-                  scale=max(speed.max(), 1e-6) / (lim / n) * 0.9, width=0.004)
+                  scale=max(float(np.percentile(speed, 90)), 1e-6) / (2 * lim / (n - 1)), width=0.004)
     else:
         ax.streamplot(gx, gy, u, w, color=speed, cmap="viridis", density=1.0, linewidth=0.8)
     ax.set_xlim(-lim, lim)
