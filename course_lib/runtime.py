@@ -56,15 +56,15 @@ BUDGETS: dict[str, dict[str, dict]] = {
         "quick": dict(hidden=128, depth=3, batch=512, steps=400, lr=3e-3, n_eval=2048,
                       reflow_pairs=4096, reflow_teacher_steps=20, reflow_steps=200,
                       cond_steps=300, guidance=3.0, digits_hidden=256, digits_steps=300, digits_batch=128,
-                      regress_steps=150, n_frames=6),
+                      regress_steps=150, n_frames=6, eval_seeds=1),
         "lecture": dict(hidden=256, depth=4, batch=1024, steps=5000, lr=2e-3, n_eval=8192,
                         reflow_pairs=20000, reflow_teacher_steps=100, reflow_steps=2000,
                         cond_steps=1500, guidance=3.0, digits_hidden=512, digits_steps=2500, digits_batch=256,
-                        regress_steps=400, n_frames=11),
+                        regress_steps=400, n_frames=11, eval_seeds=1),
         "full": dict(hidden=512, depth=5, batch=4096, steps=20000, lr=1e-3, n_eval=16384,
                      reflow_pairs=100000, reflow_teacher_steps=200, reflow_steps=10000,
                      cond_steps=10000, guidance=3.0, digits_hidden=1024, digits_steps=20000, digits_batch=512,
-                     regress_steps=1000, n_frames=21),
+                     regress_steps=1000, n_frames=21, eval_seeds=3),
     },
 }
 
