@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from course_lib import runtime
+
+
+def test_mode_from_env_and_override(monkeypatch):
+    monkeypatch.setattr(runtime, "_state", {"mode": None, "device": None})
+    monkeypatch.setenv("COURSE_MODE", "full")
+    assert runtime.mode() == "full"
+    monkeypatch.delenv("COURSE_MODE")
+    assert runtime.mode() == "lecture"          # the default
+    assert runtime.set_mode("QUICK") == "quick"
+    assert runtime.mode() == "quick"
+
+
+def test_unknown_mode_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(runtime, "_state", {"mode": None, "device": None})
+    with pytest.raises(ValueError, match="unknown course mode 'fast'.*quick, lecture, full"):
+        runtime.set_mode("fast")
+    monkeypatch.setenv("COURSE_MODE", "slow")
+    with pytest.raises(ValueError, match="'slow'"):
+        runtime.mode()
+
+
+def test_every_budget_has_the_same_keys_in_every_mode():
+    for name, per_mode in runtime.BUDGETS.items():
+        assert set(per_mode) == set(runtime.MODES), name
+        keys = {m: set(per_mode[m]) for m in runtime.MODES}
+        assert keys["quick"] == keys["lecture"] == keys["full"], f"{name}: {keys}"
+
+
+def test_budget_reads_the_current_mode():
+    b = runtime.budget("welcome", "quick")
+    assert b.mode == "quick" and b.n_points == runtime.BUDGETS["welcome"]["quick"]["n_points"]
+    with pytest.raises(KeyError, match="no budget for 'nope'"):
+        runtime.budget("nope")
+
+
+def test_device_override(monkeypatch):
+    monkeypatch.setattr(runtime, "_state", {"mode": None, "device": None})
+    assert runtime.set_device("cpu") == torch.device("cpu")
+    with pytest.raises(ValueError, match="unknown device 'gpu0'"):
+        runtime.set_device("gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            runtime.set_device("cuda")
+    monkeypatch.setenv("COURSE_DEVICE", "cpu")
+    runtime.set_device(None)
+    assert runtime.device().type == "cpu"
+
+
+def test_seeding_is_deterministic():
+    runtime.seed_everything(3)
+    a = torch.randn(4)
+    runtime.seed_everything(3)
+    assert torch.equal(a, torch.randn(4))
+    with pytest.raises(TypeError):
+        runtime.seed_everything(1.5)
+
+
+def test_describe_prints_device_mode_torch_threads(capsys):
+    info = runtime.describe()
+    out = capsys.readouterr().out
+    for key in ("device", "mode", "torch", "threads"):
+        assert key in info
+    assert info["torch"] in out and info["mode"] in out
+
+
+def test_autocast_is_a_no_op_on_cpu(monkeypatch):
+    monkeypatch.setattr(runtime, "_state", {"mode": None, "device": torch.device("cpu")})
+    with runtime.autocast():
+        y = torch.ones(2, 2) @ torch.ones(2, 2)
+    assert y.dtype == torch.float32

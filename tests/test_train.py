@@ -1,0 +1,70 @@
+import pytest
+import torch
+from torch import nn
+
+from course_lib.train import EMA, train
+
+
+def regression_problem():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    w = torch.tensor([[1.0, -2.0, 0.5]])
+    def loss_fn(step):
+        x = torch.randn(64, 3)
+        return ((model(x) - x @ w.T) ** 2).mean()
+    return model, loss_fn
+
+
+def test_train_learns_and_records_history():
+    model, loss_fn = regression_problem()
+    hist = train(model, loss_fn, 300, lr=0.05, progress=False)
+    assert len(hist.losses) == 300 and hist.seconds > 0
+    assert hist.losses[-1] < 0.01 * hist.losses[0]
+    assert len(hist.smoothed(10)) == 300
+
+
+def test_ema_tracks_weights_and_matches_hand_computation():
+    model = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    ema = EMA(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(2.0)
+    ema.update(model)
+    assert torch.allclose(ema.model.weight, torch.tensor([[1.1]]))   # 0.9 * 1 + 0.1 * 2
+
+
+def test_nan_loss_names_the_step():
+    model = nn.Linear(1, 1)
+    def loss_fn(step):
+        out = model(torch.ones(1, 1)).sum()
+        return out * float("nan") if step == 3 else out
+    with pytest.raises(FloatingPointError, match="step 3"):
+        train(model, loss_fn, 10, progress=False)
+
+
+def test_dict_losses_are_logged_and_bad_returns_are_clear():
+    model, loss_fn = regression_problem()
+    hist = train(model, lambda s: {"loss": loss_fn(s), "extra": 1.0}, 5, progress=False)
+    assert hist.logs["extra"] == [1.0] * 5
+    with pytest.raises(TypeError, match="scalar tensor"):
+        train(model, lambda s: torch.ones(3, requires_grad=True), 1, progress=False)
+    with pytest.raises(ValueError, match="steps must be a non-negative int"):
+        train(model, loss_fn, 2.5, progress=False)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        train(model, loss_fn, 2, schedule="linear", progress=False)
+
+
+def test_continuing_a_history_appends_and_keeps_ema():
+    model, loss_fn = regression_problem()
+    hist = train(model, loss_fn, 20, ema_decay=0.99, progress=False)
+    ema = hist.ema
+    hist = train(model, loss_fn, 10, ema_decay=0.99, progress=False, history=hist)
+    assert len(hist.losses) == 30 and hist.ema is ema
+
+
+def test_cosine_schedule_restores_base_lr():
+    model, loss_fn = regression_problem()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    train(model, loss_fn, 5, optimizer=opt, schedule="cosine", warmup=2, progress=False)
+    assert opt.param_groups[0]["lr"] == 0.1
