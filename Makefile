@@ -4,6 +4,8 @@ VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 export COURSE_MODE ?= lecture
+# JupyterLab refuses to start as root (containers, some cloud machines) unless told to
+LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 .PHONY: setup lab test run student check grade bench clean
 
@@ -17,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 lab: setup            ## open the course in JupyterLab
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(LAB_ARGS) notebooks/
 
 test: setup           ## unit tests, homework-check tests, sync check, every notebook in quick mode
 	COURSE_MODE=quick $(PY) -m pytest -q
