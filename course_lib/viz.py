@@ -88,6 +88,17 @@ def image_grid(images, nrow: int | None = None, titles=None, vmax: float | None 
 
 # ----------------------------------------------------------------------------- 2-D points
 
+def _square_axes(ax, lim: float, title: str | None = None) -> None:
+    """The look of every 2-D plot of the course: [-lim, lim]^2, equal aspect, no ticks."""
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
 def scatter_2d(points, ax=None, labels=None, lim: float = 3.0, s: float = 1.0, alpha: float = 0.4,
                title: str | None = None, color=None):
     """Scatter plot of (N, 2) points, coloured by ``labels`` if given."""
@@ -99,13 +110,7 @@ def scatter_2d(points, ax=None, labels=None, lim: float = 3.0, s: float = 1.0, a
     c = _np(labels) if labels is not None else color
     ax.scatter(p[:, 0], p[:, 1], s=s, alpha=alpha, c=c, cmap="tab10" if labels is not None else None,
                linewidths=0)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
+    _square_axes(ax, lim, title)
     return ax
 
 
@@ -154,12 +159,7 @@ def vector_field(v: Callable, t: float = 0.0, ax=None, lim: float = 3.0, n: int 
                   scale=max(float(np.percentile(speed, 90)), 1e-6) / (2 * lim / (n - 1)), width=0.004)
     else:
         ax.streamplot(gx, gy, u, w, color=speed, cmap="viridis", density=1.0, linewidth=0.8)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    ax.set_title(title if title is not None else f"v(x, t={t:.2f})", fontsize=9)
+    _square_axes(ax, lim, title if title is not None else f"v(x, t={t:.2f})")
     return ax
 
 
@@ -174,13 +174,7 @@ def trajectories(traj, ax=None, lim: float = 3.0, max_paths: int = 200, title: s
     ax.plot(p[:, :, 0], p[:, :, 1], color="tab:blue", alpha=0.35, lw=0.7)
     ax.scatter(p[0, :, 0], p[0, :, 1], s=3, color="grey", zorder=3)
     ax.scatter(p[-1, :, 0], p[-1, :, 1], s=3, color="tab:red", zorder=3)
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
-    ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title, fontsize=9)
+    _square_axes(ax, lim, title)
     return ax
 
 
