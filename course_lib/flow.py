@@ -126,12 +126,14 @@ def sample_time(n: int, kind: str = "uniform", *, mean: float = 0.0, std: float 
     """
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ValueError(f"n must be a positive int, got {n!r}")
+    # a seeded generator lives on the CPU: draw there and move; without one, draw on the device
+    where = "cpu" if generator is not None or device is None else device
     if kind == "uniform":
-        t = torch.rand(n, generator=generator)
+        t = torch.rand(n, generator=generator, device=where)
     elif kind == "logit_normal":
         if not std > 0:
             raise ValueError(f"std must be > 0, got {std!r}")
-        t = torch.sigmoid(mean + std * torch.randn(n, generator=generator))
+        t = torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=where))
     else:
         raise ValueError(f"unknown time sampler {kind!r}: expected one of {', '.join(TIME_SAMPLERS)}")
     return t.to(device) if device is not None else t
@@ -146,7 +148,8 @@ def drop_labels(y: torch.Tensor, p: float, null_class: int, generator: torch.Gen
         raise ValueError(f"label-drop probability must be in [0, 1], got {p!r}")
     if p == 0.0:
         return y
-    drop = torch.rand(y.shape[0], generator=generator).to(y.device) < p                # (N,)
+    u = torch.rand(y.shape[0], generator=generator) if generator is not None else torch.rand(y.shape[0], device=y.device)
+    drop = u.to(y.device) < p                                                    # (N,)
     return torch.where(drop, torch.full_like(y, null_class), y)
 
 
@@ -167,9 +170,10 @@ def loss(model: Callable, x1: torch.Tensor, *, x0: torch.Tensor | None = None, t
     _check_points(x1, "x1")
     n = x1.shape[0]
     if x0 is None:
-        x0 = torch.randn(x1.shape, generator=generator, dtype=x1.dtype).to(x1.device)
+        x0 = (torch.randn_like(x1) if generator is None else
+              torch.randn(x1.shape, generator=generator, dtype=x1.dtype).to(x1.device))    # (N, D)
     if t is None:
-        t = sample_time(n, time, generator=generator, **time_kw).to(device=x1.device, dtype=x1.dtype)
+        t = sample_time(n, time, generator=generator, device=x1.device, **time_kw).to(x1.dtype)  # (N,)
     s = (path or CondOTPath()).sample(x0, x1, t)
     if y is not None:
         null = getattr(model, "null_class", None)

@@ -71,7 +71,7 @@ def run(args: list[str]) -> dict:
     out["bar_euler100_le_1.5x_floor"] = out["euler100_over_floor"] <= 1.5
 
     if "reflow" not in skip:
-        x0, x1 = flow.reflow_pairs(model, B.reflow_pairs, 2, B.reflow_teacher_steps, seed=7)
+        x0, x1 = flow.reflow_pairs(model, B.reflow_pairs, 2, B.reflow_teacher_steps, "heun", seed=7)
         student = copy.deepcopy(model)
         rh = flow.reflow(student, x0, x1, B.reflow_steps, batch=B.batch, lr=B.lr / 2, schedule="cosine",
                          progress=False)
