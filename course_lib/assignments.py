@@ -160,15 +160,37 @@ def exercises_in(path: Path) -> list[str]:
     return names
 
 
+def restore_check_cells(submission, solution) -> int:
+    """Put the solution's check cells back into a submission (a learner may have edited them).
+    Returns how many cells were replaced."""
+    checks = {}
+    for cell in solution.cells:
+        if cell.cell_type == "code":
+            for name in CHECK_CALL.findall(cell.source):
+                checks[name] = cell.source
+    replaced = 0
+    for cell in submission.cells:
+        names = CHECK_CALL.findall(cell.source) if cell.cell_type == "code" else []
+        if len(names) == 1 and names[0] in checks and cell.source != checks[names[0]]:
+            cell.source, replaced = checks[names[0]], replaced + 1
+    return replaced
+
+
 def grade_one(path: Path, mode: str = "quick", timeout: int = 600) -> dict:
-    """Execute one submitted notebook and return {exercise: status} (+ '_error' if a cell failed)."""
+    """Execute one submitted notebook and return {exercise: status} (+ '_error' if a cell failed).
+
+    The check cells are taken from the solution notebook of the same name when there is one, and a
+    submission that hands in the course's reference object itself fails its check."""
     from nbclient import NotebookClient
-    expected = exercises_in(SOLUTIONS / path.name) if (SOLUTIONS / path.name).exists() else exercises_in(path)
+    solution = SOLUTIONS / path.name
+    expected = exercises_in(solution) if solution.exists() else exercises_in(path)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "grade.jsonl"
         env_before = {k: os.environ.get(k) for k in ("COURSE_GRADE_LOG", "COURSE_MODE", "COURSE_STATIC")}
         os.environ.update(COURSE_GRADE_LOG=str(log), COURSE_MODE=mode, COURSE_STATIC="1")
         nb, error = _read(path), ""
+        if solution.exists():
+            restore_check_cells(nb, _read(solution))
         try:
             NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
                            resources={"metadata": {"path": tmp}}).execute()

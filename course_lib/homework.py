@@ -114,6 +114,8 @@ def run_check(name: str, candidate) -> Result:
     ex = get(name)
     if candidate is None:
         return Result(name, "not attempted", "", ex.points)
+    if candidate is ex.reference and os.environ.get("COURSE_GRADE_LOG"):
+        return Result(name, "failed", "this is the course's reference implementation, not your code", ex.points)
     try:
         ex.checker(candidate)
     except Mismatch as e:

@@ -115,3 +115,17 @@ def test_grade_scores_passed_failed_and_unattempted(tmp_path):
     assert [r["welcome.euler_step"] for r in rows] == ["passed", "failed", "not attempted"]
     assert [r["score"] for r in rows] == ["1/1", "0/1", "0/1"]
     assert "welcome.euler_step" in (tmp_path / "grades.csv").read_text()
+
+
+def test_grading_restores_check_cells_and_rejects_the_reference(tmp_path, monkeypatch):
+    sols = tmp_path / "solutions"
+    sols.mkdir()
+    nbformat.write(solution_notebook(), sols / "sub.ipynb")
+    monkeypatch.setattr(assignments, "SOLUTIONS", sols)
+    cheat = assignments.student_version(solution_notebook())
+    cheat.cells[2].source = "print('welcome.euler_step] passed')"          # check cell replaced
+    nbformat.write(cheat, tmp_path / "sub.ipynb")
+    assert assignments.grade_one(tmp_path / "sub.ipynb")["welcome.euler_step"] == "not attempted"
+    cheat.cells[1].source = "from course_lib import homework\neuler_step = homework.reference('welcome.euler_step')"
+    nbformat.write(cheat, tmp_path / "sub.ipynb")
+    assert assignments.grade_one(tmp_path / "sub.ipynb")["welcome.euler_step"] == "failed"
