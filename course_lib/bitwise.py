@@ -1,0 +1,162 @@
+"""Lookup-free quantizers: FSQ, LFQ and BSQ. No codebook to learn, so no codebook collapse.
+
+* :class:`FSQ` (Mentzer et al. 2023, "Finite Scalar Quantization"): bound each of d channels with
+  tanh and round it to L_i levels with the straight-through estimator; an implicit codebook of
+  prod(L_i) codes, index in mixed radix. Bound as in the reference notes: half_l = (L-1)(1+1e-3)/2,
+  offset 0.5 for even L, shift = atanh(offset / half_l), z_hat = round(tanh(z + shift) half_l -
+  offset) / (L // 2).
+* :class:`LFQ` (MAGVIT-v2, Yu et al. 2023): code = sign(z) in {-1, +1}^d, index sum_i 2^i [z_i > 0],
+  an implicit vocabulary of 2^d; entropy penalty E[H(q(z))] - gamma H(E[q(z)]).
+* :class:`BSQ` (Zhao et al. 2024, "Binary Spherical Quantization"): L2-normalise u = z / |z| then
+  u_hat = sign(u) / sqrt(d): codes lie on the unit sphere, so the quantization error is bounded.
+
+Simplification: the entropy terms of LFQ and BSQ are computed per bit (BSQ's factorised form with
+group size 1): the per-sample entropy is exact per bit, the codebook entropy is the sum of the
+per-bit entropies of the batch-average, an upper bound of the true codebook entropy.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from course_lib.quantize import QuantOut, _check_vectors, perplexity, straight_through, usage
+
+
+def round_ste(x: torch.Tensor) -> torch.Tensor:
+    """round(x) in the forward pass, identity gradient."""
+    return x + (torch.round(x) - x).detach()
+
+
+def bits_to_index(bits: torch.Tensor) -> torch.Tensor:
+    """(..., d) bits in {0, 1} (or bools) -> (...,) int64 index sum_i 2^i b_i."""
+    d = bits.shape[-1]
+    weights = 2 ** torch.arange(d, device=bits.device)
+    return (bits.long() * weights).sum(-1)
+
+
+def index_to_bits(index: torch.Tensor, d: int) -> torch.Tensor:
+    """(...,) int64 -> (..., d) bits in {0, 1}, least significant first."""
+    return (index.long()[..., None] >> torch.arange(d, device=index.device)) & 1
+
+
+def bsq_quantize(z: torch.Tensor) -> torch.Tensor:
+    """BSQ: u = z / |z|, u_hat = sign(u) / sqrt(d) (sign(0) = +1), straight-through on the sign.
+
+    z: (..., d). Returns (..., d) on the unit sphere whose gradient w.r.t. u is the identity.
+    """
+    _check_vectors(z)
+    d = z.shape[-1]
+    u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+    u_hat = torch.where(u > 0, 1.0, -1.0).to(z.dtype) / math.sqrt(d)
+    return straight_through(u, u_hat)
+
+
+def _bit_entropy(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-6, 1 - 1e-6)
+    return -(p * p.log() + (1 - p) * (1 - p).log())
+
+
+def bitwise_entropy_loss(logit_pos: torch.Tensor, gamma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-bit entropy terms from logits of P(bit = 1), (N, d): (mean per-sample entropy,
+    entropy of the batch-average bit probabilities). Loss = first - gamma * second."""
+    p = torch.sigmoid(logit_pos)                                                  # (N, d)
+    sample = _bit_entropy(p).sum(-1).mean()
+    codebook = _bit_entropy(p.mean(0)).sum()
+    return sample, codebook
+
+
+class FSQ(nn.Module):
+    """Finite scalar quantization over channel-last vectors (..., len(levels))."""
+
+    def __init__(self, levels=(8, 5, 5, 5), eps: float = 1e-3):
+        super().__init__()
+        levels = [int(l) for l in levels]
+        if not levels or min(levels) < 2:
+            raise ValueError(f"levels must be a non-empty list of ints >= 2, got {levels}")
+        self.levels, self.dim, self.eps = levels, len(levels), eps
+        self.codebook_size = math.prod(levels)
+        self.register_buffer("_levels", torch.tensor(levels, dtype=torch.float32), persistent=False)
+        basis = torch.cumprod(torch.tensor([1] + levels[:-1]), 0)
+        self.register_buffer("_basis", basis, persistent=False)
+
+    def bound(self, z: torch.Tensor) -> torch.Tensor:
+        half_l = (self._levels - 1) * (1 + self.eps) / 2
+        offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
+        shift = torch.atanh(offset / half_l)
+        return torch.tanh(z + shift) * half_l - offset
+
+    def forward(self, z: torch.Tensor) -> QuantOut:
+        _check_vectors(z, "z", self.dim)
+        half_width = torch.floor(self._levels / 2)
+        z_hat = round_ste(self.bound(z)) / half_width                             # (..., d) in ~[-1, 1]
+        ints = torch.round(z_hat.detach() * half_width + half_width).long()      # (..., d) in 0..L-1
+        codes = (ints * self._basis).sum(-1)
+        stats = {"perplexity": perplexity(codes, self.codebook_size), "usage": usage(codes, self.codebook_size)}
+        return QuantOut(z_hat, codes, z.new_zeros(()), stats)
+
+
+class LFQ(nn.Module):
+    """Lookup-free quantization: sign(z) in {-1, +1}^d with the STE, an implicit 2^d vocabulary.
+
+    entropy_weight (0.1) and gamma (1.0) as lucidrains' defaults; P(bit = 1) = sigmoid(4 z_i *
+    inv_temperature). lucidrains uses inv_temperature 100, which saturates the sigmoid at the
+    course's small scales, so the default here is 1 (a deliberate deviation). The commitment weight
+    is 0 by default (Open-MAGVIT2's config uses 0.25).
+    """
+
+    def __init__(self, dim: int, entropy_weight: float = 0.1, gamma: float = 1.0,
+                 inv_temperature: float = 1.0, commitment: float = 0.0):
+        super().__init__()
+        if dim < 1 or dim > 62:
+            raise ValueError(f"dim (bits per token) must be in 1..62, got {dim}")
+        self.dim, self.entropy_weight, self.gamma = dim, entropy_weight, gamma
+        self.inv_temperature, self.commitment = inv_temperature, commitment
+        self.codebook_size = 2 ** dim
+
+    def forward(self, z: torch.Tensor) -> QuantOut:
+        _check_vectors(z, "z", self.dim)
+        q = torch.where(z > 0, 1.0, -1.0).to(z.dtype)
+        flat = z.reshape(-1, self.dim)
+        # distance to +1 minus distance to -1 is -4 z: P(bit=1) = sigmoid(4 z inv_temp)
+        h_sample, h_book = bitwise_entropy_loss(4 * flat.float() * self.inv_temperature)
+        loss = self.entropy_weight * (h_sample - self.gamma * h_book)
+        loss = loss + self.commitment * (z - q.detach()).pow(2).mean()
+        codes = bits_to_index(z > 0)
+        stats = {"bit_entropy": h_book.item()}
+        if self.dim <= 20:
+            stats.update(perplexity=perplexity(codes, self.codebook_size), usage=usage(codes, self.codebook_size))
+        return QuantOut(straight_through(z, q), codes, loss, stats)
+
+
+class BSQ(nn.Module):
+    """Binary spherical quantization, d bits per token (an implicit vocabulary of 2^d).
+
+    beta: commitment weight on |u - sg(u_hat)|^2 (0 in BSQ's official config); entropy_weight,
+    gamma, inv_temperature: the per-bit entropy penalty, P(bit = 1) = sigmoid(4 u_i / sqrt(d) *
+    inv_temperature) (bsq-vit's analytic per-bit form, u on the unit sphere).
+    """
+
+    def __init__(self, dim: int, beta: float = 0.0, entropy_weight: float = 0.1, gamma: float = 1.0,
+                 inv_temperature: float = 10.0):
+        super().__init__()
+        if dim < 1 or dim > 62:
+            raise ValueError(f"dim (bits per token) must be in 1..62, got {dim}")
+        self.dim, self.beta, self.entropy_weight = dim, beta, entropy_weight
+        self.gamma, self.inv_temperature = gamma, inv_temperature
+        self.codebook_size = 2 ** dim
+
+    def forward(self, z: torch.Tensor) -> QuantOut:
+        _check_vectors(z, "z", self.dim)
+        u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        u_hat = bsq_quantize(z)
+        flat = u.reshape(-1, self.dim).float()
+        h_sample, h_book = bitwise_entropy_loss(4 * flat / math.sqrt(self.dim) * self.inv_temperature)
+        loss = self.entropy_weight * (h_sample - self.gamma * h_book)
+        loss = loss + self.beta * (u - u_hat.detach()).pow(2).sum(-1).mean()
+        codes = bits_to_index(z > 0)
+        stats = {"bit_entropy": h_book.item()}
+        if self.dim <= 20:
+            stats.update(perplexity=perplexity(codes, self.codebook_size), usage=usage(codes, self.codebook_size))
+        return QuantOut(u_hat, codes, loss, stats)

@@ -1,0 +1,153 @@
+"""A small, readable transformer (nanoGPT style, Karpathy 2022; Vaswani et al. 2017) for the course.
+
+* :class:`Config`: sizes in one dataclass.
+* :func:`make_mask`: which position may look at which: ``"causal"`` (GPT), ``"bidirectional"``
+  (BERT, MaskGIT, the TiTok tokenizer) or ``"block_causal"`` (VAR: every token sees its own block
+  and all earlier blocks; blocks given by their lengths).
+* :class:`Transformer`: pre-LayerNorm blocks over (B, T, D) embeddings with any mask; it does not own
+  an embedding, so tokenizers, GPTs and next-scale models all wrap it.
+* :class:`GPT`: token + learned position embedding -> Transformer -> logits; ``mask`` picks the
+  attention pattern. Later notebooks (GPT over tokens, MaskGIT, VAR) reuse these classes.
+
+Masks are bool (T, T) with True = "may attend", as ``F.scaled_dot_product_attention`` expects.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+MASKS = ("causal", "bidirectional", "block_causal")
+
+
+@dataclass
+class Config:
+    d_model: int = 128
+    n_layer: int = 4
+    n_head: int = 4
+    mlp_ratio: int = 4
+    dropout: float = 0.0
+    bias: bool = True
+    vocab_size: int = 256      # GPT only
+    block_size: int = 256      # GPT only: the longest sequence (learned positions)
+
+    def __post_init__(self):
+        if self.d_model % self.n_head:
+            raise ValueError(f"d_model {self.d_model} must be divisible by n_head {self.n_head}")
+
+
+def make_mask(kind: str, T: int | None = None, blocks=None, device=None) -> torch.Tensor | None:
+    """A (T, T) bool attention mask (True = may attend) or None for "bidirectional".
+
+    causal: i sees j <= i. block_causal: ``blocks`` = lengths summing to T; i sees j if j's block
+    is not later than i's.
+    """
+    if kind not in MASKS:
+        raise ValueError(f"unknown mask {kind!r}: expected one of {', '.join(MASKS)}")
+    if kind == "bidirectional":
+        return None
+    if kind == "causal":
+        if T is None:
+            raise ValueError("a causal mask needs T")
+        return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+    if blocks is None:
+        raise ValueError("a block_causal mask needs blocks (a list of block lengths)")
+    blocks = [int(b) for b in blocks]
+    if T is not None and sum(blocks) != T:
+        raise ValueError(f"block lengths {blocks} sum to {sum(blocks)}, expected T = {T}")
+    ids = torch.repeat_interleave(torch.arange(len(blocks), device=device),
+                                  torch.tensor(blocks, device=device))                # (T,)
+    return ids[:, None] >= ids[None, :]
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, D = x.shape
+        q, k, v = self.qkv(x).split(D, dim=2)                                         # 3 x (B, T, D)
+        q, k, v = (t.view(B, T, self.n_head, D // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(B, T, D)                                         # (B, T, D)
+        return self.proj(y)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg)
+        self.mlp = nn.Sequential(nn.Linear(cfg.d_model, cfg.mlp_ratio * cfg.d_model, bias=cfg.bias), nn.GELU(),
+                                 nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model, bias=cfg.bias),
+                                 nn.Dropout(cfg.dropout))
+
+    def forward(self, x, mask=None):
+        x = x + self.attn(self.ln1(x), mask)
+        return x + self.mlp(self.ln2(x))
+
+
+class Transformer(nn.Module):
+    """n_layer pre-LN blocks and a final LayerNorm over (B, T, d_model) embeddings."""
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.d_model)
+        self.apply(_init_weights)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | str | None = None) -> torch.Tensor:
+        if x.dim() != 3 or x.shape[-1] != self.cfg.d_model:
+            raise ValueError(f"expected embeddings (B, T, {self.cfg.d_model}), got {tuple(x.shape)}")
+        if isinstance(mask, str):
+            mask = make_mask(mask, x.shape[1], device=x.device)
+        if mask is not None and tuple(mask.shape[-2:]) != (x.shape[1], x.shape[1]):
+            raise ValueError(f"mask must be ({x.shape[1]}, {x.shape[1]}), got {tuple(mask.shape)}")
+        for b in self.blocks:
+            x = b(x, mask)
+        return self.ln_f(x)
+
+
+class GPT(nn.Module):
+    """Token and position embeddings, a :class:`Transformer`, a linear head to vocab_size logits.
+
+    forward(idx (B, T) int64, mask="causal") -> logits (B, T, vocab_size).
+    """
+
+    def __init__(self, cfg: Config):
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos = nn.Parameter(torch.zeros(1, cfg.block_size, cfg.d_model))
+        self.body = Transformer(cfg)
+        self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        nn.init.normal_(self.tok.weight, std=0.02)
+        nn.init.normal_(self.pos, std=0.02)
+        nn.init.normal_(self.head.weight, std=0.02)
+
+    def forward(self, idx: torch.Tensor, mask: torch.Tensor | str | None = "causal") -> torch.Tensor:
+        if idx.dim() != 2 or idx.dtype != torch.long:
+            raise ValueError(f"expected int64 token ids (B, T), got {idx.dtype} {tuple(idx.shape)}")
+        if idx.shape[1] > self.cfg.block_size:
+            raise ValueError(f"sequence of {idx.shape[1]} tokens is longer than block_size {self.cfg.block_size}")
+        x = self.tok(idx) + self.pos[:, :idx.shape[1]]                                  # (B, T, D)
+        return self.head(self.body(x, mask))
+
+
+def _init_weights(m):
+    if isinstance(m, nn.Linear):
+        nn.init.normal_(m.weight, std=0.02)
+        if m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

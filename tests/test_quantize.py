@@ -1,0 +1,162 @@
+"""Unit and learning tests of course_lib.quantize and course_lib.bitwise."""
+import math
+
+import pytest
+import torch
+
+from course_lib import bitwise, quantize
+
+
+def test_straight_through_gradient_is_identity():
+    z = torch.randn(5, 3, requires_grad=True)
+    zq = torch.randn(5, 3)
+    out = quantize.straight_through(z, zq)
+    assert torch.equal(out, zq + 0 * z) or torch.allclose(out, zq)
+    w = torch.randn(5, 3)
+    (out * w).sum().backward()
+    assert torch.allclose(z.grad, w)
+
+
+def test_losses_are_computed_on_the_raw_code_before_ste():
+    """With the losses on the STE value, the codebook would get no gradient: this test fails then."""
+    torch.manual_seed(0)
+    vq = quantize.VectorQuantizer(8, 4, beta=0.25, ema=False)
+    z = torch.randn(32, 4, requires_grad=True)
+    out = vq(z)
+    out.loss.backward()
+    assert vq.codebook.grad is not None and vq.codebook.grad.abs().sum() > 0
+    # expected codebook gradient: d/de mean|sg z - e|^2 over assigned vectors
+    codes = out.codes
+    want = torch.zeros_like(vq.codebook)
+    want.index_add_(0, codes, 2 * (vq.codebook[codes] - z.detach()) / z.numel())
+    assert torch.allclose(vq.codebook.grad, want, atol=1e-6)
+    # and the commitment gradient reaches z with weight beta
+    assert torch.allclose(z.grad, 2 * 0.25 * (z.detach() - vq.codebook[codes].detach()) / z.numel(), atol=1e-6)
+
+
+def test_nearest_code_is_argmin_and_fp32():
+    g = torch.Generator().manual_seed(1)
+    z, cb = torch.randn(50, 6, generator=g), torch.randn(10, 6, generator=g)
+    assert torch.equal(quantize.nearest_code(z, cb), torch.cdist(z, cb).argmin(1))
+    assert torch.equal(quantize.nearest_code(z.to(torch.bfloat16), cb.to(torch.bfloat16)),
+                       quantize.nearest_code(z.to(torch.bfloat16).float(), cb.to(torch.bfloat16).float()))
+    with pytest.raises(ValueError, match="codebook must have shape"):
+        quantize.nearest_code(z, torch.randn(10, 5))
+
+
+def test_ema_update_matches_hand_computation():
+    n = torch.tensor([1.0, 2.0])
+    m = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    z = torch.tensor([[1.0, 1.0], [3.0, 1.0], [0.0, 4.0]])
+    codes = torch.tensor([0, 0, 1])
+    d, eps = 0.9, 1e-5
+    n2, m2, e = quantize.ema_update(n, m, z, codes, d, eps)
+    assert torch.allclose(n2, torch.tensor([0.9 * 1 + 0.1 * 2, 0.9 * 2 + 0.1 * 1]))
+    assert torch.allclose(m2, torch.tensor([[0.9 + 0.1 * 4, 0.1 * 2], [0.0, 1.8 + 0.4]]))
+    total = n2.sum()
+    smoothed = (n2 + eps) / (total + 2 * eps) * total
+    assert torch.allclose(e, m2 / smoothed[:, None])
+
+
+def test_ema_vq_has_buffer_codebook_and_beta_only_loss():
+    vq = quantize.VectorQuantizer(16, 4, ema=True)
+    assert "codebook" not in dict(vq.named_parameters())
+    z = torch.randn(64, 4)
+    out = vq(z)
+    assert math.isclose(out.loss.item(), 0.25 * out.stats["commitment"], rel_tol=1e-5)
+
+
+def test_kmeans_init_and_dead_code_restart_raise_usage():
+    torch.manual_seed(0)
+    z = torch.randn(512, 2) * 0.1 + 5.0         # far from the N(0, 1) initial codebook
+    plain = quantize.VectorQuantizer(32, 2, ema=True)
+    fixed = quantize.VectorQuantizer(32, 2, ema=True, kmeans_init=True, dead_threshold=1.0)
+    for _ in range(20):
+        a, b = plain(z), fixed(z)
+    assert a.stats["usage"] < 0.2
+    assert b.stats["usage"] > 0.8 and b.stats["perplexity"] > 5 * a.stats["perplexity"]
+
+
+def test_perplexity_and_usage():
+    assert math.isclose(quantize.perplexity(torch.arange(8), 8), 8.0, rel_tol=1e-6)
+    assert math.isclose(quantize.perplexity(torch.zeros(10, dtype=torch.long), 8), 1.0)
+    assert quantize.usage(torch.tensor([0, 0, 3]), 4) == 0.5
+
+
+def test_vq_learns_a_mixture():
+    """Codebook-loss VQ (learned codebook) fits 4 clusters within 200 steps."""
+    torch.manual_seed(0)
+    centres = torch.tensor([[2.0, 0.0], [-2.0, 0.0], [0.0, 2.0], [0.0, -2.0]])
+    vq = quantize.VectorQuantizer(4, 2, kmeans_init=True)
+    opt = torch.optim.Adam(vq.parameters(), lr=0.05)
+    for _ in range(200):
+        z = centres[torch.randint(4, (256,))] + 0.1 * torch.randn(256, 2)
+        out = vq(z)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    err = (out.z_q - z).pow(2).sum(1).mean().item()
+    assert err < 0.05, err
+
+
+def test_rvq_error_non_increasing_with_depth():
+    torch.manual_seed(0)
+    rvq = quantize.ResidualVQ(6, 32, 4, ema=True, kmeans_init=True)
+    z = torch.randn(8, 64, 4)
+    for _ in range(5):
+        rvq(z)
+    rvq.eval()
+    errs = [(rvq(z, n_q=n).z_q - z).pow(2).mean().item() for n in range(1, 7)]
+    assert all(b <= a + 1e-6 for a, b in zip(errs, errs[1:])), errs
+    assert errs[-1] < 0.5 * errs[0]
+    codes = rvq(z).codes
+    assert codes.shape == (8, 64, 6)
+    assert torch.allclose(rvq.decode_codes(codes), rvq(z).z_q, atol=1e-5)
+
+
+def test_rvq_gradient_reaches_encoder_through_every_level_and_dropout_varies():
+    torch.manual_seed(0)
+    rvq = quantize.ResidualVQ(4, 16, 3, quantizer_dropout=True, ema=True)
+    z = torch.randn(32, 10, 3, requires_grad=True)
+    out = rvq(z)
+    (out.z_q.sum() + out.loss).backward()
+    assert z.grad is not None and torch.isfinite(z.grad).all()
+    with pytest.raises(ValueError, match="n_q must be in 1..4"):
+        rvq(z, n_q=5)
+
+
+def test_fsq_levels_and_indices():
+    fsq = bitwise.FSQ([5, 4, 3])
+    z = torch.randn(100, 3) * 3
+    out = fsq(z)
+    assert out.codes.min() >= 0 and out.codes.max() < 60
+    half = torch.tensor([2.0, 2.0, 1.0])
+    ints = out.z_q * half
+    assert torch.allclose(ints, ints.round(), atol=1e-5)                 # an integer grid
+    assert set(ints[:, 0].round().tolist()) <= {-2, -1, 0, 1, 2}          # odd L = 5: symmetric
+    assert set(ints[:, 1].round().tolist()) <= {-2, -1, 0, 1}             # even L = 4: shifted by half
+    assert set(ints[:, 2].round().tolist()) <= {-1, 0, 1}
+    zz = z.clone().requires_grad_(True)
+    fsq(zz).z_q.sum().backward()
+    assert zz.grad.abs().sum() > 0
+
+
+def test_bsq_codes_on_unit_sphere_and_lfq_indices():
+    z = torch.randn(50, 9)
+    out = bitwise.BSQ(9)(z)
+    assert torch.allclose(out.z_q.norm(dim=-1), torch.ones(50), atol=1e-5)
+    assert torch.allclose(out.z_q.abs(), torch.full_like(out.z_q, 1 / 3), atol=1e-6)
+    lfq = bitwise.LFQ(9)(z)
+    bits = bitwise.index_to_bits(lfq.codes, 9)
+    assert torch.equal(bits.bool(), z > 0)
+    assert torch.equal(bitwise.bits_to_index(bits), lfq.codes)
+
+
+def test_bad_inputs_raise_clear_errors():
+    vq = quantize.VectorQuantizer(8, 4)
+    with pytest.raises(ValueError, match=r"\(\.\.\., 4\)"):
+        vq(torch.randn(3, 5))
+    with pytest.raises(TypeError, match="floating"):
+        vq(torch.ones(3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="levels"):
+        bitwise.FSQ([1, 4])
