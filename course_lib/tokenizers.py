@@ -187,19 +187,19 @@ class VideoTokenizer(_Tokenizer):
 # ----------------------------------------------------------------------------- training
 
 def fit(model: _Tokenizer, batch_fn, steps: int, *, lr: float = 2e-3, loss: str = "mse",
-        perceptual: nn.Module | None = None, perceptual_weight: float = 1.0,
+        stft_weight: float = 0.0, perceptual: nn.Module | None = None, perceptual_weight: float = 1.0,
         discriminator: nn.Module | None = None, disc_start: int = 0, disc_weight: float = 0.5,
         desc: str = "tokenizer", progress: bool = True, history: History | None = None) -> History:
     """Train a tokenizer on batches ``batch_fn(step) -> x``; returns the :class:`History`.
 
-    loss: "mse", "l1", or "stft" (audio: multi-resolution STFT + 0.1 MSE... see below). The
-    quantizer's auxiliary loss is always added. ``perceptual`` (a module (x_hat, x) -> scalar) adds
+    loss: "mse" or "l1" (the regression term); stft_weight (audio): adds that weight times the
+    multi-resolution STFT loss. The quantizer's auxiliary loss is always added. ``perceptual`` (a module (x_hat, x) -> scalar) adds
     perceptual_weight * it; ``discriminator`` adds VQGAN's adaptive-weighted hinge GAN loss after
     ``disc_start`` steps (the discriminator is trained here with its own Adam(0.5, 0.9)). Logs the
     quantizer's perplexity and the reconstruction loss per step.
     """
-    if loss not in ("mse", "l1", "stft"):
-        raise ValueError(f"unknown loss {loss!r}: expected 'mse', 'l1' or 'stft'")
+    if loss not in ("mse", "l1"):
+        raise ValueError(f"unknown loss {loss!r}: expected 'mse' or 'l1'")
     d_opt = None
     if discriminator is not None:
         d_opt = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
@@ -207,12 +207,9 @@ def fit(model: _Tokenizer, batch_fn, steps: int, *, lr: float = 2e-3, loss: str 
     def loss_fn(step):
         x = batch_fn(step)
         out = model(x)
-        if loss == "mse":
-            rec = losses.mse(out.recon, x)
-        elif loss == "l1":
-            rec = (out.recon - x).abs().mean()
-        else:   # waves: STFT loss for "sounds alike", a small MSE term to keep the phase honest
-            rec = losses.multi_resolution_stft_loss(x, out.recon) + 10 * losses.mse(out.recon, x)
+        rec = losses.mse(out.recon, x) if loss == "mse" else (out.recon - x).abs().mean()
+        if stft_weight:
+            rec = rec + stft_weight * losses.multi_resolution_stft_loss(x, out.recon)
         total = rec + out.qloss
         if perceptual is not None:
             total = total + perceptual_weight * perceptual(out.recon, x)

@@ -1,0 +1,75 @@
+"""A TiTok-style 1-D tokenizer (Yu et al. 2024, "An Image is Worth 32 Tokens"), at course scale.
+
+Encoder: a bidirectional :class:`~course_lib.transformer.Transformer` over the image's p x p
+patches plus K learned latent tokens; only the K latents are kept, projected to ``token_dim`` and
+quantized (any quantizer, or none). Decoder: a transformer over one learned mask token per patch
+position plus the K quantized latents; the patch outputs become pixels. The K latents carry no 2-D
+position: they describe the image as a whole.
+
+Simplifications: one-stage training with pixel MSE (TiTok trains stage 1 on a VQGAN's proxy codes),
+no class token, a few tiny layers.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from course_lib.tokenizers import AEOut
+from course_lib.transformer import Config, Transformer
+
+
+class TiTok(nn.Module):
+    def __init__(self, image_size: int = 16, patch: int = 4, channels: int = 3, n_tokens: int = 8,
+                 token_dim: int = 8, d_model: int = 64, n_layer: int = 2, n_head: int = 4,
+                 quantizer: nn.Module | None = None):
+        super().__init__()
+        if image_size % patch:
+            raise ValueError(f"image_size {image_size} must be divisible by patch {patch}")
+        self.image_size, self.patch, self.channels, self.n_tokens = image_size, patch, channels, n_tokens
+        self.n_patches = (image_size // patch) ** 2
+        pdim = channels * patch * patch
+        cfg = Config(d_model=d_model, n_layer=n_layer, n_head=n_head)
+        self.patch_in = nn.Linear(pdim, d_model)
+        self.pos_enc = nn.Parameter(0.02 * torch.randn(1, self.n_patches, d_model))
+        self.latents = nn.Parameter(0.02 * torch.randn(1, n_tokens, d_model))
+        self.enc = Transformer(cfg)
+        self.to_token = nn.Linear(d_model, token_dim)
+        self.from_token = nn.Linear(token_dim, d_model)
+        self.mask_token = nn.Parameter(0.02 * torch.randn(1, 1, d_model))
+        self.pos_dec = nn.Parameter(0.02 * torch.randn(1, self.n_patches, d_model))
+        self.lat_pos_dec = nn.Parameter(0.02 * torch.randn(1, n_tokens, d_model))
+        self.dec = Transformer(cfg)
+        self.patch_out = nn.Linear(d_model, pdim)
+        self.quantizer = quantizer
+
+    def _patchify(self, x):
+        B, C, H, W = x.shape
+        p = self.patch
+        x = x.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)       # (B, h, w, C, p, p)
+        return x.reshape(B, (H // p) * (W // p), C * p * p)                         # (B, N, C p p)
+
+    def _unpatchify(self, t):
+        B, p, s = t.shape[0], self.patch, self.image_size // self.patch
+        t = t.reshape(B, s, s, self.channels, p, p).permute(0, 3, 1, 4, 2, 5)       # (B, C, h, p, w, p)
+        return t.reshape(B, self.channels, s * p, s * p)
+
+    def forward(self, x: torch.Tensor) -> AEOut:
+        if x.dim() != 4 or tuple(x.shape[1:]) != (self.channels, self.image_size, self.image_size):
+            raise ValueError(f"expected images (B, {self.channels}, {self.image_size}, {self.image_size}), "
+                             f"got {tuple(x.shape)}")
+        B = x.shape[0]
+        h = torch.cat([self.patch_in(self._patchify(x)) + self.pos_enc,
+                       self.latents.expand(B, -1, -1)], 1)                           # (B, N + K, d)
+        z = self.to_token(self.enc(h, mask=None)[:, self.n_patches:])               # (B, K, token_dim)
+        codes, qloss, stats = None, z.new_zeros(()), {}
+        if self.quantizer is not None:
+            out = self.quantizer(z)
+            z, codes, qloss, stats = out.z_q, out.codes, out.loss, out.stats
+        g = torch.cat([self.mask_token.expand(B, self.n_patches, -1) + self.pos_dec,
+                       self.from_token(z) + self.lat_pos_dec], 1)                    # (B, N + K, d)
+        y = self.patch_out(self.dec(g, mask=None)[:, :self.n_patches])              # (B, N, C p p)
+        return AEOut(self._unpatchify(y), z, codes, qloss, stats)
+
+    @property
+    def last_layer(self):
+        return self.patch_out.weight

@@ -1,0 +1,58 @@
+"""Tests of course_lib.transformer: masks, shapes, causality, a learning test."""
+import pytest
+import torch
+
+from course_lib.transformer import GPT, Config, Transformer, make_mask
+
+
+def test_masks():
+    c = make_mask("causal", 4)
+    assert c.dtype == torch.bool and torch.equal(c, torch.ones(4, 4, dtype=torch.bool).tril())
+    assert make_mask("bidirectional", 4) is None
+    b = make_mask("block_causal", 5, blocks=[1, 2, 2])
+    assert b[0].tolist() == [True, False, False, False, False]
+    assert b[1].tolist() == [True, True, True, False, False]          # sees its whole block
+    assert b[4].tolist() == [True] * 5
+    with pytest.raises(ValueError, match="sum to 4"):
+        make_mask("block_causal", 5, blocks=[2, 2])
+    with pytest.raises(ValueError, match="unknown mask"):
+        make_mask("diagonal", 3)
+
+
+def test_causal_output_does_not_depend_on_the_future():
+    torch.manual_seed(0)
+    tr = Transformer(Config(d_model=32, n_layer=2, n_head=4)).eval()
+    x = torch.randn(2, 6, 32)
+    y = tr(x, "causal")
+    x2 = x.clone()
+    x2[:, 4:] = torch.randn(2, 2, 32)
+    y2 = tr(x2, "causal")
+    assert torch.allclose(y[:, :4], y2[:, :4], atol=1e-5)
+    assert not torch.allclose(y[:, 4:], y2[:, 4:], atol=1e-3)
+    yb = tr(x2, "bidirectional")
+    assert not torch.allclose(tr(x, "bidirectional")[:, :4], yb[:, :4], atol=1e-4)
+
+
+def test_gpt_shapes_and_errors():
+    gpt = GPT(Config(d_model=32, n_layer=1, n_head=2, vocab_size=11, block_size=8))
+    idx = torch.randint(11, (3, 8))
+    assert gpt(idx).shape == (3, 8, 11)
+    with pytest.raises(ValueError, match="block_size"):
+        gpt(torch.randint(11, (1, 9)))
+    with pytest.raises(ValueError, match="int64"):
+        gpt(torch.rand(1, 4))
+    with pytest.raises(ValueError, match="divisible"):
+        Config(d_model=30, n_head=4)
+
+
+def test_gpt_learns_a_repeating_sequence():
+    torch.manual_seed(0)
+    gpt = GPT(Config(d_model=32, n_layer=2, n_head=2, vocab_size=5, block_size=16))
+    seq = torch.arange(16) % 5
+    opt = torch.optim.Adam(gpt.parameters(), lr=3e-3)
+    for _ in range(150):
+        x = seq[None].repeat(8, 1)
+        logits = gpt(x[:, :-1])
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 5), x[:, 1:].reshape(-1))
+        opt.zero_grad(); loss.backward(); opt.step()
+    assert loss.item() < 0.1, loss.item()
