@@ -189,14 +189,16 @@ class VideoTokenizer(_Tokenizer):
 def fit(model: _Tokenizer, batch_fn, steps: int, *, lr: float = 2e-3, loss: str = "mse",
         stft_weight: float = 0.0, perceptual: nn.Module | None = None, perceptual_weight: float = 1.0,
         discriminator: nn.Module | None = None, disc_start: int = 0, disc_weight: float = 0.5,
-        desc: str = "tokenizer", progress: bool = True, history: History | None = None) -> History:
+        desc: str = "tokenizer", progress: bool = True, history: History | None = None,
+        **train_kw) -> History:
     """Train a tokenizer on batches ``batch_fn(step) -> x``; returns the :class:`History`.
 
     loss: "mse" or "l1" (the regression term); stft_weight (audio): adds that weight times the
     multi-resolution STFT loss. The quantizer's auxiliary loss is always added. ``perceptual`` (a module (x_hat, x) -> scalar) adds
     perceptual_weight * it; ``discriminator`` adds VQGAN's adaptive-weighted hinge GAN loss after
     ``disc_start`` steps (the discriminator is trained here with its own Adam(0.5, 0.9)). Logs the
-    quantizer's perplexity and the reconstruction loss per step.
+    quantizer's perplexity and the reconstruction loss per step. Other keywords (schedule,
+    warmup, ...) go to :func:`course_lib.train.train`.
     """
     if loss not in ("mse", "l1"):
         raise ValueError(f"unknown loss {loss!r}: expected 'mse' or 'l1'")
@@ -228,7 +230,7 @@ def fit(model: _Tokenizer, batch_fn, steps: int, *, lr: float = 2e-3, loss: str 
                 logs[k] = out.stats[k]
         return {"loss": total, **logs}
 
-    return train(model, loss_fn, steps, lr=lr, desc=desc, progress=progress, history=history)
+    return train(model, loss_fn, steps, lr=lr, desc=desc, progress=progress, history=history, **train_kw)
 
 
 def sample_batch(pool: torch.Tensor, batch: int, seed: int = 0):
