@@ -94,15 +94,6 @@ class ResidualBlock(nn.Module):
         z = torch.tanh(f) * torch.sigmoid(g)
         return x + self.res(z), self.skip(z)
 
-    def step(self, x: torch.Tensor, past: torch.Tensor):
-        """One time step: x (N, C) the input now, past (N, C) the input ``dilation`` steps ago."""
-        w = self.conv.weight                                         # (2C, C, 2): tap 0 = t - d, tap 1 = t
-        a = F.linear(past, w[:, :, 0]) + F.linear(x, w[:, :, 1], self.conv.bias)
-        f, g = a.chunk(2, dim=1)
-        z = torch.tanh(f) * torch.sigmoid(g)                         # (N, C)
-        return x + F.linear(z, self.res.weight[:, :, 0], self.res.bias), \
-            F.linear(z, self.skip.weight[:, :, 0], self.skip.bias)
-
 
 class WaveNet(nn.Module):
     """A small WaveNet over mu-law levels.
@@ -138,36 +129,44 @@ class WaveNet(nn.Module):
         return self.head(skips)                                      # (N, levels, L)
 
     @torch.no_grad()
-    def generate(self, n_samples: int, prime: torch.Tensor, temperature: float = 1.0,
+    def generate(self, n_samples: int, prime: torch.Tensor, temperature=1.0,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Continue ``prime`` (N, P) int64 levels (P >= 1) by ``n_samples`` samples, one at a time.
 
-        Each layer keeps a ring buffer of its last ``dilation`` inputs, so a step costs O(layers).
-        Returns (N, P + n_samples) int64 levels (the prime included)."""
+        ``temperature``: a float, or a (N,) tensor (one per clip). Each layer keeps a ring buffer
+        of its last ``dilation`` inputs, so a step costs O(layers), not a pass over the receptive
+        field. Returns (N, P + n_samples) int64 levels (the prime included)."""
         if prime.dim() != 2 or prime.shape[1] < 1 or prime.dtype != torch.long:
             raise ValueError(f"prime must be int64 levels of shape (N, P) with P >= 1, got "
                              f"{prime.dtype} {tuple(prime.shape)}")
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature!r}")
+        temp = torch.as_tensor(temperature, dtype=torch.float32).reshape(-1, 1)     # (1 or N, 1)
+        if (temp <= 0).any() or temp.shape[0] not in (1, prime.shape[0]):
+            raise ValueError(f"temperature must be > 0, a float or one per clip, got {temperature!r}")
         self.eval()
         n, dev = prime.shape[0], prime.device
         c = self.embed.embedding_dim
-        buffers = [torch.zeros(n, c, d, device=dev) for d in self.dilations]   # input at t - d .. t - 1
+        # fused weights per block: [W_{t-d} W_t] for the dilated conv, [W_res; W_skip] for the outputs
+        fused = [(torch.cat([b.conv.weight[:, :, 0], b.conv.weight[:, :, 1]], 1).t().contiguous(), b.conv.bias,
+                  torch.cat([b.res.weight[:, :, 0], b.skip.weight[:, :, 0]], 0).t().contiguous(),
+                  torch.cat([b.res.bias, b.skip.bias]), b.dilation) for b in self.blocks]
+        queues = [[torch.zeros(n, c, device=dev)] * d for d in self.dilations]  # inputs at t - d .. t - 1
         out = [prime[:, i] for i in range(prime.shape[1])]
         total = prime.shape[1] + n_samples
         for t in range(total - 1):
             x = self.embed(out[t])                                   # (N, C)
             skips = 0
-            for block, buf in zip(self.blocks, buffers):
-                slot = t % block.dilation
-                past = buf[:, :, slot].clone()                       # the input at t - d (zeros before 0)
-                buf[:, :, slot] = x
-                x, s = block.step(x, past)
+            for (w_in, b_in, w_out, b_out, d), queue in zip(fused, queues):
+                slot = t % d
+                past, queue[slot] = queue[slot], x                   # the input at t - d; store the one at t
+                f, g = torch.addmm(b_in, torch.cat([past, x], 1), w_in).chunk(2, dim=1)
+                z = torch.tanh(f) * torch.sigmoid(g)                 # (N, C)
+                res, s = torch.addmm(b_out, z, w_out).split([c, w_out.shape[1] - c], dim=1)
+                x = x + res
                 skips = skips + s                                    # (N, S)
             if t + 1 < prime.shape[1]:
                 continue                                             # teacher-forced through the prime
-            logits = self.head(skips[:, :, None])[:, :, 0].float() / temperature   # (N, levels)
-            probs = torch.softmax(logits, dim=-1).cpu()
+            logits = self.head(skips[:, :, None])[:, :, 0].float().cpu() / temp   # (N, levels)
+            probs = torch.softmax(logits, dim=-1)
             out.append(torch.multinomial(probs, 1, generator=generator)[:, 0].to(dev))
         return torch.stack(out, dim=1)                               # (N, P + n_samples)
 
