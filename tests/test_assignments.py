@@ -123,9 +123,17 @@ def test_grading_restores_check_cells_and_rejects_the_reference(tmp_path, monkey
     nbformat.write(solution_notebook(), sols / "sub.ipynb")
     monkeypatch.setattr(assignments, "SOLUTIONS", sols)
     cheat = assignments.student_version(solution_notebook())
-    cheat.cells[2].source = "print('welcome.euler_step] passed')"          # check cell replaced
+    # a check cell edited to check the reference is put back as the solution has it
+    cheat.cells[2].source = ("from course_lib import homework\n"
+                             "homework.check('welcome.euler_step', lambda *a: homework.reference('welcome.euler_step')(*a))")
     nbformat.write(cheat, tmp_path / "sub.ipynb")
     assert assignments.grade_one(tmp_path / "sub.ipynb")["welcome.euler_step"] == "not attempted"
+    # a check cell deleted: the exercise was never checked
+    cheat.cells[2].source = "print('welcome.euler_step] passed')"
+    nbformat.write(cheat, tmp_path / "sub.ipynb")
+    assert assignments.grade_one(tmp_path / "sub.ipynb")["welcome.euler_step"] == "not run"
+    # the reference handed in as one's own function
+    cheat = assignments.student_version(solution_notebook())
     cheat.cells[1].source = "from course_lib import homework\neuler_step = homework.reference('welcome.euler_step')"
     nbformat.write(cheat, tmp_path / "sub.ipynb")
     assert assignments.grade_one(tmp_path / "sub.ipynb")["welcome.euler_step"] == "failed"
