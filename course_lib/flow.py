@@ -38,6 +38,7 @@ from typing import Callable
 
 import torch
 
+from course_lib import runtime
 from course_lib import train as _train
 
 METHODS = {"euler": 1, "midpoint": 2, "heun": 2}   # method -> network evaluations (NFE) per step
@@ -255,7 +256,7 @@ def sample(v: Callable, n: int, dim: int, steps: int = 100, method: str = "euler
     x0 = torch.randn(n, dim, generator=g)
     if device is None:
         p = next(iter(getattr(v, "parameters", lambda: [])()), None)
-        device = p.device if p is not None else "cpu"
+        device = p.device if p is not None else runtime.device()
     return integrate(v, x0.to(device), steps, method, trajectory=trajectory)
 
 
@@ -312,7 +313,7 @@ def reflow_pairs(v: Callable, n: int, dim: int, steps: int = 100, method: str = 
     x0 = torch.randn(n, dim, generator=g)
     if device is None:
         p = next(iter(getattr(v, "parameters", lambda: [])()), None)
-        device = p.device if p is not None else "cpu"
+        device = p.device if p is not None else runtime.device()
     x0 = x0.to(device)
     x1 = torch.cat([integrate(v, chunk, steps, method) for chunk in x0.split(batch)])
     return x0, x1
