@@ -5,8 +5,8 @@
 * :class:`PerceptualLoss`: distance between features of a small fixed network (the idea of LPIPS,
   Zhang et al. 2018, which uses VGG16). At course scale the network is :class:`FeatureNet`, a small
   CNN trained for a few seconds to classify the shapes' shape and colour (:func:`shapes_feature_net`).
-  Simplification: unit-normalised features, squared distance averaged per layer, no learned
-  per-channel weights.
+  Simplification: unit-normalised features of the two deeper stages, 3x3 average-pooled, squared
+  distance averaged per layer, no learned per-channel weights.
 * :func:`multi_resolution_stft_loss`: for audio, spectral convergence + log-magnitude L1 at several
   FFT sizes (Yamamoto et al. 2020, "Parallel WaveGAN", eq. 2-4), insensitive to small shifts.
 * :class:`PatchDiscriminator`, :func:`hinge_d_loss`, :func:`adaptive_weight`: VQGAN's adversarial
@@ -91,17 +91,28 @@ def feature_net_accuracy(net: FeatureNet, size: int = 16, n: int = 512) -> tuple
 
 
 class PerceptualLoss(nn.Module):
-    """sum over stages of mean |phi(x) / |phi(x)| - phi(y) / |phi(y)||^2 (channel-normalised)."""
+    """sum over the deeper stages of mean |phi(x) / |phi(x)| - phi(y) / |phi(y)||^2.
 
-    def __init__(self, net: FeatureNet):
+    Features are channel-normalised as in LPIPS and smoothed by a 3x3 average pool before the
+    comparison (a course-scale stand-in for the large receptive fields of VGG's deep layers: a
+    one-pixel shift should cost little). ``stages``: which of the 3 stages to use (default the
+    two strided ones).
+    """
+
+    def __init__(self, net: FeatureNet, stages=(1, 2), pool: bool = True):
         super().__init__()
         self.net = net.eval().requires_grad_(False)
+        self.stages, self.pool = tuple(stages), pool
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if x.shape != y.shape:
             raise ValueError(f"perceptual loss needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
         total = x.new_zeros(())
-        for fx, fy in zip(self.net.features(x), self.net.features(y)):
+        for i, (fx, fy) in enumerate(zip(self.net.features(x), self.net.features(y))):
+            if i not in self.stages:
+                continue
+            if self.pool:
+                fx, fy = F.avg_pool2d(fx, 3, 1, 1), F.avg_pool2d(fy, 3, 1, 1)
             fx = fx / (fx.norm(dim=1, keepdim=True) + 1e-6)
             fy = fy / (fy.norm(dim=1, keepdim=True) + 1e-6)
             total = total + (fx - fy).pow(2).sum(1).mean()
