@@ -75,7 +75,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
     },
     # 08 flow matching in 2-D
     "flow2d": {
-        "quick": dict(hidden=128, depth=3, batch=512, steps=1200, lr=3e-3, n_eval=2048,
+        "quick": dict(hidden=128, depth=3, batch=512, steps=800, lr=3e-3, n_eval=2048,
                       reflow_pairs=4096, reflow_teacher_steps=8, reflow_steps=300,
                       cond_steps=600, guidance=3.0, digits_hidden=256, digits_steps=800, digits_batch=128,
                       regress_steps=150, n_frames=6, eval_seeds=1),
