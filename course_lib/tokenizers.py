@@ -276,11 +276,11 @@ def evaluate(model: _Tokenizer, x: torch.Tensor, batch: int = 256, **qkw) -> dic
     else:
         res["psnr"] = metrics.psnr(recon.clamp(0, 1), x)
     q = model.quantizer
-    if res["codes"] is not None and hasattr(q, "codebook_size") and res["codes"].dtype == torch.int64:
-        c = res["codes"] if res["codes"].dim() == x.dim() - 1 or isinstance(model, AudioTokenizer) else res["codes"]
-        if getattr(q, "n_quantizers", None) is None and q.codebook_size <= 2 ** 20:
-            res["perplexity"] = quantize.perplexity(c, q.codebook_size)
-            res["usage"] = quantize.usage(c, q.codebook_size)
+    # one codebook (not residual levels) of a size we can histogram: usage statistics
+    if (res["codes"] is not None and hasattr(q, "codebook_size") and q.codebook_size <= 2 ** 20
+            and not hasattr(q, "n_quantizers")):
+        res["perplexity"] = quantize.perplexity(res["codes"], q.codebook_size)
+        res["usage"] = quantize.usage(res["codes"], q.codebook_size)
     return res
 
 
