@@ -64,7 +64,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
                       titok_tokens=(4, 16), video_steps=30, bench_codec_steps=100, bench_vq_steps=100),
         "lecture": dict(n_train=4096, batch=64, hidden=48, toy_steps=300, vq_steps=600, sweep_steps=300,
                         clf_steps=300, loss_steps=400, photo_size=96, photo_steps=400, n_clips=512,
-                        seconds=0.5, codec_steps=1200, n_quantizers=8, bits_steps=400, titok_steps=400,
+                        seconds=0.5, codec_steps=800, n_quantizers=8, bits_steps=300, titok_steps=300,
                         titok_tokens=(4, 8, 16), video_steps=300, bench_codec_steps=1500,
                         bench_vq_steps=800),
         "full": dict(n_train=16384, batch=128, hidden=96, toy_steps=1000, vq_steps=4000, sweep_steps=2000,

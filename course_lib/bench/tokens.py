@@ -77,7 +77,7 @@ def run(args: list[str]) -> dict:
     rvq = quantize.ResidualVQ(N, K, D, quantizer_dropout=True, ema=True, kmeans_init=True, dead_threshold=1.0)
     codec = tokenizers.AudioTokenizer(hidden=16, latent_dim=D, strides=(4, 4, 2), quantizer=rvq).to(dev)
     hist = tokenizers.fit(codec, tokenizers.sample_batch(clips.waves, 16), B.bench_codec_steps, lr=2e-3,
-                          stft_weight=0.02, schedule="cosine", progress=False)
+                          schedule="cosine", progress=False)
     snrs = [tokenizers.evaluate(codec, test.waves, n_q=n)["snr_db"] for n in range(1, N + 1)]
     res.update(rvq_snr_db=snrs, rvq_snr_gain_first4_db=(snrs[min(3, N - 1)] - snrs[0]) / max(1, min(3, N - 1)),
                rvq_codec_steps_per_second=hist.steps_per_second,
