@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from course_lib import runtime
+
 
 def live_frontend() -> bool:
     """True when widgets can be interacted with: inside a Jupyter kernel and COURSE_STATIC unset."""
@@ -134,7 +136,9 @@ def _field_on_grid(v: Callable, t: float, lim: float, n: int):
     xs = torch.linspace(-lim, lim, n)
     gx, gy = torch.meshgrid(xs, xs, indexing="xy")
     pts = torch.stack([gx.flatten(), gy.flatten()], 1)                      # (n*n, 2)
-    dev = next((p.device for p in getattr(v, "parameters", lambda: [])()), pts.device)
+    # a module's own device; any other callable (a guided field wrapping a model, a hand-written
+    # field) gets the course's device
+    dev = next((p.device for p in getattr(v, "parameters", lambda: [])()), runtime.device())
     pts = pts.to(dev)
     with torch.no_grad():
         vel = v(pts, torch.full((pts.shape[0],), float(t), device=dev))
@@ -178,15 +182,10 @@ def trajectories(traj, ax=None, lim: float = 3.0, max_paths: int = 200, title: s
     return ax
 
 
-def euler_paths(v: Callable, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """Integrate dx/dt = v(x, t) from t = 0 to 1 with ``steps`` Euler steps; (steps+1, N, 2)."""
-    xs, x = [x0], x0
-    with torch.no_grad():
-        for i in range(steps):
-            t = torch.full((x.shape[0],), i / steps, device=x.device)
-            x = x + v(x, t) / steps
-            xs.append(x)
-    return torch.stack(xs)
+def _euler_paths(v: Callable, x0: torch.Tensor, steps: int) -> torch.Tensor:
+    """Euler paths from t = 0 to 1 through course_lib.flow's solver: (steps+1, N, D)."""
+    from course_lib import flow
+    return flow.integrate(v, x0, steps, trajectory=True)[1]
 
 
 def field_explorer(v: Callable, x0: torch.Tensor | None = None, lim: float = 3.0,
@@ -197,7 +196,7 @@ def field_explorer(v: Callable, x0: torch.Tensor | None = None, lim: float = 3.0
     live front end it draws the field at ``static_times`` with the 4-step paths instead.
     """
     x0 = x0 if x0 is not None else torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
-    integrate = integrate or euler_paths
+    integrate = integrate or _euler_paths
 
     def draw(t=0.5, steps=4, show_paths=True):
         fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))

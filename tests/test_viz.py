@@ -35,7 +35,7 @@ def test_vector_field_calls_v_with_the_right_shapes():
 
 def test_euler_paths_and_static_explorer(monkeypatch):
     x0 = torch.randn(10, 2)
-    path = viz.euler_paths(lambda x, t: torch.ones_like(x), x0, 4)
+    path = viz._euler_paths(lambda x, t: torch.ones_like(x), x0, 4)
     assert path.shape == (5, 10, 2)
     assert torch.allclose(path[-1], x0 + 1)
     monkeypatch.setenv("COURSE_STATIC", "1")
