@@ -121,11 +121,16 @@ class PerceptualLoss(nn.Module):
 
 # ----------------------------------------------------------------------------- audio
 
-def stft_magnitude(x: torch.Tensor, n_fft: int) -> torch.Tensor:
-    """|STFT| of (B, L) waves with a Hann window and hop n_fft/4: (B, n_fft/2+1, frames)."""
+def stft_magnitude(x: torch.Tensor, n_fft: int, floor: float = 1e-7) -> torch.Tensor:
+    """|STFT| of (B, L) waves with a Hann window and hop n_fft/4: (B, n_fft/2+1, frames).
+
+    sqrt(max(|S|^2, floor)) as Parallel WaveGAN (floor on the POWER, 1e-7: magnitudes >= 3e-4).
+    Why: the log-magnitude term's gradient is 1/|S|; with a floor of 1e-7 on the magnitude itself,
+    silent bins (log 1e-7 = -16) dominate the loss and the clipped gradient, and a codec trained on
+    it learns near-silence."""
     window = torch.hann_window(n_fft, device=x.device, dtype=x.dtype)
     spec = torch.stft(x, n_fft, hop_length=n_fft // 4, window=window, return_complex=True)
-    return spec.abs().clamp_min(1e-7)
+    return (spec.real.pow(2) + spec.imag.pow(2)).clamp_min(floor).sqrt()
 
 
 def multi_resolution_stft_loss(x: torch.Tensor, y: torch.Tensor, ffts=(64, 128, 256, 512)) -> torch.Tensor:

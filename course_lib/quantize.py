@@ -14,7 +14,9 @@
 * :class:`ResidualVQ`: SoundStream's Algorithm 1 (Zeghidour et al. 2021): quantize, subtract,
   quantize the residual with the next codebook; quantizer dropout draws the number of levels per
   example. The residual subtracts a detached code (the fix of EnCodec issue #25) and the output is
-  z + sg(sum q - z) (Mimi's form), so every level's commitment loss reaches the encoder.
+  z + sg(sum q - z) (Mimi's form), so every level's commitment loss reaches the encoder. Mimi's
+  ``no_quantization_rate``: in training, that fraction of the examples bypasses the quantizer (the
+  decoder also learns from the continuous latent; Moshi trains with quantization half the time).
 * :func:`perplexity`, :func:`usage`: how many codes are really used.
 
 Vectors are channel-last: ``z`` has shape (..., D). Distances are computed in fp32 with autocast
@@ -251,17 +253,21 @@ class ResidualVQ(nn.Module):
 
     r_0 = z; for i = 1..n_q: q_i = VQ_i(r_{i-1}), r_i = r_{i-1} - sg(q_i); z_hat = z + sg(sum q - z).
     quantizer_dropout: in training, each example (first axis) uses only its first n_q ~ U{1..N}
-    levels (SoundStream; EnCodec and Mimi draw one n_q per batch). Other arguments go to every
-    :class:`VectorQuantizer` (each level gets its own seed).
+    levels (SoundStream; EnCodec and Mimi draw one n_q per batch). no_quantization_rate (Mimi): in
+    training, each example bypasses the quantizer with this probability (its continuous z goes to
+    the decoder and it takes no part in the codebook losses and updates). Other arguments go to
+    every :class:`VectorQuantizer` (each level gets its own seed).
     """
 
     def __init__(self, n_quantizers: int, codebook_size: int, dim: int, quantizer_dropout: bool = False,
-                 seed: int = 0, **vq_kwargs):
+                 no_quantization_rate: float = 0.0, seed: int = 0, **vq_kwargs):
         super().__init__()
         if n_quantizers < 1:
             raise ValueError(f"n_quantizers must be >= 1, got {n_quantizers}")
+        if not 0.0 <= no_quantization_rate < 1.0:
+            raise ValueError(f"no_quantization_rate must be in [0, 1), got {no_quantization_rate}")
         self.n_quantizers, self.codebook_size, self.dim = n_quantizers, codebook_size, dim
-        self.quantizer_dropout = quantizer_dropout
+        self.quantizer_dropout, self.no_quantization_rate = quantizer_dropout, no_quantization_rate
         self.levels = nn.ModuleList(VectorQuantizer(codebook_size, dim, seed=seed + i, **vq_kwargs)
                                     for i in range(n_quantizers))
 
@@ -274,8 +280,15 @@ class ResidualVQ(nn.Module):
         if n_q is not None and not 1 <= n_q <= self.n_quantizers:
             raise ValueError(f"n_q must be in 1..{self.n_quantizers}, got {n_q}")
         lead = z.shape[:-1]
-        if self.training and self.quantizer_dropout and n_q is None:
-            per_example = torch.randint(1, self.n_quantizers + 1, (z.shape[0],), device=z.device)
+        bypass = None
+        if self.training and n_q is None and (self.quantizer_dropout or self.no_quantization_rate > 0):
+            if self.quantizer_dropout:
+                per_example = torch.randint(1, self.n_quantizers + 1, (z.shape[0],), device=z.device)
+            else:
+                per_example = torch.full((z.shape[0],), self.n_quantizers, device=z.device)
+            if self.no_quantization_rate > 0:
+                bypass = torch.rand(z.shape[0], device=z.device) < self.no_quantization_rate   # (B,)
+                per_example = per_example.masked_fill(bypass, 0)
             n_active = per_example.view(-1, *([1] * (len(lead) - 1))).expand(lead)   # (B, ...)
             used = self.n_quantizers
         else:
@@ -295,6 +308,8 @@ class ResidualVQ(nn.Module):
             loss = loss + out.loss
             stats[f"perplexity_{i}"] = out.stats["perplexity"]
         z_hat = z + (total - z).detach()                                          # STE on the sum
+        if bypass is not None:                                                    # Mimi: continuous z
+            z_hat = torch.where(bypass.view(-1, *([1] * (z.dim() - 1))), z, z_hat)
         return QuantOut(z_hat, torch.stack(codes, -1), loss, stats)
 
     @torch.no_grad()

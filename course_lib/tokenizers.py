@@ -187,13 +187,15 @@ class VideoTokenizer(_Tokenizer):
 # ----------------------------------------------------------------------------- training
 
 def fit(model: _Tokenizer, batch_fn, steps: int, *, lr: float = 2e-3, loss: str = "mse",
-        stft_weight: float = 0.0, perceptual: nn.Module | None = None, perceptual_weight: float = 1.0,
+        data_variance: float | None = None, stft_weight: float = 0.0, perceptual: nn.Module | None = None, perceptual_weight: float = 1.0,
         discriminator: nn.Module | None = None, disc_start: int = 0, disc_weight: float = 0.5,
         desc: str = "tokenizer", progress: bool = True, history: History | None = None,
         **train_kw) -> History:
     """Train a tokenizer on batches ``batch_fn(step) -> x``; returns the :class:`History`.
 
-    loss: "mse" or "l1" (the regression term); stft_weight (audio): adds that weight times the
+    loss: "mse" or "l1" (the regression term); data_variance: divide the regression term by it, as
+    Sonnet's VQ-VAE divides the MSE by the data variance, so that beta weighs the commitment against
+    a loss of order 1 whatever the scale of the data; stft_weight (audio): adds that weight times the
     multi-resolution STFT loss. The quantizer's auxiliary loss is always added. ``perceptual`` (a module (x_hat, x) -> scalar) adds
     perceptual_weight * it; ``discriminator`` adds VQGAN's adaptive-weighted hinge GAN loss after
     ``disc_start`` steps (the discriminator is trained here with its own Adam(0.5, 0.9)). Logs the
@@ -202,6 +204,8 @@ def fit(model: _Tokenizer, batch_fn, steps: int, *, lr: float = 2e-3, loss: str 
     """
     if loss not in ("mse", "l1"):
         raise ValueError(f"unknown loss {loss!r}: expected 'mse' or 'l1'")
+    if data_variance is not None and not data_variance > 0:
+        raise ValueError(f"data_variance must be > 0, got {data_variance!r}")
     d_opt = None
     if discriminator is not None:
         d_opt = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
@@ -210,6 +214,8 @@ def fit(model: _Tokenizer, batch_fn, steps: int, *, lr: float = 2e-3, loss: str 
         x = batch_fn(step)
         out = model(x)
         rec = losses.mse(out.recon, x) if loss == "mse" else (out.recon - x).abs().mean()
+        if data_variance is not None:
+            rec = rec / data_variance
         if stft_weight:
             rec = rec + stft_weight * losses.multi_resolution_stft_loss(x, out.recon)
         total = rec + out.qloss

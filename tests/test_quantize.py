@@ -160,3 +160,37 @@ def test_bad_inputs_raise_clear_errors():
         vq(torch.ones(3, 4, dtype=torch.long))
     with pytest.raises(ValueError, match="levels"):
         bitwise.FSQ([1, 4])
+
+
+def test_codebook_entropy_sees_correlated_bits_and_matches_exact():
+    # 4 bits that are all equal: every bit is balanced, yet only 2 of 16 codes are used
+    bit = (torch.rand(4000) < 0.5).float()
+    logits = (bit[:, None].expand(-1, 4) * 2 - 1) * 20                   # (N, 4), near-certain bits
+    _, per_bit = bitwise.bitwise_entropy_loss(logits, group_size=1)
+    h_sample, exact = bitwise.bitwise_entropy_loss(logits, group_size=4)
+    assert abs(per_bit.item() - 4 * math.log(2)) < 1e-2                   # the per-bit form is fooled
+    assert abs(exact.item() - math.log(2)) < 1e-2                         # the true entropy: 2 codes
+    assert h_sample.item() < 1e-3
+    # the grouped entropy equals the entropy of the explicit 2^d distribution
+    logits = torch.randn(64, 6)
+    p = torch.sigmoid(logits)
+    bits = bitwise.index_to_bits(torch.arange(64), 6).float()            # (64 codes, 6)
+    q = (p[:, None] * bits + (1 - p[:, None]) * (1 - bits)).prod(-1)      # (N, 64 codes)
+    avg = q.mean(0)
+    _, h = bitwise.bitwise_entropy_loss(logits, group_size=6)
+    assert abs(h.item() + (avg * avg.log()).sum().item()) < 1e-4
+    with pytest.raises(ValueError, match="group_size"):
+        bitwise.bitwise_entropy_loss(logits, group_size=0)
+
+
+def test_rvq_no_quantization_rate_bypasses_examples():
+    torch.manual_seed(0)
+    rvq = quantize.ResidualVQ(2, 8, 3, quantizer_dropout=True, no_quantization_rate=0.5, ema=True)
+    z = torch.randn(64, 5, 3)
+    out = rvq(z)
+    exact = (out.z_q - z).abs().amax((1, 2)) == 0                         # (64,) bypassed examples
+    assert 10 < int(exact.sum()) < 54
+    rvq.eval()
+    assert not ((rvq(z).z_q - z).abs().amax((1, 2)) == 0).any()          # never at evaluation
+    with pytest.raises(ValueError, match="no_quantization_rate"):
+        quantize.ResidualVQ(2, 8, 3, no_quantization_rate=1.0)

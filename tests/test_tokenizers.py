@@ -68,3 +68,25 @@ def test_adaptive_weight_and_hinge():
     assert losses.hinge_d_loss(torch.full((4,), 2.0), torch.full((4,), -2.0)).item() == 0.0
     d = losses.PatchDiscriminator(3, 8, 2)
     assert d(torch.rand(2, 3, 16, 16)).shape == (2, 1, 4, 4)
+
+
+def test_titok_tail_drop_decodes_from_the_first_k_tokens():
+    torch.manual_seed(0)
+    t = TiTok(16, 4, n_tokens=6, token_dim=4, d_model=32, n_layer=1, tail_drop=True).eval()
+    x = torch.rand(2, 3, 16, 16)
+    a, b = t(x, n_tokens=2), t(x)
+    assert a.z.shape == (2, 2, 4) and b.z.shape == (2, 6, 4) and not torch.allclose(a.recon, b.recon)
+    with pytest.raises(ValueError, match="n_tokens must be in 1..6"):
+        t(x, n_tokens=7)
+
+
+def test_fit_divides_by_data_variance():
+    torch.manual_seed(0)
+    m = tokenizers.AudioTokenizer(8, 4, (4, 2))
+    w = torch.randn(4, 64) * 0.1
+    h = tokenizers.fit(m, lambda s: w, 1, data_variance=0.01, progress=False)
+    with torch.no_grad():
+        mse = (m(w).recon - w).pow(2).mean().item()
+    assert h.logs["rec"][0] > 10 * mse
+    with pytest.raises(ValueError, match="data_variance"):
+        tokenizers.fit(m, lambda s: w, 1, data_variance=0.0, progress=False)

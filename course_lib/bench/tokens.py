@@ -6,9 +6,11 @@
   a learned codebook from a random start and no restarts;
 * ``vq_perplexity_ema_restart``, ``vq_psnr_ema_restart``: the same with EMA updates (0.99),
   k-means initialisation and dead-code restart;
-* ``rvq_snr_db``: a tiny 8 kHz audio codec (residual VQ, 8 levels x 64 codes, quantizer dropout)
-  decoded with 1..N quantizers, SNR in dB on held-out clips; ``rvq_snr_gain_first4_db`` the mean
-  gain per added quantizer over the first 4;
+* ``rvq_snr_db``: a tiny 8 kHz audio codec (residual VQ, 8 levels x 16 codes, quantizer dropout,
+  Mimi's no-quantization rate 0.5, MSE divided by the data variance) decoded with 1..N quantizers,
+  SNR in dB on held-out clips; ``rvq_snr_gain_first4_db`` the mean gain per added quantizer over
+  the first 4, ``rvq_snr_strictly_increasing`` whether every added quantizer raised it;
+  ``rvq_snr_continuous_db`` the same decoder fed the unquantized latent (the decoder's ceiling);
 * ``rvq_rel_error_ours`` / ``rvq_rel_error_vqpytorch``: |z - z_hat| / |z| of course_lib's ResidualVQ
   and of vector-quantize-pytorch's ResidualVQ (decay 0.99, k-means init, dead-code threshold 2,
   rotation trick off, i.e. paper settings) fitted the same number of steps on the same latent
@@ -23,7 +25,7 @@ import time
 
 import torch
 
-from course_lib import data, quantize, runtime, tokenizers
+from course_lib import data, metrics, quantize, runtime, tokenizers
 
 
 def _require_vqpytorch():
@@ -73,13 +75,19 @@ def run(args: list[str]) -> dict:
     clips = data.audio_clips(B.n_clips, sample_rate=8000, seconds=B.seconds, seed=0)
     test = data.audio_clips(32, sample_rate=8000, seconds=B.seconds, seed=1)
     torch.manual_seed(0)
-    N, K, D = B.n_quantizers, 64, 8
-    rvq = quantize.ResidualVQ(N, K, D, quantizer_dropout=True, ema=True, kmeans_init=True, dead_threshold=1.0)
+    N, K, D = B.n_quantizers, B.codec_codes, 8
+    rvq = quantize.ResidualVQ(N, K, D, quantizer_dropout=True, no_quantization_rate=0.5, ema=True,
+                              kmeans_init=True, dead_threshold=1.0)
     codec = tokenizers.AudioTokenizer(hidden=16, latent_dim=D, strides=(4, 4, 2), quantizer=rvq).to(dev)
     hist = tokenizers.fit(codec, tokenizers.sample_batch(clips.waves, 16), B.bench_codec_steps, lr=2e-3,
-                          schedule="cosine", progress=False)
+                          schedule="cosine", data_variance=clips.waves.var().item(), progress=False)
     snrs = [tokenizers.evaluate(codec, test.waves, n_q=n)["snr_db"] for n in range(1, N + 1)]
+    codec.eval()
+    with torch.no_grad():
+        cont = codec.decode(codec.encoder(test.waves[:, None]), like=test.waves)
     res.update(rvq_snr_db=snrs, rvq_snr_gain_first4_db=(snrs[min(3, N - 1)] - snrs[0]) / max(1, min(3, N - 1)),
+               rvq_snr_strictly_increasing=all(b > a for a, b in zip(snrs, snrs[1:])),
+               rvq_snr_continuous_db=metrics.snr_db(test.waves, cont), rvq_codebook_size=K,
                rvq_codec_steps_per_second=hist.steps_per_second,
                rvq_bitrate_kbps=[codec.frame_rate(8000) * n * math.log2(K) / 1000 for n in range(1, N + 1)])
 
