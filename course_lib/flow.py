@@ -14,6 +14,7 @@ Liu et al. 2022's rectified flow. SD3 and MeanFlow flip it (t = 1 is noise); see
 The pieces, small and composable in the spirit of facebookresearch/flow_matching:
 
 * path:     :class:`CondOTPath` (``path.sample(x_0, x_1, t)`` -> :class:`PathSample`), :func:`fm_pair`;
+* coupling: :func:`minibatch_ot` (which noise goes with which data point; independent by default);
 * time:     :func:`sample_time` ("uniform", "logit_normal" of SD3 §3.1);
 * loss:     :func:`loss` (E ||v_theta(x_t, t) - (x_1 - x_0)||^2, mean over batch and dims);
 * solver:   :func:`integrate` (Euler, midpoint, Heun; any number of steps; optional trajectory),
@@ -112,6 +113,42 @@ def fm_pair(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor):
     """
     s = CondOTPath().sample(x0, x1, t)
     return s.x_t, s.dx_t
+
+
+# ----------------------------------------------------------------------------- coupling
+
+def minibatch_ot(x0: torch.Tensor, x1: torch.Tensor, block: int | None = 256):
+    """Pair noise with data by optimal transport inside the minibatch (OT-CFM, Tong et al. 2023
+    §3.2 "minibatch OT"; Pooladian et al. 2023 "Multisample flow matching"; algorithms.md §8.1).
+
+    Plain flow matching pairs x_0 and x_1 *independently*, so straight lines from different pairs
+    cross and the learned field (their average) bends. Here the batch is re-paired to minimise
+    sum_i ||x_0,i - x_1,pi(i)||^2: between two equal-size point sets with equal weights the OT plan
+    is a permutation (Birkhoff), found exactly by ``scipy.optimize.linear_sum_assignment``. Lines of
+    an OT pairing do not cross, so the field is straighter and few Euler steps go further. Each side's
+    marginal is untouched (x_1 is only permuted), so the model still learns to reach the data.
+
+    x0, x1: (N, D). ``block``: solve the assignment in consecutive blocks of this many points (the
+    cost is O(block^3); Tong et al. use batches of 256), or None for the whole batch at once.
+    Returns (x0, x1 permuted), both (N, D).
+    """
+    from scipy.optimize import linear_sum_assignment   # scipy comes with scikit-learn
+
+    _check_points(x0, "x0")
+    _check_points(x1, "x1")
+    if x0.shape != x1.shape:
+        raise ValueError(f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
+    if block is not None and (isinstance(block, bool) or not isinstance(block, int) or block < 1):
+        raise ValueError(f"block must be a positive int or None, got {block!r}")
+    n = x0.shape[0]
+    size = n if block is None else block
+    perm = torch.empty(n, dtype=torch.long)
+    for start in range(0, n, size):
+        a, b = x0[start:start + size], x1[start:start + size]                  # (m, D) each
+        cost = torch.cdist(a.detach().double(), b.detach().double()).pow(2)      # (m, m) squared distances
+        _, cols = linear_sum_assignment(cost.cpu().numpy())
+        perm[start:start + size] = start + torch.as_tensor(cols, dtype=torch.long)
+    return x0, x1[perm.to(x1.device)]                                            # (N, D), (N, D)
 
 
 # ----------------------------------------------------------------------------- time

@@ -135,3 +135,35 @@ def test_nearest_centre_accuracy():
     centres = torch.tensor([[0.0, 0.0], [5.0, 0.0]])
     x = torch.tensor([[0.1, 0.0], [4.0, 1.0], [2.0, 0.0]])
     assert flow.nearest_centre_accuracy(x, torch.tensor([0, 1, 1]), centres) == pytest.approx(2 / 3)
+
+
+def test_minibatch_ot_is_the_optimal_permutation():
+    import itertools
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g)
+    a, b = flow.minibatch_ot(x0, x1, block=None)
+    assert torch.equal(a, x0)
+    # b is x1 re-ordered, nothing added or lost
+    assert torch.equal(torch.sort(b[:, 0]).values, torch.sort(x1[:, 0]).values)
+    cost = (a - b).pow(2).sum().item()
+    best = min((x0 - x1[list(p)]).pow(2).sum().item() for p in itertools.permutations(range(6)))
+    assert cost == pytest.approx(best, rel=1e-6)
+    assert cost < (x0 - x1).pow(2).sum().item()
+    # no two OT segments can be improved by swapping their ends (cyclical monotonicity)
+    for i, j in itertools.combinations(range(6), 2):
+        kept = (a[i] - b[i]).pow(2).sum() + (a[j] - b[j]).pow(2).sum()
+        swapped = (a[i] - b[j]).pow(2).sum() + (a[j] - b[i]).pow(2).sum()
+        assert kept <= swapped + 1e-6
+
+
+def test_minibatch_ot_blocks_stay_inside_their_block():
+    g = torch.Generator().manual_seed(1)
+    x0, x1 = torch.randn(10, 3, generator=g), torch.randn(10, 3, generator=g)
+    _, b = flow.minibatch_ot(x0, x1, block=4)
+    for start in (0, 4, 8):
+        got = {tuple(r) for r in b[start:start + 4].tolist()}
+        assert got == {tuple(r) for r in x1[start:start + 4].tolist()}
+    with pytest.raises(ValueError, match="same shape"):
+        flow.minibatch_ot(torch.randn(4, 2), torch.randn(5, 2))
+    with pytest.raises(ValueError, match="block"):
+        flow.minibatch_ot(torch.randn(4, 2), torch.randn(4, 2), block=0)

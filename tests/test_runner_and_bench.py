@@ -33,3 +33,17 @@ def test_bench_lists_benchmarks_and_rejects_unknown():
     assert "notebooks" in bench.available()
     with pytest.raises(SystemExit, match="unknown benchmark 'nope'"):
         bench.load("nope")
+
+
+def test_bench_flow2d_quick_reports_every_bar():
+    # a small run of the real benchmark: every field the issue asks for, finite and plausible
+    from course_lib.bench import flow2d
+    out = flow2d.run(["--n", "1024", "--seeds", "1", "--skip", "conditional"])
+    for key in ("swd_euler", "swd_heun", "swd_euler_ot"):
+        assert set(out[key]) == {"1", "2", "4", "8", "16", "32", "100"}
+    assert 0 < out["noise_floor"] < out["swd_euler"]["1"]
+    assert out["swd_euler"]["100"] < out["swd_euler"]["1"]
+    # OT pairs straighten: one step is much better than with independent pairs
+    assert out["swd_euler_ot"]["1"] < 0.5 * out["swd_euler"]["1"]
+    assert out["swd_1step_after_reflow"] < out["swd_1step_before_reflow"]
+    assert out["train_steps_per_second"] > 0 and out["ot_train_steps_per_second"] > 0

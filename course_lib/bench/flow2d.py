@@ -23,12 +23,21 @@ from course_lib import data, flow, metrics, nn, runtime, train
 STEPS = (1, 2, 4, 8, 16, 32, 100)
 
 
-def train_spirals(B, seed: int = 0, progress: bool = False):
-    """The notebook's main model: a VelocityMLP trained with flow.loss on fresh spiral batches."""
+def train_spirals(B, seed: int = 0, progress: bool = False, ot_block: int | None = None,
+                  steps: int | None = None):
+    """The notebook's main model: a VelocityMLP trained with flow.loss on fresh spiral batches.
+    With ``ot_block`` the noise is paired with the data by minibatch OT (flow.minibatch_ot) first."""
     runtime.seed_everything(seed)
     model = nn.VelocityMLP(nn.MLPConfig(dim=2, hidden=B.hidden, depth=B.depth)).to(runtime.device())
-    hist = train.train(model, lambda s: flow.loss(model, data.toy_2d("spirals", B.batch, seed=s)), B.steps,
-                       lr=B.lr, schedule="cosine", progress=progress, desc="flow matching")
+
+    def loss_fn(step):
+        x1 = data.toy_2d("spirals", B.batch, seed=step)
+        x0 = torch.randn_like(x1)
+        if ot_block:
+            x0, x1 = flow.minibatch_ot(x0, x1, ot_block)
+        return flow.loss(model, x1, x0=x0)
+    hist = train.train(model, loss_fn, steps or B.steps, lr=B.lr, schedule="cosine", progress=progress,
+                       desc="flow matching" + (" (minibatch OT)" if ot_block else ""))
     return model, hist
 
 
@@ -46,7 +55,7 @@ def run(args: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="python -m course_lib.bench flow2d")
     p.add_argument("--n", type=int, default=16384, help="samples per SWD estimate (>= 16384 for the bars)")
     p.add_argument("--seeds", type=int, default=3, help="seeds every SWD is averaged over")
-    p.add_argument("--skip", default="", help="comma list of parts to skip: reflow, conditional")
+    p.add_argument("--skip", default="", help="comma list of parts to skip: reflow, ot, conditional")
     a = p.parse_args(args)
     skip = set(filter(None, a.skip.split(",")))
     B = runtime.budget("flow2d")
@@ -86,6 +95,19 @@ def run(args: list[str]) -> dict:
         out["reflow_seconds"] = round(rh.seconds, 1)
         out["reflow_ratio_1step"] = round(out["swd_1step_after_reflow"] / out["swd_1step_before_reflow"], 3)
         out["bar_reflow_1step_le_0.7x"] = out["reflow_ratio_1step"] <= 0.7
+
+    if "ot" not in skip:
+        # the same network and budget as the notebook's OT section, pairs by minibatch OT
+        ot_model, oh = train_spirals(B, ot_block=B.ot_block, steps=B.ot_steps)
+        out["ot_block"], out["ot_train_steps"] = B.ot_block, B.ot_steps
+        out["ot_train_steps_per_second"] = round(oh.steps_per_second, 2)
+        out["swd_euler_ot"] = {str(k): round(swd_to_data(ot_model, "spirals", a.n, k, "euler", a.seeds), 5)
+                               for k in STEPS}
+        out["swd_heun_ot"] = {"100": round(swd_to_data(ot_model, "spirals", a.n, 100, "heun", a.seeds), 5)}
+        x0s = torch.randn(2000, 2, generator=torch.Generator().manual_seed(5)).to(dev)
+        out["straightness_ot"] = round(flow.straightness(flow.integrate(ot_model, x0s, 100, trajectory=True)[1]), 4)
+        out["ot_euler100_over_floor"] = round(out["swd_euler_ot"]["100"] / floor, 3)
+        out["bar_ot_euler100_le_1.5x_floor"] = out["ot_euler100_over_floor"] <= 1.5
 
     if "conditional" not in skip:
         name, k = "8gaussians", data.toy_2d_classes("8gaussians")
