@@ -80,7 +80,7 @@ BUDGETS: dict[str, dict[str, dict]] = {
                       cond_steps=600, guidance=3.0, digits_hidden=256, digits_steps=800, digits_batch=128,
                       regress_steps=150, n_frames=6, eval_seeds=1),
         "lecture": dict(hidden=256, depth=4, batch=1024, steps=5000, lr=2e-3, n_eval=8192,
-                        reflow_pairs=20000, reflow_teacher_steps=32, reflow_steps=1500, ot_steps=1500, ot_block=128,
+                        reflow_pairs=20000, reflow_teacher_steps=32, reflow_steps=1500, ot_steps=1000, ot_block=128,
                         cond_steps=1200, guidance=3.0, digits_hidden=512, digits_steps=2000, digits_batch=256,
                         regress_steps=400, n_frames=11, eval_seeds=1),
         "full": dict(hidden=512, depth=5, batch=4096, steps=20000, lr=1e-3, n_eval=16384,
