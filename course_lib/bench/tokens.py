@@ -7,7 +7,8 @@
 * ``vq_perplexity_ema_restart``, ``vq_psnr_ema_restart``: the same with EMA updates (0.99),
   k-means initialisation and dead-code restart;
 * ``rvq_snr_db``: a tiny 8 kHz audio codec (residual VQ, 8 levels x 16 codes, quantizer dropout,
-  Mimi's no-quantization rate 0.5, MSE divided by the data variance) decoded with 1..N quantizers,
+  Mimi's no-quantization rate 0.5, MSE divided by the data variance plus 0.01 x the
+  multi-resolution STFT loss) decoded with 1..N quantizers,
   SNR in dB on held-out clips; ``rvq_snr_gain_first4_db`` the mean gain per added quantizer over
   the first 4, ``rvq_snr_strictly_increasing`` whether every added quantizer raised it;
   ``rvq_snr_continuous_db`` the same decoder fed the unquantized latent (the decoder's ceiling);
@@ -80,7 +81,8 @@ def run(args: list[str]) -> dict:
                               kmeans_init=True, dead_threshold=1.0)
     codec = tokenizers.AudioTokenizer(hidden=16, latent_dim=D, strides=(4, 4, 2), quantizer=rvq).to(dev)
     hist = tokenizers.fit(codec, tokenizers.sample_batch(clips.waves, 16), B.bench_codec_steps, lr=2e-3,
-                          schedule="cosine", data_variance=clips.waves.var().item(), progress=False)
+                          schedule="cosine", data_variance=clips.waves.var().item(), stft_weight=0.01,
+                          progress=False)
     snrs = [tokenizers.evaluate(codec, test.waves, n_q=n)["snr_db"] for n in range(1, N + 1)]
     codec.eval()
     with torch.no_grad():
