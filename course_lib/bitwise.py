@@ -78,11 +78,11 @@ def default_group_size(d: int) -> int:
     return d if d <= 10 else 8
 
 
-def bitwise_entropy_loss(logit_pos: torch.Tensor, gamma: float = 1.0,
+def bitwise_entropy_loss(logit_pos: torch.Tensor,
                          group_size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Entropy terms from logits of P(bit = 1), (N, d): (mean per-sample entropy, exact per bit;
     codebook entropy of the batch-average code distribution, summed over groups of ``group_size``
-    bits, exact when group_size >= d). Loss = first - gamma * second. Entropies in nats."""
+    bits, exact when group_size >= d). The quantizers use first - gamma * second. Entropies in nats."""
     if logit_pos.dim() != 2:
         raise ValueError(f"logit_pos must be (N, d), got {tuple(logit_pos.shape)}")
     d = logit_pos.shape[1]
@@ -136,8 +136,7 @@ class LFQ(nn.Module):
     course's small scales, so the default here is 1 (a deliberate deviation). The commitment weight
     is 0.25 as in Open-MAGVIT2's config (lucidrains' default is 0): without it nothing bounds z, the
     straight-through gradient keeps pushing it outwards (measured: |z| ~ 1e9 after 300 steps) and
-    the codes freeze. group_size: bits per group of the codebook
-    entropy (module docstring).
+    the codes freeze. group_size: bits per group of the codebook entropy (module docstring).
     """
 
     def __init__(self, dim: int, entropy_weight: float = 0.1, gamma: float = 1.0,
@@ -154,8 +153,7 @@ class LFQ(nn.Module):
         q = torch.where(z > 0, 1.0, -1.0).to(z.dtype)
         flat = z.reshape(-1, self.dim)
         # distance to +1 minus distance to -1 is -4 z: P(bit=1) = sigmoid(4 z inv_temp)
-        h_sample, h_book = bitwise_entropy_loss(4 * flat.float() * self.inv_temperature, self.gamma,
-                                                self.group_size)
+        h_sample, h_book = bitwise_entropy_loss(4 * flat.float() * self.inv_temperature, self.group_size)
         loss = self.entropy_weight * (h_sample - self.gamma * h_book)
         loss = loss + self.commitment * (z - q.detach()).pow(2).mean()
         codes = bits_to_index(z > 0)
@@ -189,7 +187,7 @@ class BSQ(nn.Module):
         u_hat = bsq_quantize(z)
         flat = u.reshape(-1, self.dim).float()
         h_sample, h_book = bitwise_entropy_loss(4 * flat / math.sqrt(self.dim) * self.inv_temperature,
-                                                self.gamma, self.group_size)
+                                                self.group_size)
         loss = self.entropy_weight * (h_sample - self.gamma * h_book)
         loss = loss + self.beta * (u - u_hat.detach()).pow(2).sum(-1).mean()
         codes = bits_to_index(z > 0)

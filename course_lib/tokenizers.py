@@ -187,7 +187,8 @@ class VideoTokenizer(_Tokenizer):
 # ----------------------------------------------------------------------------- training
 
 def fit(model: _Tokenizer, batch_fn, steps: int, *, lr: float = 2e-3, loss: str = "mse",
-        data_variance: float | None = None, stft_weight: float = 0.0, perceptual: nn.Module | None = None, perceptual_weight: float = 1.0,
+        data_variance: float | None = None, stft_weight: float = 0.0,
+        perceptual: nn.Module | None = None, perceptual_weight: float = 1.0,
         discriminator: nn.Module | None = None, disc_start: int = 0, disc_weight: float = 0.5,
         desc: str = "tokenizer", progress: bool = True, history: History | None = None,
         **train_kw) -> History:

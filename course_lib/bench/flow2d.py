@@ -26,8 +26,7 @@ from course_lib import data, flow, metrics, nn, runtime, train
 STEPS = (1, 2, 4, 8, 16, 32, 100)
 
 
-def train_spirals(B, seed: int = 0, progress: bool = False, ot_block: int | None = None,
-                  steps: int | None = None):
+def train_spirals(B, seed: int = 0, progress: bool = False, ot_block: int | None = None):
     """The notebook's main model: a VelocityMLP trained with flow.loss on fresh spiral batches.
     With ``ot_block`` the noise is paired with the data by minibatch OT (flow.minibatch_ot) first."""
     runtime.seed_everything(seed)
@@ -39,7 +38,7 @@ def train_spirals(B, seed: int = 0, progress: bool = False, ot_block: int | None
         if ot_block:
             x0, x1 = flow.minibatch_ot(x0, x1, ot_block)
         return flow.loss(model, x1, x0=x0)
-    hist = train.train(model, loss_fn, steps or B.steps, lr=B.lr, schedule="cosine", progress=progress,
+    hist = train.train(model, loss_fn, B.steps, lr=B.lr, schedule="cosine", progress=progress,
                        desc="flow matching" + (" (minibatch OT)" if ot_block else ""))
     return model, hist
 

@@ -8,8 +8,7 @@
   k-means initialisation and dead-code restart;
 * ``rvq_snr_db``: a tiny 8 kHz audio codec (residual VQ, 8 levels x 16 codes, quantizer dropout,
   Mimi's no-quantization rate 0.5, MSE divided by the data variance plus 0.01 x the
-  multi-resolution STFT loss) decoded with 1..N quantizers,
-  SNR in dB on held-out clips; ``rvq_snr_gain_first4_db`` the mean gain per added quantizer over
+  multi-resolution STFT loss) decoded with 1..N quantizers, SNR in dB on held-out clips; ``rvq_snr_gain_first4_db`` the mean gain per added quantizer over
   the first 4, ``rvq_snr_strictly_increasing`` whether every added quantizer raised it;
   ``rvq_snr_continuous_db`` the same decoder fed the unquantized latent (the decoder's ceiling);
 * ``rvq_rel_error_ours`` / ``rvq_rel_error_vqpytorch``: |z - z_hat| / |z| of course_lib's ResidualVQ
