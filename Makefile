@@ -25,16 +25,16 @@ test: setup           ## unit tests, homework-check tests, sync check, every not
 	COURSE_MODE=quick $(PY) -m pytest -q
 
 run: setup            ## execute every notebook headless in $(COURSE_MODE) mode into build/
-	$(PY) -m course_lib.runner --html --out build
+	$(PY) -m course_lib.course.runner --html --out build
 
 student: setup        ## regenerate notebooks/ from solutions/
-	$(PY) -m course_lib.assignments build
+	$(PY) -m course_lib.course.assignments build
 
 check: setup          ## fail if notebooks/ is out of step with solutions/
-	$(PY) -m course_lib.assignments check
+	$(PY) -m course_lib.course.assignments check
 
 grade: setup          ## grade submitted notebooks: make grade SUBMISSIONS="path/a.ipynb path/b.ipynb"
-	$(PY) -m course_lib.assignments grade $(SUBMISSIONS)
+	$(PY) -m course_lib.course.assignments grade $(SUBMISSIONS)
 
 bench: setup          ## timings of every notebook: make bench COURSE_MODE=lecture
 	$(PY) -m course_lib.bench notebooks --json

@@ -1,20 +1,21 @@
-"""Where the course runs: device, mode, step budgets, seeding, autocast.
+"""Where the course runs: device, mode, seeding, autocast.
 
-Everything that depends on how much compute a learner has is decided here, in one place:
+Everything that depends on how much compute a learner has is switched here, in one place:
 
 * the **device**: ``cuda``, then ``mps``, then ``cpu``; override with ``COURSE_DEVICE=cpu`` (or
   :func:`set_device`);
 * the **mode**: ``COURSE_MODE`` = ``quick`` (CI, a first skim, well under 90 s a notebook on 2 CPU
   cores), ``lecture`` (default: a laptop CPU, about 5 minutes a notebook, results that look right)
   or ``full`` (a GPU: bigger models, longer training); override with :func:`set_mode`;
-* the **budgets**: every step count and model size of every notebook lives in :data:`BUDGETS`
-  and is read with :func:`budget`, so a notebook never hard-codes "3000 steps".
+* the **budgets**: every step count and model size of a notebook lives beside its experiments, in
+  its recipe (:mod:`course_lib.recipes`), one dict per mode, read with :func:`pick`, so a notebook
+  never hard-codes "3000 steps".
 
 Usage::
 
     from course_lib import runtime
     runtime.describe()                 # device, mode, torch version, threads
-    B = runtime.budget("flow2d")       # e.g. B.steps, B.batch for the current mode
+    runtime.set_mode("quick")          # or COURSE_MODE=quick in the environment
 """
 from __future__ import annotations
 
@@ -28,68 +29,6 @@ import torch
 
 MODES = ("quick", "lecture", "full")
 DEFAULT_MODE = "lecture"
-
-# Every step/size budget of the course, per notebook, per mode. Keys are free per notebook; a
-# notebook reads them as attributes: ``budget("flow2d").steps``. Keep quick mode well under 90 s a
-# notebook on 2 CPU cores and lecture mode about 5 minutes (see shared tooling notes for rates).
-BUDGETS: dict[str, dict[str, dict]] = {
-    # 00 welcome: the data tour and one exercise, no training
-    "welcome": {
-        "quick": dict(n_points=2000, n_audio=2),
-        "lecture": dict(n_points=5000, n_audio=4),
-        "full": dict(n_points=20000, n_audio=8),
-    },
-    # 01 pixels and samples (PixelCNN, WaveNet)
-    "pixel_ar": {
-        "quick": dict(channels=32, layers=4, dropout=0.5, batch=64, lr=3e-3, steps=60, cond_steps=30,
-                      n_samples=16, wave_channels=16, wave_skip=32, wave_dilations=(1, 2, 4, 8, 16, 32),
-                      wave_clips=16, wave_steps=30, wave_batch=8, wave_crop=256, gen_seconds=0.05,
-                      gen_clips=4),
-        "lecture": dict(channels=64, layers=7, dropout=0.5, batch=64, lr=3e-3, steps=1100, cond_steps=250,
-                        n_samples=64, wave_channels=32, wave_skip=64,
-                        wave_dilations=(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8),
-                        wave_clips=96, wave_steps=450, wave_batch=8, wave_crop=768, gen_seconds=0.5,
-                        gen_clips=4),
-        "full": dict(channels=128, layers=12, dropout=0.5, batch=128, lr=2e-3, steps=6000, cond_steps=4000,
-                     n_samples=100, wave_channels=64, wave_skip=128,
-                     wave_dilations=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512) * 3,
-                     wave_clips=512, wave_steps=5000, wave_batch=16, wave_crop=4000, gen_seconds=2.0,
-                     gen_clips=8),
-    },
-    # 02 and 03 tokens (VQ-VAE, RVQ codec, bitwise, TiTok, video tokens)
-    "tokens": {
-        "quick": dict(n_train=1024, batch=32, hidden=32, toy_steps=100, vq_steps=60, sweep_steps=30,
-                      clf_steps=60, loss_steps=40, photo_size=64, photo_steps=50, n_clips=64,
-                      seconds=0.5, codec_steps=60, codec_codes=16, n_quantizers=8, bits_steps=50, titok_steps=30,
-                      titok_tokens=(1, 4, 16), video_steps=30, bench_codec_steps=100, bench_vq_steps=100),
-        "lecture": dict(n_train=4096, batch=64, hidden=48, toy_steps=300, vq_steps=600, sweep_steps=300,
-                        clf_steps=300, loss_steps=400, photo_size=96, photo_steps=400, n_clips=512,
-                        seconds=0.5, codec_steps=800, codec_codes=16, n_quantizers=8, bits_steps=300, titok_steps=900,
-                        titok_tokens=(1, 2, 4, 8, 16), video_steps=300, bench_codec_steps=1500,
-                        bench_vq_steps=800),
-        "full": dict(n_train=16384, batch=128, hidden=96, toy_steps=1000, vq_steps=4000, sweep_steps=2000,
-                     clf_steps=1000, loss_steps=3000, photo_size=160, photo_steps=3000, n_clips=2048,
-                     seconds=1.0, codec_steps=8000, codec_codes=16, n_quantizers=8, bits_steps=3000, titok_steps=3000,
-                     titok_tokens=(1, 2, 4, 8, 16, 32), video_steps=2000, bench_codec_steps=8000,
-                     bench_vq_steps=4000),
-    },
-    # 08 flow matching in 2-D
-    "flow2d": {
-        "quick": dict(hidden=128, depth=3, batch=512, steps=800, lr=3e-3, n_eval=2048,
-                      reflow_pairs=4096, reflow_teacher_steps=8, reflow_steps=300, ot_steps=400, ot_block=128,
-                      cond_steps=600, guidance=3.0, digits_hidden=256, digits_steps=800, digits_batch=128,
-                      regress_steps=150, n_frames=6, eval_seeds=1),
-        "lecture": dict(hidden=256, depth=4, batch=1024, steps=5000, lr=2e-3, n_eval=8192,
-                        reflow_pairs=20000, reflow_teacher_steps=32, reflow_steps=1500, ot_steps=1000, ot_block=128,
-                        cond_steps=1200, guidance=3.0, digits_hidden=512, digits_steps=2000, digits_batch=256,
-                        regress_steps=400, n_frames=11, eval_seeds=1),
-        "full": dict(hidden=512, depth=5, batch=4096, steps=20000, lr=1e-3, n_eval=16384,
-                     reflow_pairs=100000, reflow_teacher_steps=64, reflow_steps=10000, ot_steps=20000, ot_block=256,
-                     cond_steps=10000, guidance=3.0, digits_hidden=1024, digits_steps=20000, digits_batch=512,
-                     regress_steps=1000, n_frames=21, eval_seeds=3),
-    },
-}
-
 _state = {"mode": None, "device": None}
 
 
@@ -112,12 +51,19 @@ def set_mode(name: str) -> str:
     return _state["mode"]
 
 
-def budget(notebook: str, mode_name: str | None = None) -> SimpleNamespace:
-    """The budget of ``notebook`` in the current (or given) mode, as attributes."""
-    if notebook not in BUDGETS:
-        raise KeyError(f"no budget for {notebook!r}: expected one of {sorted(BUDGETS)}")
+def pick(budgets: dict[str, dict], mode_name: str | None = None) -> SimpleNamespace:
+    """The entry of ``budgets`` (one dict per mode) for the current (or given) mode, as attributes.
+
+    Each recipe in :mod:`course_lib.recipes` keeps its notebook's budgets and reads them with this::
+
+        BUDGETS = {"quick": dict(steps=800), "lecture": dict(steps=5000), "full": dict(steps=20000)}
+        B = runtime.pick(BUDGETS)          # B.steps, B.mode
+    """
     m = _check_mode(mode_name) if mode_name is not None else mode()
-    return SimpleNamespace(mode=m, **BUDGETS[notebook][m])
+    missing = [k for k in MODES if k not in budgets]
+    if missing:
+        raise KeyError(f"budgets must have an entry for every mode {MODES}; missing {missing}")
+    return SimpleNamespace(mode=m, **budgets[m])
 
 
 def _auto_device() -> torch.device:

@@ -5,7 +5,7 @@ Usage::
     def loss_fn(step):                      # draws its own batch, returns a scalar loss
         x1 = data.toy_2d("spirals", 1024, seed=step)
         return flow.loss(model, x1)
-    hist = train(model, loss_fn, steps=runtime.budget("flow2d").steps, lr=1e-3)
+    hist = train(model, loss_fn, steps=recipe.budget().steps, lr=1e-3)
     hist.losses                             # one float per step
 
 The loop shows a tqdm progress bar with the running loss, clips gradients, keeps an optional EMA of

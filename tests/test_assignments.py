@@ -3,7 +3,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_lib import assignments
+from course_lib.course import assignments
 
 EXERCISE = '''def euler_step(v, x, t, dt):
     """one Euler step"""
@@ -17,7 +17,7 @@ def solution_notebook(extra=""):
     return new_notebook(cells=[
         new_markdown_cell("# title\n### BEGIN SOLUTION\nthe answer is 42\n### END SOLUTION"),
         new_code_cell(EXERCISE),
-        new_code_cell("from course_lib import homework\neuler_step = homework.check('welcome.euler_step', euler_step)"),
+        new_code_cell("from course_lib.course import homework\neuler_step = homework.check('welcome.euler_step', euler_step)"),
         new_code_cell("print('the end')" + extra),
     ], metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
 
@@ -90,7 +90,7 @@ def test_check_reports_missing_and_orphan_notebooks(tmp_path):
 
 
 def test_repository_notebooks_are_in_sync_with_solutions():
-    assert assignments.check() == [], "run `make student` (python -m course_lib.assignments build)"
+    assert assignments.check() == [], "run `make student` (python -m course_lib.course.assignments build)"
 
 
 def test_repository_solutions_have_regions_and_no_stored_outputs():
@@ -124,7 +124,7 @@ def test_grading_restores_check_cells_and_rejects_the_reference(tmp_path, monkey
     monkeypatch.setattr(assignments, "SOLUTIONS", sols)
     cheat = assignments.student_version(solution_notebook())
     # a check cell edited to check the reference is put back as the solution has it
-    cheat.cells[2].source = ("from course_lib import homework\n"
+    cheat.cells[2].source = ("from course_lib.course import homework\n"
                              "homework.check('welcome.euler_step', lambda *a: homework.reference('welcome.euler_step')(*a))")
     nbformat.write(cheat, tmp_path / "sub.ipynb")
     assert assignments.grade_one(tmp_path / "sub.ipynb")["welcome.euler_step"] == "not attempted"
@@ -134,6 +134,6 @@ def test_grading_restores_check_cells_and_rejects_the_reference(tmp_path, monkey
     assert assignments.grade_one(tmp_path / "sub.ipynb")["welcome.euler_step"] == "not run"
     # the reference handed in as one's own function
     cheat = assignments.student_version(solution_notebook())
-    cheat.cells[1].source = "from course_lib import homework\neuler_step = homework.reference('welcome.euler_step')"
+    cheat.cells[1].source = "from course_lib.course import homework\neuler_step = homework.reference('welcome.euler_step')"
     nbformat.write(cheat, tmp_path / "sub.ipynb")
     assert assignments.grade_one(tmp_path / "sub.ipynb")["welcome.euler_step"] == "failed"

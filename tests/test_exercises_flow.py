@@ -1,7 +1,7 @@
 """Wrong answers to notebook 08's exercises; tests/test_homework.py asserts each one is caught."""
 import torch
 
-from course_lib import homework
+from course_lib.course import homework
 
 
 # ----------------------------------------------------------------------------- flow.fm_pair

@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from course_lib import homework
+from course_lib.course import homework
 
 
 # ----------------------------------------------------------------------------- causal_mask

@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from course_lib.homework import run_check
+from course_lib.course.homework import run_check
 
 
 # ----------------------------------------------------------------------------- nearest_code_ste

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from course_lib import data, flow, metrics, nn, train
+from course_lib import data, flow, metrics, nets, train
 
 
 def test_path_ends_and_velocity():
@@ -87,7 +87,7 @@ def test_straight_paths_have_zero_straightness():
 
 def test_guidance_field_matches_guided_velocity():
     torch.manual_seed(0)
-    m = nn.VelocityMLP(nn.MLPConfig(dim=2, hidden=16, depth=2, n_classes=3))
+    m = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=16, depth=2, n_classes=3))
     torch.nn.init.normal_(m.out.weight, std=0.2)
     x, t, y = torch.randn(7, 2), torch.rand(7), torch.randint(0, 3, (7,))
     for w in (0.0, 1.0, 3.0):
@@ -108,7 +108,7 @@ def test_learning_spirals_beats_bound():
     must have learned more than two moments. Measured after 400 steps: 0.15-0.16 over 3 seeds; noise
     floor at 4096 points: 0.03."""
     torch.manual_seed(0)
-    model = nn.VelocityMLP(nn.MLPConfig(dim=2, hidden=128, depth=3))
+    model = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=128, depth=3))
     hist = train.train(model, lambda s: flow.loss(model, data.toy_2d("spirals", 512, seed=s)), 600,
                        lr=3e-3, schedule="cosine", progress=False)
     assert sum(hist.losses[-50:]) / 50 < sum(hist.losses[:50]) / 50
@@ -126,7 +126,7 @@ def test_reflow_runs_and_keeps_pairs_aligned():
     x0, x1 = flow.reflow_pairs(teacher, 256, 2, steps=20, seed=3)
     assert x0.shape == x1.shape == (256, 2)
     assert torch.allclose(x1[:5], flow.integrate(teacher, x0[:5], 20))
-    student = nn.VelocityMLP(nn.MLPConfig(dim=2, hidden=32, depth=2))
+    student = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=32, depth=2))
     hist = flow.reflow(student, x0, x1, 30, batch=64, progress=False)
     assert len(hist.losses) == 30 and hist.losses[-1] < hist.losses[0]
 

@@ -9,7 +9,7 @@ import pathlib
 import pytest
 import torch
 
-from course_lib import homework
+from course_lib.course import homework
 
 TESTS = pathlib.Path(__file__).parent
 

@@ -1,22 +1,22 @@
-"""course_lib.nn: shapes, the time embedding's smoothness, conditioning and error messages."""
+"""course_lib.nets.mlp: shapes, the time embedding's smoothness, conditioning and error messages."""
 import pytest
 import torch
 
-from course_lib import nn
+from course_lib import nets
 
 
 def test_shapes_and_zero_init():
-    m = nn.VelocityMLP(nn.MLPConfig(dim=3, hidden=32, depth=2))
+    m = nets.VelocityMLP(nets.MLPConfig(dim=3, hidden=32, depth=2))
     x = torch.randn(5, 3)
     out = m(x, torch.rand(5))
     assert out.shape == (5, 3)
     assert torch.all(out == 0), "the output layer starts at zero: an untrained model predicts v = 0"
     assert m(x, 0.5).shape == (5, 3) and m(x, torch.tensor(0.5)).shape == (5, 3)
-    assert nn.count_parameters(m) > 0
+    assert nets.count_parameters(m) > 0
 
 
 def test_time_embedding_is_smooth_and_differentiable():
-    emb = nn.FourierTime(16, max_freq=100.0)
+    emb = nets.FourierTime(16, max_freq=100.0)
     t = torch.tensor([0.0, 0.3, 1.0], requires_grad=True)
     phi = emb(t)
     assert phi.shape == (3, 16)
@@ -28,7 +28,7 @@ def test_time_embedding_is_smooth_and_differentiable():
 
 def test_jvp_through_time_matches_finite_difference():
     torch.manual_seed(0)
-    m = nn.VelocityMLP(nn.MLPConfig(dim=2, hidden=32, depth=2, time_inputs=2)).double()
+    m = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=32, depth=2, time_inputs=2)).double()
     torch.nn.init.normal_(m.out.weight, std=0.1)
     x, t, r = (torch.randn(4, 2, dtype=torch.float64), torch.rand(4, dtype=torch.float64),
                torch.rand(4, dtype=torch.float64))
@@ -41,7 +41,7 @@ def test_jvp_through_time_matches_finite_difference():
 
 def test_conditional_model_uses_labels_and_null_class():
     torch.manual_seed(0)
-    m = nn.VelocityMLP(nn.MLPConfig(dim=2, hidden=32, depth=2, n_classes=4))
+    m = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=32, depth=2, n_classes=4))
     torch.nn.init.normal_(m.out.weight, std=0.1)
     x, t = torch.randn(6, 2), torch.rand(6)
     assert m.null_class == 4
@@ -53,7 +53,7 @@ def test_conditional_model_uses_labels_and_null_class():
 
 
 def test_errors_name_what_was_expected():
-    m = nn.VelocityMLP(nn.MLPConfig(dim=2, hidden=16, depth=1))
+    m = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=16, depth=1))
     with pytest.raises(ValueError, match=r"shape \(B, 2\)"):
         m(torch.randn(5, 3), 0.1)
     with pytest.raises(ValueError, match=r"shape \(5,\)"):
@@ -65,16 +65,16 @@ def test_errors_name_what_was_expected():
     with pytest.raises(ValueError, match="time_inputs=1"):
         m(torch.randn(5, 2), 0.1, r=0.2)
     with pytest.raises(ValueError, match="time_features"):
-        nn.MLPConfig(time_features=7)
+        nets.MLPConfig(time_features=7)
     with pytest.raises(TypeError, match="either"):
-        nn.VelocityMLP(nn.MLPConfig(), hidden=3)
+        nets.VelocityMLP(nets.MLPConfig(), hidden=3)
 
 
 def test_keyword_config_and_determinism():
     torch.manual_seed(1)
-    a = nn.VelocityMLP(dim=2, hidden=16, depth=2)
+    a = nets.VelocityMLP(dim=2, hidden=16, depth=2)
     torch.manual_seed(1)
-    b = nn.VelocityMLP(dim=2, hidden=16, depth=2)
+    b = nets.VelocityMLP(dim=2, hidden=16, depth=2)
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
     assert a.config.hidden == 16

@@ -1,10 +1,11 @@
-"""course_lib.pixel_ar: masks, causality by gradients, baselines, sampling, and a learning test."""
+"""course_lib.pixels.pixel_ar: masks, causality by gradients, baselines, sampling, and a learning test."""
 import math
 
 import pytest
 import torch
 
-from course_lib import data, pixel_ar as P, train
+from course_lib import data, train
+from course_lib.pixels import pixel_ar as P
 
 
 def later_or_self(h, w, i, j):

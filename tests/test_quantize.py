@@ -1,10 +1,11 @@
-"""Unit and learning tests of course_lib.quantize and course_lib.bitwise."""
+"""Unit and learning tests of course_lib.tokens.vq and course_lib.tokens.bitwise."""
 import math
 
 import pytest
 import torch
 
-from course_lib import bitwise, quantize
+from course_lib.tokens import bitwise
+from course_lib.tokens import vq as quantize
 
 
 def test_straight_through_gradient_is_identity():

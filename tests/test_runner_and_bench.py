@@ -1,11 +1,12 @@
-"""`make run` (course_lib.runner) and `python -m course_lib.bench notebooks --json`."""
+"""`make run` (course_lib.course.runner) and `python -m course_lib.bench notebooks --json`."""
 import json
 import subprocess
 import sys
 
 import pytest
 
-from course_lib import bench, runner
+from course_lib import bench
+from course_lib.course import runner
 
 
 def test_runner_executes_a_notebook_and_writes_notebook_and_html(tmp_path):

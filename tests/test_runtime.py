@@ -23,18 +23,33 @@ def test_unknown_mode_is_a_clear_error(monkeypatch):
         runtime.mode()
 
 
-def test_every_budget_has_the_same_keys_in_every_mode():
-    for name, per_mode in runtime.BUDGETS.items():
+def _recipes():
+    import importlib
+    import pkgutil
+
+    from course_lib import recipes
+    return {m.name: importlib.import_module(f"course_lib.recipes.{m.name}")
+            for m in pkgutil.iter_modules(recipes.__path__)}
+
+
+def test_every_recipe_budget_has_the_same_keys_in_every_mode():
+    found = _recipes()
+    assert {"welcome", "pixels_and_samples", "flow_matching_2d"} <= set(found)
+    for name, mod in found.items():
+        per_mode = mod.BUDGETS
         assert set(per_mode) == set(runtime.MODES), name
         keys = {m: set(per_mode[m]) for m in runtime.MODES}
         assert keys["quick"] == keys["lecture"] == keys["full"], f"{name}: {keys}"
 
 
-def test_budget_reads_the_current_mode():
-    b = runtime.budget("welcome", "quick")
-    assert b.mode == "quick" and b.n_points == runtime.BUDGETS["welcome"]["quick"]["n_points"]
-    with pytest.raises(KeyError, match="no budget for 'nope'"):
-        runtime.budget("nope")
+def test_pick_reads_the_current_mode(monkeypatch):
+    budgets = {"quick": dict(steps=1), "lecture": dict(steps=2), "full": dict(steps=3)}
+    assert runtime.pick(budgets, "full").steps == 3
+    monkeypatch.setenv("COURSE_MODE", "quick")
+    b = runtime.pick(budgets)
+    assert b.mode == "quick" and b.steps == 1
+    with pytest.raises(KeyError, match="missing \\['full'\\]"):
+        runtime.pick({"quick": {}, "lecture": {}})
 
 
 def test_device_override(monkeypatch):

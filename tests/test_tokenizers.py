@@ -1,9 +1,13 @@
-"""Tests of course_lib.tokenizers, losses and titok: shapes, errors, and short learning runs."""
+"""Tests of course_lib.tokens.tokenizers, losses and titok: shapes, errors, and short learning runs."""
 import pytest
 import torch
 
-from course_lib import bitwise, data, losses, quantize, tokenizers
-from course_lib.titok import TiTok
+from course_lib import data
+from course_lib.tokens import bitwise
+from course_lib.tokens import losses
+from course_lib.tokens import vq as quantize
+from course_lib.tokens import tokenizers
+from course_lib.tokens.titok import TiTok
 
 
 @pytest.mark.parametrize("q", [None, "vq", "rvq", "fsq", "bsq"])

@@ -1,8 +1,8 @@
-"""Tests of course_lib.transformer: masks, shapes, causality, a learning test."""
+"""Tests of course_lib.nets.transformer: masks, shapes, causality, a learning test."""
 import pytest
 import torch
 
-from course_lib.transformer import GPT, Config, Transformer, make_mask
+from course_lib.nets.transformer import GPT, Config, Transformer, make_mask
 
 
 def test_masks():

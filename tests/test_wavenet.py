@@ -1,10 +1,11 @@
-"""course_lib.wavenet: mu-law, causality and receptive field, cached generation, a learning test."""
+"""course_lib.pixels.wavenet: mu-law, causality and receptive field, cached generation, a learning test."""
 import math
 
 import pytest
 import torch
 
-from course_lib import data, train, wavenet as W
+from course_lib import data, train
+from course_lib.pixels import wavenet as W
 
 
 def test_mu_law_range_and_round_trip_bound():

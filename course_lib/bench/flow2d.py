@@ -5,7 +5,7 @@
 Every sliced Wasserstein distance (SWD) here uses ``--n`` samples (default 16384) and 256
 projections and is averaged over ``--seeds`` seeds (each seed: fresh noise, a fresh held-out data
 draw, fresh projections); the noise floor (SWD between two independent data draws of the same size)
-is averaged the same way. Training sizes come from ``runtime.budget("flow2d")`` of the mode.
+is averaged the same way. Training sizes come from ``recipe.budget()`` of the mode.
 
 A second model, same network and steps, is trained on minibatch-OT pairs (``swd_euler_ot``).
 
@@ -21,7 +21,8 @@ import time
 
 import torch
 
-from course_lib import data, flow, metrics, nn, runtime, train
+from course_lib import data, flow, metrics, nets, runtime, train
+from course_lib.recipes import flow_matching_2d as recipe
 
 STEPS = (1, 2, 4, 8, 16, 32, 100)
 
@@ -30,7 +31,7 @@ def train_spirals(B, seed: int = 0, progress: bool = False, ot_block: int | None
     """The notebook's main model: a VelocityMLP trained with flow.loss on fresh spiral batches.
     With ``ot_block`` the noise is paired with the data by minibatch OT (flow.minibatch_ot) first."""
     runtime.seed_everything(seed)
-    model = nn.VelocityMLP(nn.MLPConfig(dim=2, hidden=B.hidden, depth=B.depth)).to(runtime.device())
+    model = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=B.hidden, depth=B.depth)).to(runtime.device())
 
     def loss_fn(step):
         x1 = data.toy_2d("spirals", B.batch, seed=step)
@@ -60,7 +61,7 @@ def run(args: list[str]) -> dict:
     p.add_argument("--skip", default="", help="comma list of parts to skip: reflow, ot, conditional")
     a = p.parse_args(args)
     skip = set(filter(None, a.skip.split(",")))
-    B = runtime.budget("flow2d")
+    B = recipe.budget()
     dev = runtime.device()
     out = {"mode": B.mode, "device": str(dev), "threads": torch.get_num_threads(), "n_samples": a.n,
            "n_projections": 256, "seeds": a.seeds, "train_steps": B.steps, "batch": B.batch,
@@ -115,7 +116,7 @@ def run(args: list[str]) -> dict:
     if "conditional" not in skip:
         name, k = "8gaussians", data.toy_2d_classes("8gaussians")
         runtime.seed_everything(1)
-        cond = nn.VelocityMLP(nn.MLPConfig(dim=2, hidden=B.hidden, depth=B.depth, n_classes=k)).to(dev)
+        cond = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=B.hidden, depth=B.depth, n_classes=k)).to(dev)
 
         def cond_loss(step):
             x, y = data.toy_2d(name, B.batch, seed=step, labels=True)

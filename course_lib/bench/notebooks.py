@@ -5,7 +5,8 @@
 """
 import argparse
 
-from course_lib import runner, runtime
+from course_lib import runtime
+from course_lib.course import runner
 
 
 def run(args: list[str]) -> dict:

@@ -12,7 +12,10 @@ import time
 
 import torch
 
-from course_lib import data, pixel_ar as P, runtime, wavenet as W
+from course_lib import data, runtime
+from course_lib.recipes import pixels_and_samples as recipe
+from course_lib.pixels import pixel_ar as P
+from course_lib.pixels import wavenet as W
 
 
 def _pixelcnn(B, seed: int) -> dict:
@@ -73,7 +76,7 @@ def run(args: list[str]) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--skip-wavenet", action="store_true")
     a = p.parse_args(args)
-    B = runtime.budget("pixel_ar")
+    B = recipe.budget()
     out = {"mode": B.mode, "device": str(runtime.device()), "threads": torch.get_num_threads()}
     t0 = time.perf_counter()
     out.update(_pixelcnn(B, a.seed))

@@ -25,7 +25,10 @@ import time
 
 import torch
 
-from course_lib import data, metrics, quantize, runtime, tokenizers
+from course_lib import data, metrics, runtime
+from course_lib.recipes import tokens as recipe
+from course_lib.tokens import vq as quantize
+from course_lib.tokens import tokenizers
 
 
 def _require_vqpytorch():
@@ -60,7 +63,7 @@ def _fit_rvq(rvq, call, z: torch.Tensor, steps: int, batch: int) -> float:
 
 def run(args: list[str]) -> dict:
     vqp = _require_vqpytorch()
-    B = runtime.budget("tokens")
+    B = recipe.budget()
     dev = runtime.device()
     runtime.seed_everything(0)
     res: dict = {"mode": B.mode}

@@ -8,10 +8,10 @@ and video cousins (SoundStream, Zeghidour et al. 2021; VideoGPT, Yan et al. 2021
 * :class:`AudioTokenizer`: (B, L) waves -> L / prod(strides) frames of tokens.
 * :class:`VideoTokenizer`: (B, T, C, H, W) clips -> tube tokens over (t, p, p) frames x pixels.
 
-Each takes any quantizer of :mod:`course_lib.quantize` / :mod:`course_lib.bitwise` whose
+Each takes any quantizer of :mod:`course_lib.tokens.vq` / :mod:`course_lib.tokens.bitwise` whose
 ``forward((..., D)) -> QuantOut``, or ``None`` for continuous tokens. :func:`fit` trains one with
 MSE, the perceptual loss, the multi-resolution STFT loss and/or the adversarial loss of
-:mod:`course_lib.losses`. Simplification: no attention layers, no normalisation layers (tiny models,
+:mod:`course_lib.tokens.losses`. Simplification: no attention layers, no normalisation layers (tiny models,
 a few thousand steps on a CPU).
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import losses
+from course_lib.tokens import losses
 from course_lib.train import History, train
 
 
@@ -265,7 +265,8 @@ def random_crops(image: torch.Tensor, size: int, batch: int, seed: int = 0):
 def evaluate(model: _Tokenizer, x: torch.Tensor, batch: int = 256, **qkw) -> dict:
     """Reconstruct ``x`` in batches (eval mode). Returns {"recon", "codes", "mse", "psnr" (images in
     [0,1]) or "snr_db" (waves), "perplexity", "usage" (if discrete)}."""
-    from course_lib import metrics, quantize
+    from course_lib import metrics
+    from course_lib.tokens import vq as quantize
     was = model.training
     model.eval()
     recons, codes = [], []

@@ -1,6 +1,6 @@
 """Execute notebooks headless, time them, and keep the executed copies (``make run``).
 
-    python -m course_lib.runner [--source solutions|notebooks] [--out build] [--html] [--mode M] [NAME...]
+    python -m course_lib.course.runner [--source solutions|notebooks] [--out build] [--html] [--mode M] [NAME...]
 
 Each notebook runs in a fresh kernel of this environment, in the notebook's own folder, with
 ``COURSE_MODE`` set and ``COURSE_STATIC=1`` (widgets draw their static view, which an exported page
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def notebook_paths(source: str = "solutions", names=()) -> list[Path]:
@@ -73,7 +73,7 @@ def run_all(names=(), mode: str | None = None, source: str = "solutions", out: P
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m course_lib.runner", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m course_lib.course.runner", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("names", nargs="*", help="notebook names or numbers (default: all)")
     p.add_argument("--source", default="solutions", choices=("solutions", "notebooks"))

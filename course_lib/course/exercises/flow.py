@@ -1,11 +1,11 @@
-"""Exercises of notebook 08 (flow matching in 2-D); see course_lib.homework for the mechanism.
+"""Exercises of notebook 08 (flow matching in 2-D); see course_lib.course.homework for the mechanism.
 
 The references live in :mod:`course_lib.flow`; this module only registers the checks.
 """
 import torch
 
 from course_lib import flow
-from course_lib.homework import Case, Mismatch, compare, exercise, expect_tensor, fingerprint
+from course_lib.course.checking import Case, Mismatch, compare, Exercise, expect_tensor, fingerprint
 
 
 def _gen(seed):
@@ -14,7 +14,6 @@ def _gen(seed):
 
 # ----------------------------------------------------------------------------- fm_pair
 
-@exercise("flow.fm_pair", reference=flow.fm_pair)
 def check_fm_pair(candidate):
     """x_t = (1 - t) x0 + t x1 and target x1 - x0, on several batches and the two ends t = 0, 1."""
     g = _gen(0)
@@ -60,7 +59,6 @@ def _fields():
             "a field whose direction turns with t": swirl_in_time}
 
 
-@exercise("flow.euler_sample", reference=flow.euler_sample)
 def check_euler_sample(candidate):
     """Euler from t = 0 to 1 on three fields with 1, 2, 4 and 7 steps."""
     x = torch.randn(6, 2, generator=_gen(1))
@@ -97,7 +95,6 @@ class _ToyConditional(torch.nn.Module):
         return (centres[yy] - x) * (1 + t[:, None]) + 0.3 * (yy == 3).float()[:, None]
 
 
-@exercise("flow.guided_velocity", reference=flow.guided_velocity)
 def check_guided_velocity(candidate):
     """v_u + w (v_c - v_u) with a toy model, for w = 0, 1, 2.5 and 4."""
     model = _ToyConditional()
@@ -114,7 +111,6 @@ def check_guided_velocity(candidate):
 
 # ----------------------------------------------------------------------------- sliced Wasserstein
 
-@exercise("flow.sliced_wasserstein", reference=flow.sliced_wasserstein)
 def check_sliced_wasserstein(candidate):
     """SWD along given (unnormalised) directions: 0 for equal sets, shift-equivariant, then values."""
     g = _gen(3)
@@ -140,3 +136,12 @@ def check_sliced_wasserstein(candidate):
                            torch.randn(n, d, generator=gi, dtype=torch.float64) * 1.5 + 0.3,
                            torch.randn(d, p, generator=gi, dtype=torch.float64))))
     compare(candidate, flow.sliced_wasserstein, cases, atol=1e-8, rtol=1e-6)
+
+
+# the exercises of this topic, in notebook order
+EXERCISES = [
+    Exercise("flow.fm_pair", reference=flow.fm_pair, checker=check_fm_pair, description=check_fm_pair.__doc__),
+    Exercise("flow.euler_sample", reference=flow.euler_sample, checker=check_euler_sample, description=check_euler_sample.__doc__),
+    Exercise("flow.guided_velocity", reference=flow.guided_velocity, checker=check_guided_velocity, description=check_guided_velocity.__doc__),
+    Exercise("flow.sliced_wasserstein", reference=flow.sliced_wasserstein, checker=check_sliced_wasserstein, description=check_sliced_wasserstein.__doc__),
+]

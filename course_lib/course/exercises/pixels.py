@@ -1,4 +1,4 @@
-"""Exercises of notebook 01 (pixels and samples); see course_lib.homework for the mechanism.
+"""Exercises of notebook 01 (pixels and samples); see course_lib.course.homework for the mechanism.
 
 pixels.causal_mask     the type A / type B mask of a k x k masked convolution
 pixels.mu_law_encode   waveform in [-1, 1] -> mu-law levels 0..mu
@@ -10,9 +10,9 @@ import math
 
 import torch
 
-from course_lib.homework import Case, Mismatch, compare, exercise, expect_tensor, fingerprint
-from course_lib.pixel_ar import bits_per_dim, causal_mask, raster_sample
-from course_lib.wavenet import mu_law_decode, mu_law_encode
+from course_lib.course.checking import Case, Mismatch, compare, Exercise, expect_tensor, fingerprint
+from course_lib.pixels.pixel_ar import bits_per_dim, causal_mask, raster_sample
+from course_lib.pixels.wavenet import mu_law_decode, mu_law_encode
 
 
 def _as_tensor(got, what):
@@ -25,7 +25,6 @@ def _as_tensor(got, what):
 
 # ----------------------------------------------------------------------------- masks
 
-@exercise("pixels.causal_mask", reference=causal_mask)
 def check_causal_mask(candidate):
     """Masks of type A and B for kernels 1, 3, 5 and 7."""
     for k in (3, 5, 7, 1):
@@ -51,7 +50,6 @@ def _waves():
     return x, small, edges, loud
 
 
-@exercise("pixels.mu_law_encode", reference=mu_law_encode)
 def check_mu_law_encode(candidate):
     """Encode random waves, quiet waves, the ends of [-1, 1], values outside it, and mu = 15."""
     x, small, edges, loud = _waves()
@@ -66,7 +64,6 @@ def check_mu_law_encode(candidate):
     compare(candidate, mu_law_encode, cases)
 
 
-@exercise("pixels.mu_law_decode", reference=mu_law_decode)
 def check_mu_law_decode(candidate):
     """Decode every level for mu = 255 and mu = 15, and a random batch of levels."""
     g = torch.Generator().manual_seed(2)
@@ -101,7 +98,6 @@ class _Counter:
         return self.fn(x)
 
 
-@exercise("pixels.raster_sample", reference=raster_sample)
 def check_raster_sample(candidate):
     """Sample from toy models whose pixels depend on their neighbours: first at a temperature so low
     that sampling is argmax (no randomness involved), then draw by draw with a seeded generator."""
@@ -127,7 +123,6 @@ def check_raster_sample(candidate):
 
 # ----------------------------------------------------------------------------- bits per dim
 
-@exercise("pixels.bits_per_dim", reference=bits_per_dim)
 def check_bits_per_dim(candidate):
     """Bits/dim of known distributions (uniform, one sure value) and of random logits."""
     k = 17
@@ -150,3 +145,13 @@ def check_bits_per_dim(candidate):
         got = _as_tensor(candidate(*(a.clone() for a in case.args)), f"on {case.description}")
         expect_tensor(got.reshape(()).float(), want, f"on {case.description}", atol=1e-4,
                       hint=f"(yours: {fingerprint(got)})")
+
+
+# the exercises of this topic, in notebook order
+EXERCISES = [
+    Exercise("pixels.causal_mask", reference=causal_mask, checker=check_causal_mask, description=check_causal_mask.__doc__),
+    Exercise("pixels.mu_law_encode", reference=mu_law_encode, checker=check_mu_law_encode, description=check_mu_law_encode.__doc__),
+    Exercise("pixels.mu_law_decode", reference=mu_law_decode, checker=check_mu_law_decode, description=check_mu_law_decode.__doc__),
+    Exercise("pixels.raster_sample", reference=raster_sample, checker=check_raster_sample, description=check_raster_sample.__doc__),
+    Exercise("pixels.bits_per_dim", reference=bits_per_dim, checker=check_bits_per_dim, description=check_bits_per_dim.__doc__),
+]

@@ -1,6 +1,6 @@
 """A TiTok-style 1-D tokenizer (Yu et al. 2024, "An Image is Worth 32 Tokens"), at course scale.
 
-Encoder: a bidirectional :class:`~course_lib.transformer.Transformer` over the image's p x p
+Encoder: a bidirectional :class:`~course_lib.nets.transformer.Transformer` over the image's p x p
 patches plus K learned latent tokens; only the K latents are kept, projected to ``token_dim`` and
 quantized (any quantizer, or none). Decoder: a transformer over one learned mask token per patch
 position plus the K quantized latents; the patch outputs become pixels. The K latents carry no 2-D
@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_lib.tokenizers import AEOut
-from course_lib.transformer import Config, Transformer
+from course_lib.tokens.tokenizers import AEOut
+from course_lib.nets.transformer import Config, Transformer
 
 
 class TiTok(nn.Module):

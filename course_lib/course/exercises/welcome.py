@@ -1,7 +1,7 @@
 """Exercises of notebook 00 (welcome): one small exercise that shows the mechanism."""
 import torch
 
-from course_lib.homework import Case, Mismatch, compare, exercise
+from course_lib.course.checking import Case, Exercise, Mismatch, compare
 
 
 def euler_step(v, x: torch.Tensor, t: float, dt: float) -> torch.Tensor:
@@ -25,7 +25,6 @@ def _fields():
             "a shrinking field": shrink}
 
 
-@exercise("welcome.euler_step", reference=euler_step)
 def check_euler_step(candidate):
     """Euler step on three fields, several times and step sizes."""
     g = torch.Generator().manual_seed(0)
@@ -36,3 +35,9 @@ def check_euler_step(candidate):
     cases = [Case(f"{name}, t={t}, dt={dt}", (v, x, t, dt))
              for name, v in _fields().items() for t, dt in [(0.0, 0.25), (0.5, 0.25), (0.75, 0.1)]]
     compare(candidate, euler_step, cases)
+
+
+# the exercises of this topic, in notebook order
+EXERCISES = [
+    Exercise("welcome.euler_step", reference=euler_step, checker=check_euler_step, description=check_euler_step.__doc__),
+]

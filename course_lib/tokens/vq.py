@@ -21,7 +21,7 @@
 
 Vectors are channel-last: ``z`` has shape (..., D). Distances are computed in fp32 with autocast
 off (bf16 distances give argmin ties and NaNs). The lookup-free quantizers are in
-:mod:`course_lib.bitwise`.
+:mod:`course_lib.tokens.bitwise`.
 """
 from __future__ import annotations
 

@@ -23,7 +23,7 @@ The pieces, small and composable in the spirit of facebookresearch/flow_matching
 * reflow:   :func:`reflow_pairs`, :func:`reflow` (Liu et al. 2022 §2.3), and :func:`straightness`.
 
 A "velocity field" below is any callable ``v(x, t) -> (N, D)`` with x (N, D) and t (N,); a
-:class:`course_lib.nn.VelocityMLP` is one, and :func:`field` turns a conditional model plus labels
+:class:`course_lib.nets.mlp.VelocityMLP` is one, and :func:`field` turns a conditional model plus labels
 into one. Usage::
 
     model = nn.VelocityMLP(nn.MLPConfig(dim=2)).to(runtime.device())

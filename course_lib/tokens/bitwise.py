@@ -28,7 +28,7 @@ import math
 import torch
 from torch import nn
 
-from course_lib.quantize import QuantOut, _check_vectors, perplexity, straight_through, usage
+from course_lib.tokens.vq import QuantOut, _check_vectors, perplexity, straight_through, usage
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Exercises of notebooks 02-03 (tokens); see course_lib.homework for the mechanism.
+"""Exercises of notebooks 02-03 (tokens); see course_lib.course.homework for the mechanism.
 
 * tokens.nearest_code_ste: nearest-code lookup with the straight-through estimator;
 * tokens.vq_loss: codebook + beta * commitment, with the stop-gradients in the right places;
@@ -12,9 +12,9 @@ import math
 
 import torch
 
-from course_lib import quantize
-from course_lib.bitwise import bsq_quantize
-from course_lib.homework import Case, Mismatch, compare, exercise, expect_tensor, fingerprint
+from course_lib.tokens import vq as quantize
+from course_lib.tokens.bitwise import bsq_quantize
+from course_lib.course.checking import Case, Mismatch, compare, Exercise, expect_tensor, fingerprint
 
 
 # ----------------------------------------------------------------------------- references
@@ -62,7 +62,6 @@ def _gen(seed):
     return torch.Generator().manual_seed(seed)
 
 
-@exercise("tokens.nearest_code_ste", reference=nearest_code_ste)
 def check_nearest_code_ste(candidate):
     """Values and codes on random inputs, codes of unequal norm, and the gradient path."""
     g = _gen(0)
@@ -97,7 +96,6 @@ def check_nearest_code_ste(candidate):
                        ".detach() (the codebook learns from the codebook loss or EMA, not from here)")
 
 
-@exercise("tokens.vq_loss", reference=vq_loss)
 def check_vq_loss(candidate):
     """Value and the two gradients: the codebook term moves z_q, the commitment term moves z_e."""
     g = _gen(1)
@@ -119,7 +117,6 @@ def check_vq_loss(candidate):
                       hint="(only |sg[z_e] - z_q|^2 should reach the code)")
 
 
-@exercise("tokens.residual_quantize", reference=residual_quantize)
 def check_residual_quantize(candidate):
     """Random codebooks of decreasing scale, 1..L levels."""
     g = _gen(2)
@@ -138,7 +135,6 @@ def check_residual_quantize(candidate):
                       hint=f"(yours: {fingerprint(out[0])}; reference: {fingerprint(want_z)})")
 
 
-@exercise("tokens.bsq", reference=bsq)
 def check_bsq(candidate):
     """Values on the unit sphere, several d, and the straight-through gradient."""
     g = _gen(3)
@@ -157,7 +153,6 @@ def check_bsq(candidate):
                   "so the gradient goes through the normalisation)")
 
 
-@exercise("tokens.bitrate", reference=bitrate)
 def check_bitrate(candidate):
     """EnCodec, Mimi and the course's codec."""
     cases = [(75, 8, 1024, "EnCodec 24 kHz at 6 kbps"), (12.5, 8, 2048, "Mimi as Moshi uses it"),
@@ -172,3 +167,13 @@ def check_bitrate(candidate):
         if not math.isclose(val, want, rel_tol=1e-6):
             raise Mismatch(f"{what} ({fps} frames/s, {nq} quantizers, {k} codes): expected {want:g} "
                            f"bits/s, got {val:g}")
+
+
+# the exercises of this topic, in notebook order
+EXERCISES = [
+    Exercise("tokens.nearest_code_ste", reference=nearest_code_ste, checker=check_nearest_code_ste, description=check_nearest_code_ste.__doc__),
+    Exercise("tokens.vq_loss", reference=vq_loss, checker=check_vq_loss, description=check_vq_loss.__doc__),
+    Exercise("tokens.residual_quantize", reference=residual_quantize, checker=check_residual_quantize, description=check_residual_quantize.__doc__),
+    Exercise("tokens.bsq", reference=bsq, checker=check_bsq, description=check_bsq.__doc__),
+    Exercise("tokens.bitrate", reference=bitrate, checker=check_bitrate, description=check_bitrate.__doc__),
+]

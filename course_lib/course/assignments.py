@@ -1,8 +1,8 @@
 """Student notebooks from solutions, the sync check, and grading.
 
-    python -m course_lib.assignments build [--force]   # solutions/*.ipynb -> notebooks/*.ipynb
-    python -m course_lib.assignments check             # fail if notebooks/ is out of date
-    python -m course_lib.assignments grade PATH...     # execute submissions, print a score table
+    python -m course_lib.course.assignments build [--force]   # solutions/*.ipynb -> notebooks/*.ipynb
+    python -m course_lib.course.assignments check             # fail if notebooks/ is out of date
+    python -m course_lib.course.assignments grade PATH...     # execute submissions, print a score table
 
 **build** replaces every region between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` by
 ``# YOUR CODE HERE`` + ``raise NotImplementedError()`` (indentation kept; in markdown cells by
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTIONS, NOTEBOOKS = ROOT / "solutions", ROOT / "notebooks"
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
@@ -236,7 +236,7 @@ def grade(paths: list[Path], mode: str = "quick", csv: Path | None = None) -> li
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m course_lib.assignments", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m course_lib.course.assignments", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     b = sub.add_parser("build", help="write notebooks/ from solutions/")
