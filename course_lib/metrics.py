@@ -3,7 +3,8 @@
 * :func:`sliced_wasserstein`: sliced 2-Wasserstein distance between two point clouds (any dim);
 * :func:`noise_floor`: the same distance between two independent draws of the data itself;
 * :func:`mmd`: maximum mean discrepancy with a sum of RBF kernels (unbiased estimate);
-* :func:`psnr` for images, :func:`snr_db` for audio.
+* :func:`psnr` for images, :func:`snr_db` for audio;
+* :func:`code_histogram`, :func:`perplexity`, :func:`usage`: how a tokenizer uses its codebook.
 """
 from __future__ import annotations
 
@@ -84,3 +85,22 @@ def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     signal = reference.double().pow(2).sum().item()
     noise = (reference.double() - estimate.double()).pow(2).sum().item()
     return float("inf") if noise == 0 else 10 * math.log10(signal / max(noise, 1e-300))
+
+
+# ----------------------------------------------------------------------------- codebook usage
+
+def code_histogram(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
+    """Fraction of vectors assigned to each code, (K,) float summing to 1."""
+    counts = torch.bincount(codes.reshape(-1).long(), minlength=codebook_size).float()
+    return counts / counts.sum().clamp_min(1)
+
+
+def perplexity(codes: torch.Tensor, codebook_size: int) -> float:
+    """exp(entropy of the average code usage): K when all codes are used equally, 1 on collapse."""
+    p = code_histogram(codes, codebook_size)
+    return math.exp(-(p * torch.log(p.clamp_min(1e-12))).sum().item())
+
+
+def usage(codes: torch.Tensor, codebook_size: int) -> float:
+    """Fraction of the codebook used at least once by ``codes``."""
+    return (code_histogram(codes, codebook_size) > 0).float().mean().item()

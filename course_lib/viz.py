@@ -88,6 +88,29 @@ def image_grid(images, nrow: int | None = None, titles=None, vmax: float | None 
     return ax
 
 
+def reconstruction_grid(originals, rows: dict, n: int = 8, scale: float = 1.0, vmax: float | None = None):
+    """Originals in the first row, then one row per entry of ``rows`` (label -> images of the same
+    shape, e.g. a tokenizer's reconstructions), each clamped to the originals' range; every image is
+    titled with its row's label. Returns the axes (rows + 1, n).
+
+    originals: (N, C, H, W) or (N, H, W) with N >= n; rows: {label: tensor like originals}.
+    """
+    x = originals.detach()
+    if not isinstance(rows, dict) or not rows:
+        raise TypeError(f"rows: expected a non-empty dict label -> images, got {type(rows).__name__}")
+    n = min(n, x.shape[0])
+    top = float(vmax) if vmax is not None else (1.0 if float(x.max()) <= 1.0 + 1e-6 else float(x.max()))
+    panels, titles = [x[:n]], ["original"] * n
+    for label, imgs in rows.items():
+        if not isinstance(imgs, torch.Tensor) or tuple(imgs.shape[1:]) != tuple(x.shape[1:]):
+            got = tuple(imgs.shape) if isinstance(imgs, torch.Tensor) else type(imgs).__name__
+            raise ValueError(f"rows[{label!r}]: expected images of shape (N, {', '.join(map(str, x.shape[1:]))})"
+                             f" like the originals, got {got}")
+        panels.append(imgs[:n].detach().to(x.device).clamp(0, top))
+        titles += [str(label)] * n
+    return image_grid(torch.cat(panels), nrow=n, titles=titles, vmax=top, scale=scale)
+
+
 # ----------------------------------------------------------------------------- 2-D points
 
 def _square_axes(ax, lim: float, title: str | None = None) -> None:
@@ -182,21 +205,19 @@ def trajectories(traj, ax=None, lim: float = 3.0, max_paths: int = 200, title: s
     return ax
 
 
-def _euler_paths(v: Callable, x0: torch.Tensor, steps: int) -> torch.Tensor:
-    """Euler paths from t = 0 to 1 through course_lib.flow's solver: (steps+1, N, D)."""
-    from course_lib import flow
-    return flow.integrate(v, x0, steps, trajectory=True)[1]
-
-
-def field_explorer(v: Callable, x0: torch.Tensor | None = None, lim: float = 3.0,
-                   integrate: Callable | None = None, static_times=(0.0, 0.25, 0.5, 0.75, 1.0)):
+def field_explorer(v: Callable, paths: Callable, x0: torch.Tensor | None = None, lim: float = 3.0,
+                   static_times=(0.0, 0.25, 0.5, 0.75, 1.0)):
     """Explore a vector field ``v(x, t)``: a time slider, a steps slider and a trajectories toggle.
 
-    ``integrate(v, x0, steps) -> (steps+1, N, 2)`` draws the paths (Euler by default). Without a
-    live front end it draws the field at ``static_times`` with the 4-step paths instead.
+    ``paths(v, x0, steps) -> (steps+1, N, 2)`` computes the trajectories (the caller's solver, e.g.
+    Euler from :mod:`course_lib.flow`: viz knows no topic). Without a live front end it draws the
+    field at ``static_times`` with the 4-step paths instead.
     """
+    if not callable(paths):
+        raise TypeError(f"paths: expected a function paths(v, x0, steps) -> (steps+1, N, 2), "
+                        f"got {type(paths).__name__}")
     x0 = x0 if x0 is not None else torch.randn(300, 2, generator=torch.Generator().manual_seed(0))
-    integrate = integrate or _euler_paths
+    integrate = paths
 
     def draw(t=0.5, steps=4, show_paths=True):
         fig, axes = plt.subplots(1, 2, figsize=(7, 3.4))

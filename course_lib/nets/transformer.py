@@ -148,6 +148,3 @@ def _init_weights(m):
         if m.bias is not None:
             nn.init.zeros_(m.bias)
 
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

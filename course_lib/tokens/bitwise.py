@@ -28,7 +28,8 @@ import math
 import torch
 from torch import nn
 
-from course_lib.tokens.vq import QuantOut, _check_vectors, perplexity, straight_through, usage
+from course_lib.metrics import perplexity, usage
+from course_lib.tokens.vq import QuantOut, _check_vectors, straight_through
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:

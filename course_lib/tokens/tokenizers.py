@@ -287,8 +287,8 @@ def evaluate(model: _Tokenizer, x: torch.Tensor, batch: int = 256, **qkw) -> dic
     # one codebook (not residual levels) of a size we can histogram: usage statistics
     if (res["codes"] is not None and hasattr(q, "codebook_size") and q.codebook_size <= 2 ** 20
             and not hasattr(q, "n_quantizers")):
-        res["perplexity"] = quantize.perplexity(res["codes"], q.codebook_size)
-        res["usage"] = quantize.usage(res["codes"], q.codebook_size)
+        res["perplexity"] = metrics.perplexity(res["codes"], q.codebook_size)
+        res["usage"] = metrics.usage(res["codes"], q.codebook_size)
     return res
 
 

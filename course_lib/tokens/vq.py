@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from course_lib.metrics import perplexity, usage
+
 
 @dataclass
 class QuantOut:
@@ -91,25 +93,6 @@ def vq_losses(z_e: torch.Tensor, z_q: torch.Tensor) -> tuple[torch.Tensor, torch
     codebook = (z_e.detach() - z_q).pow(2).mean()
     commitment = (z_e - z_q.detach()).pow(2).mean()
     return codebook, commitment
-
-
-# ----------------------------------------------------------------------------- usage
-
-def code_histogram(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
-    """Fraction of vectors assigned to each code, (K,) float summing to 1."""
-    counts = torch.bincount(codes.reshape(-1).long(), minlength=codebook_size).float()
-    return counts / counts.sum().clamp_min(1)
-
-
-def perplexity(codes: torch.Tensor, codebook_size: int) -> float:
-    """exp(entropy of the average code usage): K when all codes are used equally, 1 on collapse."""
-    p = code_histogram(codes, codebook_size)
-    return math.exp(-(p * torch.log(p.clamp_min(1e-12))).sum().item())
-
-
-def usage(codes: torch.Tensor, codebook_size: int) -> float:
-    """Fraction of the codebook used at least once by ``codes``."""
-    return (code_histogram(codes, codebook_size) > 0).float().mean().item()
 
 
 # ----------------------------------------------------------------------------- k-means and EMA

@@ -1,0 +1,116 @@
+"""Argument checks shared by every module: bad input gets a clear error that names the argument,
+what was expected and what came.
+
+Each function returns its (possibly converted) argument, so a check reads as one line::
+
+    x = checks.tensor(x, "x1", ndim=2, floating=True)          # (N, D) float tensor
+    n = checks.positive_int(n, "steps")
+    checks.same_device(model, x, "x1")
+
+TypeError for a wrong type, ValueError for a wrong value or shape, as Python's own functions do.
+"""
+from __future__ import annotations
+
+import numbers
+
+import torch
+from torch import nn
+
+
+def _shape(x) -> str:
+    return str(tuple(x.shape))
+
+
+def tensor(x, name: str, *, ndim: int | tuple[int, ...] | None = None, dim: int | None = None,
+           floating: bool | None = None, dtype: torch.dtype | None = None, shape: str = "") -> torch.Tensor:
+    """``x`` must be a tensor; optionally with ``ndim`` dimensions (an int or a tuple of allowed
+    counts), last dimension ``dim``, a floating (``floating=True``) or integer (``False``) dtype, or
+    exactly ``dtype``. ``shape`` is a description for the message, e.g. ``"(N, 2)"``."""
+    want = f" of shape {shape}" if shape else ""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor{want}, got {type(x).__name__}")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if x.dim() not in allowed:
+            dims = " or ".join(str(a) for a in allowed)
+            raise ValueError(f"{name}: expected a {dims}-D tensor{want}, got shape {_shape(x)}")
+    if dim is not None and (x.dim() == 0 or x.shape[-1] != dim):
+        raise ValueError(f"{name}: expected last dimension {dim}{want}, got shape {_shape(x)}")
+    if dtype is not None and x.dtype != dtype:
+        raise TypeError(f"{name}: expected dtype {dtype}, got {x.dtype}")
+    if floating is True and not x.is_floating_point():
+        raise TypeError(f"{name}: expected a floating-point tensor{want}, got dtype {x.dtype}")
+    if floating is False and (x.is_floating_point() or x.is_complex() or x.dtype == torch.bool):
+        raise TypeError(f"{name}: expected an integer tensor{want}, got dtype {x.dtype}")
+    return x
+
+
+def index_range(x: torch.Tensor, name: str, high: int, low: int = 0) -> torch.Tensor:
+    """Integer tensor ``x`` with every value in ``[low, high)`` (token ids, pixel levels, labels)."""
+    tensor(x, name, floating=False)
+    if x.numel() and (int(x.min()) < low or int(x.max()) >= high):
+        raise ValueError(f"{name}: expected values in [{low}, {high - 1}], got values in "
+                         f"[{int(x.min())}, {int(x.max())}]")
+    return x
+
+
+def positive_int(value, name: str, minimum: int = 1) -> int:
+    """An int (not a bool, a float or a string) >= ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name}: expected an int >= {minimum}, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+def number(value, name: str, low: float | None = None, high: float | None = None) -> float:
+    """A real number (not a bool or a string), optionally within ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        lo = "-inf" if low is None else low
+        hi = "inf" if high is None else high
+        raise ValueError(f"{name}: expected a number in [{lo}, {hi}], got {value}")
+    return float(value)
+
+
+def one_of(value, name: str, choices) -> object:
+    """``value`` must be one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name}: expected one of {', '.join(repr(c) for c in choices)}, got {value!r}")
+    return value
+
+
+def model_device(model) -> torch.device | None:
+    """The device of a module's first parameter or buffer (None for a plain function or an empty module)."""
+    if isinstance(model, nn.Module):
+        for t in (*model.parameters(), *model.buffers()):
+            return t.device
+    return None
+
+
+def model_dtype(model) -> torch.dtype | None:
+    """The dtype of a module's first floating parameter (None for a plain function)."""
+    if isinstance(model, nn.Module):
+        for p in model.parameters():
+            if p.is_floating_point():
+                return p.dtype
+    return None
+
+
+def same_device(model, x: torch.Tensor, name: str) -> torch.Tensor:
+    """``x`` must live where ``model`` lives; the message names both devices."""
+    dev = model_device(model)
+    if dev is not None and x.device.type != dev.type:
+        raise ValueError(f"{name} is on {x.device} but the model is on {dev}: move one of them "
+                         f"(e.g. {name}.to({str(dev)!r}))")
+    return x
+
+
+def same_dtype(model, x: torch.Tensor, name: str) -> torch.Tensor:
+    """A floating ``x`` must have the model's floating dtype; the message names both."""
+    dt = model_dtype(model)
+    if dt is not None and x.is_floating_point() and x.dtype != dt:
+        raise TypeError(f"{name} has dtype {x.dtype} but the model's weights are {dt}: convert one of "
+                        f"them (e.g. {name}.to({dt}) or model.to({x.dtype}))")
+    return x
