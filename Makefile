@@ -4,10 +4,12 @@ VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 export COURSE_MODE ?= lecture
+# the course folder the instructor commands work on (the package never looks for it by itself)
+COURSE_DIR ?= $(CURDIR)
 # JupyterLab refuses to start as root (containers, some cloud machines) unless told to
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test run student check grade bench clean
+.PHONY: setup lab test run student check grade bench wheel clean
 
 setup: $(VENV)/.installed
 
@@ -25,19 +27,22 @@ test: setup           ## unit tests, homework-check tests, sync check, every not
 	COURSE_MODE=quick $(PY) -m pytest -q
 
 run: setup            ## execute every notebook headless in $(COURSE_MODE) mode into build/
-	$(PY) -m course_lib.course.runner --html --out build
+	$(PY) -m course_lib.course.runner --course $(COURSE_DIR) --html --out build
 
 student: setup        ## regenerate notebooks/ from solutions/
-	$(PY) -m course_lib.course.assignments build
+	$(PY) -m course_lib.course.assignments build --course $(COURSE_DIR)
 
 check: setup          ## fail if notebooks/ is out of step with solutions/
-	$(PY) -m course_lib.course.assignments check
+	$(PY) -m course_lib.course.assignments check --course $(COURSE_DIR)
 
 grade: setup          ## grade submitted notebooks: make grade SUBMISSIONS="path/a.ipynb path/b.ipynb"
-	$(PY) -m course_lib.course.assignments grade $(SUBMISSIONS)
+	$(PY) -m course_lib.course.assignments grade --course $(COURSE_DIR) $(SUBMISSIONS)
 
 bench: setup          ## timings of every notebook: make bench COURSE_MODE=lecture
-	$(PY) -m course_lib.bench notebooks --json
+	$(PY) -m course_lib.bench notebooks --json --course $(COURSE_DIR)
+
+wheel: setup          ## build the course_lib wheel (code + assets) into build/dist/
+	$(PY) -m pip wheel --no-deps --no-build-isolation -w build/dist .
 
 clean:
 	rm -rf build

@@ -1,5 +1,39 @@
-"""course_lib: the shared library of the Two World Lines course.
+"""course_lib: the library of the Two World Lines course, in the shape of its syllabus.
 
-One module per idea of the course; notebooks import what earlier notebooks built.
+Notebooks teach, the library keeps: a notebook shows the code a learner must understand and imports
+the rest from here; a later notebook imports what an earlier one built. Imports run only downward:
+the ground floor knows no topic, a part uses the ground floor and earlier parts, the recipes use the
+parts, and the benchmarks use the recipes.
+
+Ground floor (every notebook)
+    runtime   device (cuda, mps, cpu), the mode switch quick / lecture / full, seeding, autocast
+    checks    argument validation: errors that name the argument, what was expected, what came
+    data      2-D toys, digits, captioned shapes, moving shapes, synthetic audio, two photos
+    train     the one training loop (progress bar, history, EMA, AMP on a GPU, schedules)
+    metrics   sliced Wasserstein, MMD, PSNR / SNR, codebook usage and perplexity
+    viz       image and reconstruction grids, 2-D fields and paths, explorers, audio players
+
+Building blocks
+    nets/     mlp (time-conditioned velocity MLP), transformer (causal / bidirectional / block
+              masks), sampling (temperature and top-k from logits, for every chaining model)
+
+Part 1, chaining pixels and samples (notebook 01)
+    pixels/   pixel_ar (masked convolutions, PixelCNN, raster sampling), wavenet (mu-law, WaveNet)
+
+Part 2, tokens (notebooks 02, 03)
+    tokens/   vq (VQ, EMA, restarts, residual VQ), bitwise (FSQ, LFQ, BSQ), tokenizers (image,
+              audio, video), titok (1-D tokens), losses (what "similar" means)
+
+The other world line, flowing from noise (notebooks 00, 08)
+    flow/     paths and the flow-matching loss, ODE solvers, guidance, reflow, minibatch OT
+
+The course as a course
+    course/   homework (checks with feedback and fallback), exercises (the registry), checking,
+              assignments (student build, sync, grading), runner (headless execution)
+    recipes/  one module per notebook: its budgets per mode and the experiments it runs
+    bench/    ``python -m course_lib.bench NAME --json``: runs a notebook's recipe and measures it
+
+Parts still to come have their place: ``orders/`` (token GPT, MaskGIT, VAR and Infinity: notebooks
+04-06), generation heads and MeanFlow inside ``flow/`` (notebooks 09-10).
 """
 __version__ = "0.1.0"

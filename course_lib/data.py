@@ -6,36 +6,38 @@
 * video: :func:`moving_shapes`, short clips of a shape moving in a straight line;
 * audio: :func:`audio_clips` (notes with harmonics and envelopes, chords, chirps, melodies);
 * photos: :func:`photo`, the two photos scikit-learn bundles;
-* files: :func:`data_file`, a file under data/ checked against its SHA-256.
+* files: :func:`data_file`, a file the package ships in ``course_lib/assets/``, checked against its
+  SHA-256 and found with :mod:`importlib.resources`, so it works from a clone and from a wheel.
 
 Every generator takes a ``seed`` and returns tensors on :func:`course_lib.runtime.device`.
 """
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import math
 from dataclasses import dataclass
-from pathlib import Path
+from importlib import resources
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_lib import runtime
+from course_lib import checks, runtime
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+# the files the package ships (declared as package data in pyproject.toml): a folder of the
+# installed package, read through importlib.resources, never through the repository's layout
+ASSETS = resources.files("course_lib") / "assets"
+_EXTRACTED = contextlib.ExitStack()      # assets copied out of a zipped install, removed at exit
+atexit.register(_EXTRACTED.close)
 
 
 def _gen(seed: int) -> torch.Generator:
     if not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
     return torch.Generator().manual_seed(seed)
-
-
-def _check_n(n, what="n") -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
-        raise ValueError(f"{what} must be a positive int, got {n!r}")
-    return int(n)
 
 
 # ----------------------------------------------------------------------------- 2-D toys
@@ -88,7 +90,7 @@ def toy_2d(name: str, n: int, seed: int = 0, labels: bool = False):
               "8gaussians": _eight_gaussians}
     if name not in makers:
         raise ValueError(f"unknown 2-D data set {name!r}: expected one of {', '.join(TOY_2D)}")
-    n = _check_n(n)
+    n = checks.positive_int(n, "n")
     x, y = makers[name](n, _gen(seed))
     dev = runtime.device()
     x = x.float().to(dev)
@@ -198,7 +200,7 @@ def caption(shape: int, color: int, position: int, size: int) -> str:
 
 def shapes(n: int, size: int = 16, seed: int = 0) -> Shapes:
     """``n`` images of one coloured shape on black, with captions and attribute labels."""
-    n = _check_n(n)
+    n = checks.positive_int(n, "n")
     if size not in (16, 32):
         raise ValueError(f"shapes size must be 16 or 32, got {size!r}")
     shape, color, position, big, cx, cy, radius = _shape_params(n, size, _gen(seed))
@@ -212,7 +214,7 @@ def shapes(n: int, size: int = 16, seed: int = 0) -> Shapes:
 
 def moving_shapes(n: int, frames: int = 2, size: int = 16, seed: int = 0) -> torch.Tensor:
     """Short video clips: one shape moving in a straight line. Returns (n, frames, 3, size, size)."""
-    n, frames = _check_n(n), _check_n(frames, "frames")
+    n, frames = checks.positive_int(n, "n"), checks.positive_int(frames, "frames")
     if size not in (16, 32):
         raise ValueError(f"moving_shapes size must be 16 or 32, got {size!r}")
     g = _gen(seed)
@@ -270,7 +272,7 @@ def audio_clips(n: int, kind: str = "mixed", sample_rate: int = 8000, seconds: f
                 seed: int = 0) -> Audio:
     """Synthetic audio: notes (with harmonics and an envelope), triad chords, exponential chirps
     and four-note melodies, from C3 to C6; ``kind='mixed'`` draws each clip's kind at random."""
-    n = _check_n(n)
+    n = checks.positive_int(n, "n")
     if kind not in AUDIO_KINDS + ("mixed",):
         raise ValueError(f"unknown audio kind {kind!r}: expected 'mixed' or one of {', '.join(AUDIO_KINDS)}")
     if sample_rate not in (8000, 16000):
@@ -332,6 +334,7 @@ def photo(name: str = "china", size: int | None = None) -> torch.Tensor:
 
 
 def sha256(path: Path) -> str:
+    """The SHA-256 of a file, as hex."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -340,14 +343,22 @@ def sha256(path: Path) -> str:
 
 
 def data_file(name: str, expected_sha256: str, restore: str = "") -> Path:
-    """The path of ``data/<name>``, after checking it exists and matches its SHA-256.
+    """The path of the shipped file ``course_lib/assets/<name>``, after checking that it exists and
+    matches its SHA-256.
 
-    ``restore`` says how to get it back (a command); the default is ``git checkout -- data/<name>``.
+    The file is found with :mod:`importlib.resources` (a wheel install works as a clone does; from a
+    zipped install it is copied to a temporary file for the life of the process). ``restore`` says
+    how to get it back; by default: git in a clone, or reinstalling the package.
     """
-    path = DATA_DIR / name
-    how = restore or f"git checkout -- data/{name}"
-    if not path.is_file():
-        raise FileNotFoundError(f"data file {path} is missing; restore it with: {how}")
+    parts = PurePosixPath(name).parts
+    if not parts or PurePosixPath(name).is_absolute() or ".." in parts:
+        raise ValueError(f"data file name must be a relative path inside course_lib/assets/, got {name!r}")
+    entry = ASSETS.joinpath(*parts)
+    how = restore or (f"git checkout -- course_lib/assets/{name} (in a clone of the course), "
+                      "or reinstall the package: pip install --force-reinstall --no-deps two-world-lines")
+    if not entry.is_file():
+        raise FileNotFoundError(f"data file {name} is missing from {ASSETS}; restore it with: {how}")
+    path = entry if isinstance(entry, Path) else _EXTRACTED.enter_context(resources.as_file(entry))
     got = sha256(path)
     if got != expected_sha256:
         raise ValueError(f"data file {path} is corrupt (sha256 {got[:12]}..., expected "

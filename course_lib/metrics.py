@@ -1,7 +1,9 @@
 """Measures used across the course: distances between point clouds, and signal quality.
 
-* :func:`sliced_wasserstein`: sliced 2-Wasserstein distance between two point clouds (any dim);
-* :func:`noise_floor`: the same distance between two independent draws of the data itself;
+* :func:`sliced_wasserstein`: the sliced 2-Wasserstein distance between two point clouds (any dim),
+  along given or random directions (the reference of notebook 08's exercise);
+* :func:`swd_to_data`: the distance of a sampler's output to held-out data, averaged over seeds,
+  and :func:`noise_floor`: the same for the data itself (the best a perfect model can score);
 * :func:`mmd`: maximum mean discrepancy with a sum of RBF kernels (unbiased estimate);
 * :func:`psnr` for images, :func:`snr_db` for audio;
 * :func:`code_histogram`, :func:`perplexity`, :func:`usage`: how a tokenizer uses its codebook.
@@ -9,56 +11,100 @@
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 
+from course_lib import checks
 
-def _check_cloud(x, name):
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 2 or x.shape[0] < 2:
-        raise ValueError(f"{name} must have shape (N, D) with N >= 2, got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got {x.dtype}")
+# seeds of the draws the distances compare against, far from any training seed
+HELD_OUT_SEED = 20_000      # the reference draw of the data for evaluation seed s: HELD_OUT_SEED + s
+FLOOR_SEED = 50_000         # the second, independent draw that measures the noise floor
 
 
-def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, n_projections: int = 256, seed: int = 0) -> float:
-    """Sliced 2-Wasserstein distance: sqrt of the mean, over random unit directions, of the squared
-    1-D Wasserstein-2 distance between the projections (Rabin et al. 2011; Bonneel et al. 2015).
+# ----------------------------------------------------------------------------- point clouds
 
-    x: (N, D), y: (M, D). With N != M the sorted projections are compared at matching quantiles.
-    Estimates at small N are noisy: compare against :func:`noise_floor` at the same N.
+def random_directions(dim: int, n: int, seed: int = 0) -> torch.Tensor:
+    """n random directions in R^dim, (dim, n) float64, drawn on the CPU from ``seed`` (not yet of
+    unit length: :func:`sliced_wasserstein` normalises them)."""
+    return torch.randn(checks.positive_int(dim, "dim"), checks.positive_int(n, "n"),
+                       generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, directions: torch.Tensor | int = 256,
+                       seed: int = 0) -> torch.Tensor:
+    """Sliced 2-Wasserstein distance (Rabin et al. 2011, "Wasserstein Barycenter and its Application
+    to Texture Mixing", §3; Bonneel et al. 2015, "Sliced and Radon Wasserstein Barycenters of
+    Measures", eq. 2):
+
+        SW(x, y) = sqrt( mean_p  W2^2(<x, d_p>, <y, d_p>) ),   d_p = directions[:, p] / |directions[:, p]|,
+        W2^2 of two 1-D sets of equal size N = mean_i (sorted_a_i - sorted_b_i)^2.
+
+    Along a line, optimal transport matches the sorted values, so each slice costs one sort.
+
+    x: (N, D), y: (M, D). ``directions``: a (D, P) tensor (normalised here), or a count P of
+    :func:`random_directions` drawn from ``seed`` (then x and y are compared in float64). With
+    N != M the sorted projections are compared at matching quantiles. Returns a 0-d tensor
+    (``float(...)`` for a number). Estimates at small N are noisy: read them against
+    :func:`noise_floor` at the same N.
     """
-    _check_cloud(x, "x")
-    _check_cloud(y, "y")
+    checks.tensor(x, "x", ndim=2, floating=True, shape="(N, D)")
+    checks.tensor(y, "y", ndim=2, floating=True, shape="(M, D)")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
-    g = torch.Generator().manual_seed(seed)
-    dirs = torch.randn(x.shape[1], n_projections, generator=g, dtype=torch.float64)
-    dirs = (dirs / dirs.norm(dim=0, keepdim=True)).to(x.device)                # (D, P)
-    px = torch.sort(x.double() @ dirs, dim=0).values                            # (N, P)
-    py = torch.sort(y.double().to(x.device) @ dirs, dim=0).values               # (M, P)
+    if not isinstance(directions, torch.Tensor):
+        directions = random_directions(x.shape[1], directions, seed)            # (D, P) float64
+    checks.tensor(directions, "directions", ndim=2, floating=True, shape=f"({x.shape[1]}, P)")
+    if directions.shape[0] != x.shape[1]:
+        raise ValueError(f"directions: expected shape ({x.shape[1]}, P), got {tuple(directions.shape)}")
+    dt = torch.promote_types(torch.promote_types(x.dtype, y.dtype), directions.dtype)
+    d = directions.to(x.device, dt)
+    d = d / d.norm(dim=0, keepdim=True)                                         # (D, P) unit columns
+    px = torch.sort(x.to(dt) @ d, dim=0).values                                 # (N, P)
+    py = torch.sort(y.to(x.device, dt) @ d, dim=0).values                       # (M, P)
     if px.shape[0] != py.shape[0]:
         n = max(px.shape[0], py.shape[0])
-        q = (torch.arange(n, device=x.device, dtype=torch.float64) + 0.5) / n
-        px = torch.quantile(px, q, dim=0, interpolation="nearest") if px.shape[0] != n else px
-        py = torch.quantile(py, q, dim=0, interpolation="nearest") if py.shape[0] != n else py
-    return math.sqrt(((px - py) ** 2).mean().item())
+        q = (torch.arange(n, device=x.device, dtype=dt) + 0.5) / n              # (n,) matching quantiles
+        px = torch.quantile(px, q, dim=0, interpolation="nearest") if px.shape[0] != n else px   # (n, P)
+        py = torch.quantile(py, q, dim=0, interpolation="nearest") if py.shape[0] != n else py   # (n, P)
+    return (px - py).pow(2).mean().sqrt()
 
 
-def noise_floor(sample_fn, n: int, n_projections: int = 256, seeds=(0, 1, 2)) -> float:
-    """Mean SWD between two independent draws of size ``n`` of ``sample_fn(n, seed)``: the value a
-    perfect model would score at this sample size."""
-    vals = [sliced_wasserstein(sample_fn(n, 1000 + 2 * s), sample_fn(n, 1001 + 2 * s), n_projections, s)
-            for s in seeds]
+def swd_to_data(sample_fn: Callable, data_fn: Callable, n: int, seeds=(0,), n_projections: int = 256,
+                distance: Callable = sliced_wasserstein) -> float:
+    """How far a sampler's output is from the data: the mean over evaluation seeds s of
+
+        distance(sample_fn(n, s), data_fn(n, HELD_OUT_SEED + s), random_directions(D, n_projections, s)),
+
+    both clouds in float64. ``sample_fn(n, seed) -> (n, D)`` (a model's samples from seeded noise,
+    or the data itself for :func:`noise_floor`); ``data_fn(n, seed) -> (n, D)`` draws the data.
+    ``distance`` is :func:`sliced_wasserstein` or a function with its signature (a learner's own).
+    """
+    seeds = tuple(seeds)
+    if not seeds:
+        raise ValueError("seeds: expected at least one evaluation seed, got none")
+    vals = []
+    for s in seeds:
+        x = sample_fn(n, s)                                                     # (n, D)
+        ref = data_fn(n, HELD_OUT_SEED + s)                                     # (n, D) held-out data
+        dirs = random_directions(x.shape[1], n_projections, s).to(x.device)     # (D, P)
+        vals.append(float(distance(x.double(), ref.double().to(x.device), dirs)))
     return sum(vals) / len(vals)
+
+
+def noise_floor(data_fn: Callable, n: int, seeds=(0, 1, 2), n_projections: int = 256,
+                distance: Callable = sliced_wasserstein) -> float:
+    """The score of a perfect model at this sample size: :func:`swd_to_data` of a second,
+    independent draw of the data (``data_fn(n, FLOOR_SEED + s)``). Two finite draws of the same
+    distribution are never at distance 0; a model within the floor cannot be told from the data."""
+    return swd_to_data(lambda m, s: data_fn(m, FLOOR_SEED + s), data_fn, n, seeds, n_projections, distance)
 
 
 def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.1, 0.2, 0.5, 1.0, 2.0)) -> float:
     """Squared MMD with a sum of RBF kernels exp(-|a-b|^2 / (2 h^2)), unbiased U-statistic
     (Gretton et al. 2012, eq. 3). x: (N, D), y: (M, D)."""
-    _check_cloud(x, "x")
-    _check_cloud(y, "y")
+    checks.tensor(x, "x", ndim=2, floating=True, shape="(N, D)")
+    checks.tensor(y, "y", ndim=2, floating=True, shape="(M, D)")
     x, y = x.double(), y.double().to(x.device)
     def k(a, b):
         d2 = torch.cdist(a, b).pow(2)
@@ -69,6 +115,8 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.1, 0.2, 0.5, 1.0, 2.0)) 
     syy = (kyy.sum() - kyy.diagonal().sum()) / (m * (m - 1))
     return (sxx + syy - 2 * kxy.mean()).item()
 
+
+# ----------------------------------------------------------------------------- signal quality
 
 def psnr(x: torch.Tensor, y: torch.Tensor, max_value: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB, 10 log10(max^2 / MSE), over all elements."""

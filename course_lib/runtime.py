@@ -1,15 +1,19 @@
-"""Where the course runs: device, mode, seeding, autocast.
+"""Where the course runs: the mode switch, the device, seeding, autocast.
 
 Everything that depends on how much compute a learner has is switched here, in one place:
 
-* the **device**: ``cuda``, then ``mps``, then ``cpu``; override with ``COURSE_DEVICE=cpu`` (or
-  :func:`set_device`);
 * the **mode**: ``COURSE_MODE`` = ``quick`` (CI, a first skim, well under 90 s a notebook on 2 CPU
   cores), ``lecture`` (default: a laptop CPU, about 5 minutes a notebook, results that look right)
-  or ``full`` (a GPU: bigger models, longer training); override with :func:`set_mode`;
-* the **budgets**: every step count and model size of a notebook lives beside its experiments, in
-  its recipe (:mod:`course_lib.recipes`), one dict per mode, read with :func:`pick`, so a notebook
-  never hard-codes "3000 steps".
+  or ``full`` (a GPU: bigger models, longer training); override with :func:`set_mode`. A notebook's
+  budgets (step counts, model sizes) live beside its experiments in its recipe
+  (:mod:`course_lib.recipes`), one dict per mode, and :func:`pick` reads the current mode's entry;
+* the **device**: ``cuda``, then ``mps``, then ``cpu``; override with ``COURSE_DEVICE=cpu`` (or
+  :func:`set_device`);
+* **seeding** of python, numpy and torch (:func:`seed_everything`), and bf16 **autocast** on a CUDA
+  GPU only (:func:`autocast`).
+
+CPU threads are torch's own choice, which already follows ``OMP_NUM_THREADS`` when it is set;
+:func:`describe` reports the count.
 
 Usage::
 
@@ -114,7 +118,8 @@ def seed_everything(seed: int = 0) -> torch.Generator:
 
 
 def autocast(enabled: bool = True):
-    """bf16 autocast on a CUDA GPU; a no-op elsewhere (bf16 on these CPUs is ~100x slower)."""
+    """``torch.autocast("cuda", dtype=torch.bfloat16)`` on a CUDA device; elsewhere (or with
+    ``enabled=False``) a ``contextlib.nullcontext()``: bf16 on a laptop CPU is far slower than fp32."""
     dev = device()
     if enabled and dev.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)

@@ -11,6 +11,13 @@ Usage::
 The loop shows a tqdm progress bar with the running loss, clips gradients, keeps an optional EMA of
 the weights, runs under bf16 autocast on a CUDA GPU, and stops with the step number if the loss is
 NaN or infinite. ``loss_fn`` may also return a dict with a ``"loss"`` entry and other scalars to log.
+
+A GAN's second player is explicit: pass an :class:`Adversary` (the discriminator, its loss and its
+optimizer) and each step is two steps, the model's and then the adversary's, on the same batch
+(the order of taming-transformers' VQGAN, Esser et al. 2021)::
+
+    adv = Adversary(disc, lambda step: hinge_d_loss(disc(x_real), disc(x_fake.detach())), d_opt)
+    train(model, loss_fn, steps, adversary=adv)
 """
 from __future__ import annotations
 
@@ -41,6 +48,22 @@ class EMA:
             e.lerp_(p.detach(), 1.0 - self.decay)
         for e, b in zip(self.model.buffers(), model.buffers()):
             e.copy_(b)
+
+
+@dataclass
+class Adversary:
+    """The second player of an adversarial game, trained by :func:`train` right after each of the
+    model's steps.
+
+    model: the discriminator; loss_fn(step) -> its scalar loss (e.g. the hinge loss on the real
+    batch and the model's detached output of that step; ``loss_fn`` of the model may leave them
+    where this one finds them); optimizer: the discriminator's own; start: the first step at which
+    it trains (the model trains alone before). Its loss is logged as ``"adversary_loss"``.
+    """
+    model: nn.Module
+    loss_fn: Callable[[int], torch.Tensor]
+    optimizer: torch.optim.Optimizer
+    start: int = 0
 
 
 @dataclass
@@ -75,14 +98,30 @@ def _lr_factor(schedule: str, step: int, steps: int, warmup: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * progress))  # cosine
 
 
+def _adversary_step(adv: Adversary, step: int, amp: bool) -> float:
+    """One optimizer step of the adversary on ``adv.loss_fn(step)``; returns its loss."""
+    adv.model.train()
+    with runtime.autocast(amp):
+        loss = adv.loss_fn(step)
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+        raise TypeError(f"adversary.loss_fn must return a scalar tensor, got {type(loss).__name__}"
+                        f"{tuple(getattr(loss, 'shape', ()))}")
+    adv.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    adv.optimizer.step()
+    return loss.item()
+
+
 def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps: int, *,
           lr: float = 1e-3, optimizer: torch.optim.Optimizer | None = None, weight_decay: float = 0.0,
           schedule: str = "constant", warmup: int = 0, grad_clip: float | None = 1.0,
           ema_decay: float | None = None, amp: bool = True, progress: bool = True,
-          desc: str = "training", history: History | None = None) -> History:
+          desc: str = "training", history: History | None = None,
+          adversary: Adversary | None = None) -> History:
     """Train ``model`` for ``steps`` steps of ``loss_fn(step)``; returns a :class:`History`.
 
-    Pass ``history`` from an earlier call to continue it (same EMA, losses appended).
+    Pass ``history`` from an earlier call to continue it (same EMA, losses appended). With an
+    ``adversary``, every step from ``adversary.start`` on is followed by one step of the adversary.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
@@ -126,6 +165,8 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
             optimizer.step()
             if hist.ema is not None:
                 hist.ema.update(model)
+            if adversary is not None and start + step >= adversary.start:
+                hist.logs.setdefault("adversary_loss", []).append(_adversary_step(adversary, start + step, amp))
             hist.losses.append(value)
             if isinstance(out, dict):
                 for k, v in out.items():

@@ -25,8 +25,10 @@ def test_spiral_arms_are_point_symmetric():
 def test_bad_names_and_sizes_are_clear_errors():
     with pytest.raises(ValueError, match="unknown 2-D data set 'spiral'.*spirals"):
         data.toy_2d("spiral", 10)
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="n: expected an int >= 1, got 0"):
         data.toy_2d("moons", 0)
+    with pytest.raises(TypeError, match="frames: expected an int >= 1, got float 2.0"):
+        data.moving_shapes(2, frames=2.0)
     with pytest.raises(ValueError, match="size must be 16 or 32"):
         data.shapes(4, size=20)
     with pytest.raises(ValueError, match="unknown audio kind 'noise'"):
@@ -87,14 +89,30 @@ def test_audio_is_in_range_and_labelled():
     assert abs(peak_hz - data.midi_to_hz(note.notes[0][0])) < 3
 
 
-def test_photo_and_data_file(tmp_path, monkeypatch):
+def test_photo():
     p = data.photo("flower", size=32)
     assert p.shape[0] == 3 and min(p.shape[1:]) == 32 and 0 <= p.min() and p.max() <= 1
-    monkeypatch.setattr(data, "DATA_DIR", tmp_path)
-    with pytest.raises(FileNotFoundError, match="weights.pt is missing; restore it with: git checkout"):
+
+
+def test_data_file_checks_presence_and_checksum(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "ASSETS", tmp_path)
+    with pytest.raises(FileNotFoundError, match="weights.pt is missing .*restore it with: git checkout -- "
+                                                "course_lib/assets/weights.pt"):
         data.data_file("weights.pt", "0" * 64)
     (tmp_path / "weights.pt").write_bytes(b"abc")
     with pytest.raises(ValueError, match="corrupt"):
         data.data_file("weights.pt", "0" * 64)
     good = data.sha256(tmp_path / "weights.pt")
+    assert good == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"   # sha256("abc")
     assert data.data_file("weights.pt", good) == tmp_path / "weights.pt"
+    for bad in ("../pyproject.toml", "/etc/passwd", ""):
+        with pytest.raises(ValueError, match="relative path inside course_lib/assets"):
+            data.data_file(bad, good)
+
+
+def test_shipped_assets_are_package_resources():
+    from importlib import resources
+    assert data.ASSETS == resources.files("course_lib") / "assets"
+    readme = data.ASSETS / "README.md"
+    path = data.data_file("README.md", data.sha256(readme))
+    assert path.read_text(encoding="utf-8").startswith("# course_lib/assets/")

@@ -1,6 +1,8 @@
 """Wrong answers to notebooks 02-03's exercises; tests/test_homework.py asserts each one is caught."""
+import itertools
 import math
 
+import pytest
 import torch
 
 from course_lib.course.homework import run_check
@@ -47,8 +49,12 @@ def vq_no_detach(z_e, z_q, beta=0.25):           # both terms move both sides
     return (1 + beta) * (z_e - z_q).pow(2).mean()
 
 
-def vq_swapped_detach(z_e, z_q, beta=0.25):      # stop-gradients on the wrong side
-    return (z_e - z_q.detach()).pow(2).mean() + beta * (z_e.detach() - z_q).pow(2).mean()
+def vq_commitment_only(z_e, z_q, beta=0.25):     # drops the codebook term: the codebook never learns
+    return beta * (z_e - z_q.detach()).pow(2).mean()
+
+
+def vq_l1(z_e, z_q, beta=0.25):                  # absolute instead of squared distances
+    return (z_e.detach() - z_q).abs().mean() + beta * (z_e - z_q.detach()).abs().mean()
 
 
 def vq_sum_not_mean(z_e, z_q, beta=0.25):        # sums over elements
@@ -142,7 +148,7 @@ def br_bytes(fps, nq, k):
 
 WRONG_ANSWERS = {
     "tokens.nearest_code_ste": [ncs_no_ste, ncs_argmax, ncs_dot_product, ncs_wrong_sign, ncs_codebook_gets_grad],
-    "tokens.vq_loss": [vq_beta_on_codebook, vq_no_detach, vq_swapped_detach, vq_sum_not_mean, vq_after_ste],
+    "tokens.vq_loss": [vq_beta_on_codebook, vq_no_detach, vq_commitment_only, vq_l1, vq_sum_not_mean, vq_after_ste],
     "tokens.residual_quantize": [rq_no_subtract, rq_same_codebook, rq_off_by_one, rq_last_level_only],
     "tokens.bsq": [bsq_no_normalise, bsq_no_scale, bsq_no_ste, bsq_ste_on_z, bsq_wrong_axis],
     "tokens.bitrate": [br_natural_log, br_codebook_size, br_forgets_quantizers, br_bytes],
@@ -157,3 +163,41 @@ def test_vq_loss_after_ste_message_names_the_gradient():
 def test_nearest_code_without_ste_says_so():
     r = run_check("tokens.nearest_code_ste", ncs_no_ste)
     assert r.status == "failed" and "straight-through" in r.message
+
+
+def _probe(fn, args):
+    """Outputs and input gradients of ``fn`` on ``args`` (gradients of sum(w * first output))."""
+    leaves = [a.clone().requires_grad_(True) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+              for a in args]
+    out = fn(*leaves)
+    outs = out if isinstance(out, tuple) else (out,)
+    grads = []
+    if outs[0].requires_grad:
+        w = torch.randn(outs[0].shape, generator=torch.Generator().manual_seed(9))
+        grads = torch.autograd.grad((outs[0] * w).sum(), [a for a in leaves if isinstance(a, torch.Tensor)
+                                                          and a.requires_grad], allow_unused=True)
+    return [o.detach() for o in outs], [g for g in grads]
+
+
+def _same(a, b):
+    (va, ga), (vb, gb) = a, b
+    close = lambda x, y: (x is None and y is None) or (x is not None and y is not None and x.shape == y.shape
+                                                       and torch.allclose(x.float(), y.float(), atol=1e-6))
+    return (len(va) == len(vb) and all(close(x, y) for x, y in zip(va, vb))
+            and len(ga) == len(gb) and all(close(x, y) for x, y in zip(ga, gb)))
+
+
+@pytest.mark.parametrize("name,args", [
+    ("tokens.nearest_code_ste", (torch.randn(10, 3), torch.randn(6, 3))),
+    ("tokens.vq_loss", (torch.randn(10, 3), torch.randn(10, 3), 0.25)),
+    ("tokens.residual_quantize", (torch.randn(10, 3), torch.randn(4, 8, 3), 3)),
+    ("tokens.bsq", (torch.randn(5, 4),)),
+])
+def test_wrong_answers_differ_in_substance(name, args):
+    """No wrong answer is the reference, or another wrong answer, written differently: each one
+    differs from all the others in a value or a gradient."""
+    from course_lib.course.exercises import tokens as ref
+    fns = [getattr(ref, name.split(".")[1])] + WRONG_ANSWERS[name]
+    probes = [_probe(f, args) for f in fns]
+    for (i, a), (j, b) in itertools.combinations(enumerate(probes), 2):
+        assert not _same(a, b), f"{fns[i].__name__} and {fns[j].__name__} are the same answer"

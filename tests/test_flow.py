@@ -1,10 +1,11 @@
-"""course_lib.flow: the path, the loss, the samplers, guidance, reflow, and a learning test."""
+"""course_lib.flow: the path, the loss, the solver, guidance, reflow, minibatch OT, and a learning test."""
 import math
 
 import pytest
 import torch
 
 from course_lib import data, flow, metrics, nets, train
+from course_lib.recipes import flow_matching_2d as recipe
 
 
 def test_path_ends_and_velocity():
@@ -69,11 +70,43 @@ def test_solvers_on_a_linear_field():
     assert traj.shape == (6, 3, 2) and torch.equal(traj[0], x0) and torch.equal(traj[-1], x1)
     back = flow.integrate(v, flow.integrate(v, x0, 200, "heun"), 200, "heun", t0=1.0, t1=0.0)
     assert torch.allclose(back, x0, atol=1e-4)
-    assert torch.allclose(flow.euler_sample(v, x0, 7), flow.integrate(v, x0, 7))
     with pytest.raises(ValueError, match="rk4"):
         flow.integrate(v, x0, 4, "rk4")
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match=r"int >= 1, got 0"):
         flow.integrate(v, x0, 0)
+
+
+def test_one_euler_step_everywhere():
+    """integrate's Euler method, euler_sample, euler_paths and the welcome exercise's step are one
+    rule: x + h v(x, t) with t at the start of each step."""
+    calls = []
+
+    def v(x, t):
+        calls.append(float(t[0]))
+        return torch.stack([-x[:, 1], x[:, 0]], 1) * (1 + t[:, None])
+    x0 = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))
+    x, h = x0, 1 / 3
+    for k in range(3):
+        x = x + h * v(x, torch.full((5,), k * h))                        # the rule written out
+    calls.clear()
+    assert torch.equal(flow.integrate(v, x0, 3), x) and calls == pytest.approx([0, 1 / 3, 2 / 3])
+    assert torch.equal(flow.euler_sample(v, x0, 3), x)
+    paths = flow.euler_paths(v, x0, 3)
+    assert paths.shape == (4, 5, 2) and torch.equal(paths[0], x0) and torch.equal(paths[-1], x)
+    assert torch.equal(flow.euler_step(v, x0, 0.0, h), paths[1])
+    # euler_sample keeps the caller's gradient mode; integrate runs without gradients by default
+    w = torch.ones(2, requires_grad=True)
+    assert flow.euler_sample(lambda x, t: x * w, x0, 2).requires_grad
+    assert not flow.integrate(lambda x, t: x * w, x0, 2).requires_grad
+
+
+def test_sample_and_reflow_pairs_share_the_seeded_prior():
+    v = lambda x, t: -x                                                 # noqa: E731
+    x0 = flow.prior(64, 3, seed=4, device="cpu")
+    assert x0.shape == (64, 3) and torch.equal(x0, torch.randn(64, 3, generator=torch.Generator().manual_seed(4)))
+    a, b = flow.reflow_pairs(v, 64, 3, steps=5, seed=4, device="cpu", batch=16)
+    assert torch.equal(a, x0) and torch.allclose(b, flow.sample(v, 64, 3, steps=5, seed=4, device="cpu"))
+    assert torch.allclose(b, x0 * 0.8 ** 5)
 
 
 def test_straight_paths_have_zero_straightness():
@@ -90,8 +123,15 @@ def test_guidance_field_matches_guided_velocity():
     m = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=16, depth=2, n_classes=3))
     torch.nn.init.normal_(m.out.weight, std=0.2)
     x, t, y = torch.randn(7, 2), torch.rand(7), torch.randint(0, 3, (7,))
+    v_c, v_u = m(x, t, y), m(x, t, None)
+    assert not torch.allclose(v_c, v_u, atol=1e-3)                      # guidance has something to do
     for w in (0.0, 1.0, 3.0):
-        assert torch.allclose(flow.field(m, y, w)(x, t), flow.guided_velocity(m, x, t, y, w), atol=1e-6)
+        want = v_u + w * (v_c - v_u)                                     # the formula, two calls
+        assert torch.allclose(flow.guided_velocity(m, x, t, y, w), want, atol=1e-6)
+        assert torch.allclose(flow.field(m, y, w)(x, t), want, atol=1e-6)
+    # a model without a null_class attribute gets two calls with y and None
+    plain = lambda x, t, y: m(x, t, y)                                  # noqa: E731
+    assert torch.allclose(flow.guided_velocity(plain, x, t, y, 3.0), v_u + 3 * (v_c - v_u), atol=1e-6)
     assert torch.allclose(flow.field(m, 2, 1.0)(x, t), m(x, t, torch.full((7,), 2)))
     assert torch.allclose(flow.field(m)(x, t), m(x, t))
 
@@ -115,8 +155,8 @@ def test_learning_spirals_beats_bound():
     ref = data.toy_2d("spirals", 4096, seed=999).cpu()
     x = flow.sample(model, 4096, 2, steps=50, seed=1).cpu()
     gauss = torch.randn(4096, 2, generator=torch.Generator().manual_seed(1))
-    d_model = flow.swd(x, ref, 128)
-    d_gauss = flow.swd(gauss, ref, 128)
+    d_model = sum(float(metrics.sliced_wasserstein(x, ref, 128, seed=s)) for s in range(3)) / 3
+    d_gauss = sum(float(metrics.sliced_wasserstein(gauss, ref, 128, seed=s)) for s in range(3)) / 3
     assert d_model < 0.2, f"SWD {d_model:.3f} after 600 steps (Gaussian start: {d_gauss:.3f})"
 
 
@@ -131,10 +171,10 @@ def test_reflow_runs_and_keeps_pairs_aligned():
     assert len(hist.losses) == 30 and hist.losses[-1] < hist.losses[0]
 
 
-def test_nearest_centre_accuracy():
+def test_recipe_class_accuracy():
     centres = torch.tensor([[0.0, 0.0], [5.0, 0.0]])
     x = torch.tensor([[0.1, 0.0], [4.0, 1.0], [2.0, 0.0]])
-    assert flow.nearest_centre_accuracy(x, torch.tensor([0, 1, 1]), centres) == pytest.approx(2 / 3)
+    assert recipe.class_accuracy(x, torch.tensor([0, 1, 1]), centres) == pytest.approx(2 / 3)
 
 
 def test_minibatch_ot_is_the_optimal_permutation():

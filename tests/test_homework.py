@@ -82,3 +82,54 @@ def test_grade_log_is_written(tmp_path, monkeypatch):
     assert '"status": "passed"' in log.read_text()
     homework.check(name, ref)                                      # the reference object itself
     assert "reference implementation, not your code" in log.read_text()
+
+
+def test_registry_is_explicit_every_topic_listed_and_no_import_side_effects():
+    import pkgutil
+    import subprocess
+    import sys
+
+    from course_lib.course import exercises
+    topics = {m.name for m in pkgutil.iter_modules(exercises.__path__)}
+    assert {t.__name__.rsplit(".", 1)[-1] for t in exercises.TOPICS} == topics, \
+        "list every topic module of course_lib/course/exercises/ in its TOPICS"
+    listed = [ex.name for t in exercises.TOPICS for ex in t.EXERCISES]
+    assert sorted(listed) == sorted(homework.registry()) and len(set(listed)) == len(listed)
+    for t in exercises.TOPICS:
+        assert all(ex.name.startswith(t.__name__.rsplit(".", 1)[-1] + ".") for ex in t.EXERCISES), t.__name__
+    # importing a topic module registers nothing and does not import the homework runner
+    code = ("import sys, course_lib.course.exercises.welcome as w; "
+            "print('course_lib.course.homework' in sys.modules, len(w.EXERCISES))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False", str(len(exercises.welcome.EXERCISES))]
+    # the registry handed out is a copy: a caller cannot add or remove exercises
+    got = homework.registry()
+    got.pop(listed[0])
+    assert listed[0] in homework.registry()
+
+
+def test_registry_refuses_a_duplicate_or_a_name_outside_its_topic():
+    from types import SimpleNamespace
+
+    from course_lib.course import exercises
+    ex = homework.get("welcome.euler_step")
+    topic = SimpleNamespace(__name__="course_lib.course.exercises.welcome", EXERCISES=[ex, ex])
+    with pytest.raises(ValueError, match="'welcome.euler_step' is listed twice"):
+        exercises._gather([topic])
+    other = SimpleNamespace(__name__="course_lib.course.exercises.flow", EXERCISES=[ex])
+    with pytest.raises(ValueError, match="expected a name starting 'flow.'"):
+        exercises._gather([other])
+    with pytest.raises(KeyError, match="no exercise named 'welcome.nope'; known: "):
+        homework.get("welcome.nope")
+
+
+def test_summary_counts_the_checks_run(monkeypatch, capsys):
+    monkeypatch.setattr(homework, "_RESULTS", {})
+    names = sorted(homework.registry())[:2]
+    homework.check(names[0], homework.reference(names[0]))
+    homework.check(names[1], None)
+    results = homework.summary()
+    out = capsys.readouterr().out
+    assert [r.name for r in results] == names
+    assert [r.status for r in results] == ["passed", "not attempted"]
+    assert f"score: {homework.get(names[0]).points}/{sum(homework.get(n).points for n in names)}" in out

@@ -6,26 +6,76 @@ import torch
 from course_lib import data, metrics
 
 
+def swd(x, y, *args, **kw):
+    return float(metrics.sliced_wasserstein(x, y, *args, **kw))
+
+
 def test_swd_is_zero_for_identical_and_grows_with_shift():
     x = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0))
-    assert metrics.sliced_wasserstein(x, x) == pytest.approx(0.0, abs=1e-12)
-    d1 = metrics.sliced_wasserstein(x, x + torch.tensor([0.5, 0.0]))
-    d2 = metrics.sliced_wasserstein(x, x + torch.tensor([1.0, 0.0]))
+    assert swd(x, x) == pytest.approx(0.0, abs=1e-12)
+    d1 = swd(x, x + torch.tensor([0.5, 0.0]))
+    d2 = swd(x, x + torch.tensor([1.0, 0.0]))
     # a shift by s moves every projection by s*cos(angle): SWD = s * sqrt(E cos^2) = s / sqrt(2)
     assert d1 == pytest.approx(0.5 / math.sqrt(2), rel=0.1)
     assert d2 == pytest.approx(2 * d1, rel=1e-6)
 
 
+def test_swd_along_given_directions():
+    """Explicit directions are normalised; a count draws random_directions(seed): the same number."""
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(300, 2, generator=g), torch.randn(300, 2, generator=g) * 0.5 + 1
+    dirs = metrics.random_directions(2, 64, seed=7)
+    assert dirs.shape == (2, 64) and dirs.dtype == torch.float64
+    got = metrics.sliced_wasserstein(x.double(), y.double(), 3.0 * dirs)
+    assert got.dim() == 0 and got.dtype == torch.float64
+    assert float(got) == pytest.approx(swd(x, y, 64, seed=7), rel=1e-12)
+    # one direction along the x axis: the 1-D W2 of the sorted first coordinates
+    e1 = torch.tensor([[2.0], [0.0]], dtype=torch.float64)
+    want = (torch.sort(x[:, 0].double()).values - torch.sort(y[:, 0].double()).values).pow(2).mean().sqrt()
+    assert float(metrics.sliced_wasserstein(x.double(), y.double(), e1)) == pytest.approx(float(want), rel=1e-12)
+    with pytest.raises(ValueError, match=r"directions: expected shape \(2, P\)"):
+        metrics.sliced_wasserstein(x, y, torch.randn(3, 4))
+
+
+def spirals(n, seed):
+    return data.toy_2d("spirals", n, seed=seed)
+
+
 def test_swd_separates_data_sets_beyond_the_noise_floor():
-    floor = metrics.noise_floor(lambda n, seed: data.toy_2d("spirals", n, seed=seed), 4096)
-    far = metrics.sliced_wasserstein(data.toy_2d("spirals", 4096, seed=0), data.toy_2d("moons", 4096, seed=0))
-    assert far > 5 * floor
+    floor = metrics.noise_floor(spirals, 4096)
+    far = swd(data.toy_2d("spirals", 4096, seed=0), data.toy_2d("moons", 4096, seed=0))
+    assert 0 < floor and far > 5 * floor
+
+
+def test_swd_to_data_and_noise_floor_use_the_stated_draws():
+    """swd_to_data(sample_fn, data_fn) compares sample_fn(n, s) with data_fn(n, HELD_OUT_SEED + s)
+    along random_directions(D, P, s); the floor's sampler is a second draw at FLOOR_SEED + s."""
+    n = 1024
+    moons = lambda m, s: data.toy_2d("moons", m, seed=s)                   # noqa: E731
+    want = [swd(moons(n, 3 + s).double(), spirals(n, metrics.HELD_OUT_SEED + s).double(),
+                metrics.random_directions(2, 256, s)) for s in (0, 1)]
+    got = metrics.swd_to_data(lambda m, s: moons(m, 3 + s), spirals, n, seeds=(0, 1))
+    assert got == pytest.approx(sum(want) / 2, rel=1e-9)
+    floor = metrics.noise_floor(spirals, n, seeds=(0, 1))
+    assert floor == pytest.approx(metrics.swd_to_data(lambda m, s: spirals(m, metrics.FLOOR_SEED + s),
+                                                      spirals, n, seeds=(0, 1)), rel=1e-12)
+    assert 0 < floor < got / 3
+    # any function with sliced_wasserstein's signature can measure (a learner's own, in notebook 08)
+    calls = []
+
+    def spy(x, y, d):
+        calls.append((x.dtype, tuple(d.shape)))
+        return metrics.sliced_wasserstein(x, y, d)
+    assert metrics.noise_floor(spirals, n, seeds=(0, 1), n_projections=32, distance=spy) > 0
+    assert calls == [(torch.float64, (2, 32))] * 2
+    with pytest.raises(ValueError, match="at least one"):
+        metrics.swd_to_data(moons, spirals, n, seeds=())
 
 
 def test_swd_unequal_sizes_and_errors():
     x = torch.randn(1000, 3, generator=torch.Generator().manual_seed(0))
     y = torch.randn(700, 3, generator=torch.Generator().manual_seed(1))
-    assert metrics.sliced_wasserstein(x, y) < 0.15
+    assert swd(x, y) < 0.15
     with pytest.raises(ValueError, match=r"same dimension, got 3 and 2"):
         metrics.sliced_wasserstein(x, torch.randn(10, 2))
     with pytest.raises(ValueError, match=r"shape \(N, D\)"):

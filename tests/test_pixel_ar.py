@@ -131,6 +131,27 @@ def test_low_temperature_is_greedy():
     assert torch.equal(x, y) and x.min() >= 0 and x.max() <= 16
 
 
+def test_top_k_one_is_greedy_and_top_k_limits_the_levels():
+    def fn(x):                                                      # level 3 most likely, then 1, then 0
+        logits = torch.tensor([1.0, 2.0, -5.0, 3.0, -5.0])
+        return logits[None, :, None, None].expand(x.shape[0], 5, *x.shape[2:])
+    greedy = P.raster_sample(fn, 4, 3, 3, top_k=1, generator=torch.Generator().manual_seed(0))
+    assert (greedy == 3).all()
+    hot = P.raster_sample(fn, 64, 3, 3, temperature=10.0, top_k=2, generator=torch.Generator().manual_seed(0))
+    assert set(hot.unique().tolist()) == {1, 3}, "top_k=2 draws only the two most likely levels"
+
+
+def test_conditional_copy_starts_as_the_unconditional_model():
+    from course_lib.recipes import pixels_and_samples as recipe
+    B = recipe.budget("quick")
+    base = recipe.pixelcnn(B)
+    cond = recipe.conditional_pixelcnn(B, base)
+    x = torch.randint(0, 17, (3, 1, 8, 8), device=next(base.parameters()).device)
+    base.eval(), cond.eval()
+    assert torch.allclose(cond(x, torch.tensor([0, 4, 9], device=x.device)), base(x))
+    assert (cond.cond.embed.weight == 0).all() and cond.cond.embed.num_embeddings == 10
+
+
 def test_learning_beats_the_histogram_baseline():
     """A few hundred CPU steps of a small gated PixelCNN beat the per-pixel histogram on the test split."""
     torch.manual_seed(0)

@@ -65,7 +65,7 @@ def test_ema_vq_has_buffer_codebook_and_beta_only_loss():
     assert "codebook" not in dict(vq.named_parameters())
     z = torch.randn(64, 4)
     out = vq(z)
-    assert math.isclose(out.loss.item(), 0.25 * out.stats["commitment"], rel_tol=1e-5)
+    assert math.isclose(out.loss.item(), 0.25 * out.stats.terms["commitment"], rel_tol=1e-5)
 
 
 def test_kmeans_init_and_dead_code_restart_raise_usage():
@@ -75,8 +75,9 @@ def test_kmeans_init_and_dead_code_restart_raise_usage():
     fixed = quantize.VectorQuantizer(32, 2, ema=True, kmeans_init=True, dead_threshold=1.0)
     for _ in range(20):
         a, b = plain(z), fixed(z)
-    assert a.stats["usage"] < 0.2
-    assert b.stats["usage"] > 0.8 and b.stats["perplexity"] > 5 * a.stats["perplexity"]
+    assert a.stats.usage < 0.2
+    assert b.stats.usage > 0.8 and b.stats.perplexity > 5 * a.stats.perplexity
+    assert b.stats.terms["restarted"] >= 0 and "restarted" not in a.stats.terms
 
 
 def test_perplexity_and_usage():
@@ -108,7 +109,7 @@ def test_rvq_error_non_increasing_with_depth():
     for _ in range(5):
         rvq(z)
     rvq.eval()
-    errs = [(rvq(z, n_q=n).z_q - z).pow(2).mean().item() for n in range(1, 7)]
+    errs = [(rvq(z, n_levels=n).z_q - z).pow(2).mean().item() for n in range(1, 7)]
     assert all(b <= a + 1e-6 for a, b in zip(errs, errs[1:])), errs
     assert errs[-1] < 0.5 * errs[0]
     codes = rvq(z).codes
@@ -116,15 +117,71 @@ def test_rvq_error_non_increasing_with_depth():
     assert torch.allclose(rvq.decode_codes(codes), rvq(z).z_q, atol=1e-5)
 
 
-def test_rvq_gradient_reaches_encoder_through_every_level_and_dropout_varies():
+def test_rvq_gradient_reaches_encoder_through_every_level():
+    """Every level's commitment loss reaches z (the residual subtracts a detached code), and every
+    level's codebook gets its codebook-loss gradient."""
     torch.manual_seed(0)
-    rvq = quantize.ResidualVQ(4, 16, 3, quantizer_dropout=True, ema=True)
+    L, beta = 4, 0.25
+    rvq = quantize.ResidualVQ(L, 16, 3, beta=beta)                  # learned codebooks, no dropout
     z = torch.randn(32, 10, 3, requires_grad=True)
     out = rvq(z)
-    (out.z_q.sum() + out.loss).backward()
-    assert z.grad is not None and torch.isfinite(z.grad).all()
-    with pytest.raises(ValueError, match="n_q must be in 1..4"):
-        rvq(z, n_q=5)
+    out.loss.backward()
+    want, r = torch.zeros_like(z), z.detach()
+    for vq in rvq.levels:                                            # d/dz of beta |r_i - sg q_i|^2
+        q = vq.codebook.detach()[quantize.nearest_code(r, vq.codebook)]
+        want += 2 * beta * (r - q) / r.numel()
+        r = r - q
+    assert torch.allclose(z.grad, want, atol=1e-6)
+    assert all(vq.codebook.grad is not None and vq.codebook.grad.abs().sum() > 0 for vq in rvq.levels)
+    z.grad = None
+    rvq(z).z_q.sum().backward()                                      # straight-through on the sum
+    assert torch.allclose(z.grad, torch.ones_like(z))
+    with pytest.raises(ValueError, match="n_levels must be in 1..4"):
+        rvq(z, n_levels=5)
+
+
+def test_rvq_quantizer_dropout_varies_the_levels_per_example():
+    torch.manual_seed(0)
+    L = 4
+    rvq = quantize.ResidualVQ(L, 16, 3, quantizer_dropout=True)       # learned codebooks: forward changes none
+    z = torch.randn(64, 5, 3)
+    with torch.no_grad():
+        train_out = rvq(z)                                           # training mode: n ~ U{1..4} per example
+        rvq.eval()
+        fixed = torch.stack([rvq(z, n_levels=n).z_q for n in range(1, L + 1)])    # (L, 64, 5, 3)
+    err = (fixed - train_out.z_q[None]).abs().amax((2, 3))            # (L, 64)
+    assert (err.min(0).values < 1e-6).all()                           # each example = one prefix of levels
+    used = err.argmin(0) + 1                                          # (64,) levels each example used
+    assert set(used.tolist()) == set(range(1, L + 1))                 # all four counts occur in 64 draws
+    rvq.train()
+    with torch.no_grad():
+        again = rvq(z).z_q
+    assert not torch.allclose(again, train_out.z_q)                   # a new draw per call
+
+
+def test_every_quantizer_reports_the_same_stats_fields():
+    z = torch.randn(4, 16, 8)
+    rvq = quantize.ResidualVQ(3, 16, 8)
+    for q in [quantize.VectorQuantizer(16, 8), rvq, bitwise.FSQ([4, 4, 2, 2, 2, 2, 2, 2]),
+              bitwise.LFQ(8), bitwise.BSQ(8)]:
+        st = q(z).stats
+        assert isinstance(st, quantize.CodeStats), type(q).__name__
+        assert 1.0 <= st.perplexity <= q.codebook_size and 0.0 < st.usage <= 1.0, (type(q).__name__, st)
+        assert {"perplexity", "usage"} <= set(st.as_dict())
+    st = rvq(z).stats
+    assert len(st.level_perplexity) == len(st.level_usage) == 3
+    assert math.isclose(st.perplexity, sum(st.level_perplexity) / 3)
+    assert {"perplexity_0", "perplexity_1", "perplexity_2"} <= set(st.as_dict())
+    big = bitwise.LFQ(24)(torch.randn(10, 24)).stats                  # 2^24 codes: no histogram
+    assert math.isnan(big.perplexity) and "codebook_entropy" in big.terms
+
+
+def test_dead_code_threshold_is_a_fraction_of_the_mean_count():
+    assert math.isclose(quantize.dead_code_threshold(64 * 16, 64), 0.1 * 16)
+    q = quantize.ema_vq(256, 8, vectors_per_batch=2048)
+    assert q.ema and not bool(q.initted) and math.isclose(q.dead_threshold, 0.1 * 2048 / 256)
+    with pytest.raises(ValueError, match="vectors_per_batch"):
+        quantize.dead_code_threshold(0, 64)
 
 
 def test_fsq_levels_and_indices():

@@ -1,5 +1,6 @@
 """`make run` (course_lib.course.runner) and `python -m course_lib.bench notebooks --json`."""
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -8,9 +9,12 @@ import pytest
 from course_lib import bench
 from course_lib.course import runner
 
+REPO = pathlib.Path(__file__).resolve().parent.parent
 
-def test_runner_executes_a_notebook_and_writes_notebook_and_html(tmp_path):
-    seconds = runner.run_all(["00"], mode="quick", out=tmp_path, html=True)
+
+def test_runner_executes_a_notebook_and_writes_notebook_and_html(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)                         # the course folder is given, not guessed
+    seconds = runner.run_all(["00"], mode="quick", out=tmp_path, html=True, course=REPO)
     assert list(seconds) == ["00_welcome"] and seconds["00_welcome"] > 0
     executed = (tmp_path / "solutions" / "00_welcome.ipynb").read_text()
     assert "welcome.euler_step] passed" in executed          # the check ran and printed
@@ -19,12 +23,23 @@ def test_runner_executes_a_notebook_and_writes_notebook_and_html(tmp_path):
 
 def test_runner_rejects_unknown_names():
     with pytest.raises(ValueError, match="no notebook named 99_nope"):
-        runner.notebook_paths("solutions", ["99_nope"])
+        runner.notebook_paths("solutions", ["99_nope"], course=REPO)
 
 
-def test_bench_notebooks_prints_json():
+def test_runner_finds_the_course_folder_from_the_current_directory(tmp_path, monkeypatch):
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "solutions" / "07_x.ipynb").write_text("{}")
+    monkeypatch.chdir(tmp_path / "solutions")
+    assert runner.notebook_paths("solutions", ["07"]) == [tmp_path.resolve() / "solutions" / "07_x.ipynb"]
+    assert runner.notebook_paths("notebooks") == []
+    assert [p.name for p in runner.notebook_paths("solutions", ["00"], course=REPO)] == ["00_welcome.ipynb"]
+    assert runner.main(["--course", str(tmp_path / "nope")]) == 2
+
+
+def test_bench_notebooks_prints_json(tmp_path):
     out = subprocess.run([sys.executable, "-m", "course_lib.bench", "notebooks", "--json", "--mode", "quick",
-                          "00_welcome"], capture_output=True, text=True, timeout=300, check=True).stdout
+                          "--course", str(REPO), "00_welcome"], capture_output=True, text=True, timeout=300,
+                         check=True, cwd=tmp_path).stdout
     result = json.loads(out)
     assert result["mode"] == "quick" and result["device"] in ("cpu", "cuda", "mps")
     assert set(result["seconds"]) == {"00_welcome"} and result["seconds"]["00_welcome"] > 0

@@ -1,3 +1,6 @@
+import contextlib
+import warnings
+
 import pytest
 import torch
 
@@ -80,10 +83,26 @@ def test_describe_prints_device_mode_torch_threads(capsys):
     for key in ("device", "mode", "torch", "threads"):
         assert key in info
     assert info["torch"] in out and info["mode"] in out
+    assert info["threads"] == torch.get_num_threads() and f"{info['threads']} CPU threads" in out
 
 
 def test_autocast_is_a_no_op_on_cpu(monkeypatch):
     monkeypatch.setattr(runtime, "_state", {"mode": None, "device": torch.device("cpu")})
-    with runtime.autocast():
+    ctx = runtime.autocast()
+    assert type(ctx) is contextlib.nullcontext, type(ctx)
+    with ctx:
+        assert not torch.is_autocast_enabled("cpu") and not torch.is_autocast_enabled("cuda")
         y = torch.ones(2, 2) @ torch.ones(2, 2)
     assert y.dtype == torch.float32
+
+
+def test_autocast_is_cuda_bf16_on_a_cuda_device(monkeypatch):
+    # no GPU needed: the context is built, not entered
+    monkeypatch.setattr(runtime, "_state", {"mode": None, "device": torch.device("cuda")})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")             # "CUDA is not available" on a CPU machine
+        ctx = runtime.autocast()
+        off = runtime.autocast(enabled=False)
+    assert isinstance(ctx, torch.autocast), type(ctx)
+    assert ctx.device == "cuda" and ctx.fast_dtype == torch.bfloat16
+    assert type(off) is contextlib.nullcontext, type(off)

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from course_lib import data
+from course_lib import data, metrics
 from course_lib.tokens import bitwise
 from course_lib.tokens import losses
 from course_lib.tokens import vq as quantize
@@ -18,9 +18,17 @@ def test_image_tokenizer_shapes_with_any_quantizer(q):
     m = tokenizers.ImageTokenizer(3, 16, 4, 2, quantizer=make())
     x = torch.rand(2, 3, 16, 16)
     out = m(x)
-    assert out.recon.shape == x.shape and out.z.shape == (2, 4, 4, 4)
-    if q is not None:
-        assert out.codes.shape[:3] == (2, 4, 4)
+    assert out.recon.shape == x.shape and m.encode(x).shape == (2, 4, 4, 4)        # (B, h, w, D)
+    if q is None:
+        assert out.quant is None
+    else:                                                # the quantizer's QuantOut, unchanged
+        assert isinstance(out.quant, quantize.QuantOut) and out.quant.codes.shape[:3] == (2, 4, 4)
+        assert out.quant.z_q.shape == (2, 4, 4, 4) and isinstance(out.quant.stats, quantize.CodeStats)
+        torch.manual_seed(0)
+        m.eval()
+        again = m.quantizer(m.encode(x))
+        assert torch.equal(m(x).quant.codes, again.codes)
+        assert torch.allclose(m.decode(again.z_q), m(x).recon)
     with pytest.raises(ValueError, match="divisible by the patch size 4"):
         m(torch.rand(1, 3, 10, 10))
 
@@ -28,8 +36,8 @@ def test_image_tokenizer_shapes_with_any_quantizer(q):
 def test_audio_and_video_tokenizer_shapes():
     a = tokenizers.AudioTokenizer(8, 4, (4, 2), quantizer=quantize.ResidualVQ(3, 8, 4))
     w = torch.randn(2, 64)
-    out = a(w, n_q=2)
-    assert out.recon.shape == w.shape and out.codes.shape == (2, 8, 2)
+    out = a(w, n_levels=2)
+    assert out.recon.shape == w.shape and out.quant.codes.shape == (2, 8, 2)
     assert a.frame_rate(8000) == 1000
     with pytest.raises(ValueError, match="hop 8"):
         a(torch.randn(2, 60))
@@ -38,7 +46,10 @@ def test_audio_and_video_tokenizer_shapes():
     assert v(clip).recon.shape == clip.shape
     t = TiTok(16, 4, n_tokens=3, token_dim=4, d_model=32, n_layer=1, quantizer=quantize.VectorQuantizer(8, 4))
     o = t(torch.rand(2, 3, 16, 16))
-    assert o.recon.shape == (2, 3, 16, 16) and o.codes.shape == (2, 3)
+    assert o.recon.shape == (2, 3, 16, 16) and o.quant.codes.shape == (2, 3)
+    img = tokenizers.ImageTokenizer(3, 8, 4, 2, quantizer=quantize.VectorQuantizer(8, 4))
+    with pytest.raises(ValueError, match="n_levels needs a ResidualVQ"):
+        img(torch.rand(1, 3, 8, 8), n_levels=1)
 
 
 def test_vq_tokenizer_learns_shapes():
@@ -79,7 +90,9 @@ def test_titok_tail_drop_decodes_from_the_first_k_tokens():
     t = TiTok(16, 4, n_tokens=6, token_dim=4, d_model=32, n_layer=1, tail_drop=True).eval()
     x = torch.rand(2, 3, 16, 16)
     a, b = t(x, n_tokens=2), t(x)
-    assert a.z.shape == (2, 2, 4) and b.z.shape == (2, 6, 4) and not torch.allclose(a.recon, b.recon)
+    assert a.quant is None and t.encode(x).shape == (2, 6, 4)
+    assert torch.allclose(a.recon, t.decode(t.encode(x)[:, :2]), atol=1e-6)   # the first 2 tokens only
+    assert not torch.allclose(a.recon, b.recon)
     with pytest.raises(ValueError, match="n_tokens must be in 1..6"):
         t(x, n_tokens=7)
 
@@ -94,3 +107,51 @@ def test_fit_divides_by_data_variance():
     assert h.logs["rec"][0] > 10 * mse
     with pytest.raises(ValueError, match="data_variance"):
         tokenizers.fit(m, lambda s: w, 1, data_variance=0.0, progress=False)
+
+
+def test_evaluate_reports_quality_and_stats_for_every_quantizer():
+    torch.manual_seed(0)
+    waves = torch.randn(6, 64)
+    codec = tokenizers.AudioTokenizer(8, 4, (4, 2), quantizer=quantize.ResidualVQ(3, 8, 4))
+    r = tokenizers.evaluate(codec, waves, batch=4, n_levels=2)        # two batches
+    assert r["recon"].shape == waves.shape and r["codes"].shape == (6, 8, 2) and "psnr" not in r
+    assert r["snr_db"] == pytest.approx(metrics.snr_db(waves, r["recon"]))
+    assert len(r["stats"].level_perplexity) == 2 and r["perplexity"] == r["stats"].perplexity
+    img = tokenizers.ImageTokenizer(3, 8, 4, 2, quantizer=bitwise.FSQ([5, 4, 3, 2]))
+    x = torch.rand(5, 3, 8, 8)
+    r = tokenizers.evaluate(img, x)
+    assert "snr_db" not in r and 0 < r["psnr"] < 60 and 1 <= r["perplexity"] <= 120
+    cont = tokenizers.evaluate(tokenizers.ImageTokenizer(3, 8, 4, 2), x)
+    assert cont["codes"] is None and "perplexity" not in cont
+
+
+def test_fit_logs_perplexity_for_residual_vq_too():
+    torch.manual_seed(0)
+    codec = tokenizers.AudioTokenizer(8, 4, (4, 2), quantizer=quantize.ResidualVQ(3, 8, 4, quantizer_dropout=True))
+    w = torch.randn(4, 64)
+    h = tokenizers.fit(codec, lambda s: w, 3, progress=False)
+    assert len(h.logs["perplexity"]) == 3 and all(1 <= p <= 8 for p in h.logs["perplexity"])
+    assert len(h.logs["usage"]) == 3
+
+
+def test_fit_trains_the_discriminator_explicitly_after_disc_start():
+    torch.manual_seed(0)
+    m = tokenizers.ImageTokenizer(3, 8, 4, 1, quantizer=quantize.ema_vq(16, 4, vectors_per_batch=4 * 16))
+    d = losses.PatchDiscriminator(3, 8, 2)
+    before = [p.detach().clone() for p in d.parameters()]
+    x = torch.rand(4, 3, 8, 8)
+    h = tokenizers.fit(m, lambda s: x, 2, discriminator=d, disc_start=2, progress=False)
+    assert "adversary_loss" not in h.logs                             # steps 0, 1 < disc_start
+    assert all(torch.equal(a, b) for a, b in zip(before, d.parameters()))
+    h = tokenizers.fit(m, lambda s: x, 3, discriminator=d, disc_start=1, progress=False)
+    assert len(h.logs["adversary_loss"]) == 2                         # steps 1 and 2
+    assert not all(torch.equal(a, b) for a, b in zip(before, d.parameters()))
+
+
+def test_sample_crops_are_windows_of_the_image():
+    img = torch.arange(3 * 10 * 12, dtype=torch.float32).reshape(3, 10, 12)
+    crops = tokenizers.sample_crops(img, 4, 5, seed=1)(0)
+    assert crops.shape == (5, 3, 4, 4)
+    for c in crops:                                                   # each crop is a window of img
+        y, x = divmod(int(c[0, 0, 0]), 12)
+        assert torch.equal(c, img[:, y:y + 4, x:x + 4])

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib.train import EMA, train
+from course_lib.train import EMA, Adversary, train
 
 
 def regression_problem():
@@ -68,3 +68,31 @@ def test_cosine_schedule_restores_base_lr():
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     train(model, loss_fn, 5, optimizer=opt, schedule="cosine", warmup=2, progress=False)
     assert opt.param_groups[0]["lr"] == 0.1
+
+
+def test_adversary_steps_after_the_model_from_its_start():
+    """The model's step comes first, then the adversary's on what the model's loss_fn left; the
+    adversary trains only from ``start`` on, and a bad adversary loss is named."""
+    torch.manual_seed(0)
+    model, critic = nn.Linear(2, 1), nn.Linear(1, 1)
+    order, seen = [], {}
+
+    def loss_fn(step):
+        x = torch.randn(8, 2)
+        seen["fake"] = model(x).detach()
+        order.append(("model", step))
+        return model(x).pow(2).mean()
+
+    def critic_loss(step):
+        order.append(("critic", step))
+        return critic(seen["fake"]).mean()
+
+    w0 = critic.weight.detach().clone()
+    adv = Adversary(critic, critic_loss, torch.optim.SGD(critic.parameters(), lr=0.1), start=2)
+    hist = train(model, loss_fn, 4, adversary=adv, progress=False)
+    assert order == [("model", 0), ("model", 1), ("model", 2), ("critic", 2), ("model", 3), ("critic", 3)]
+    assert len(hist.logs["adversary_loss"]) == 2
+    assert not torch.equal(critic.weight, w0)
+    bad = Adversary(critic, lambda s: torch.ones(2, requires_grad=True), adv.optimizer)
+    with pytest.raises(TypeError, match="adversary.loss_fn must return a scalar"):
+        train(model, loss_fn, 1, adversary=bad, progress=False)

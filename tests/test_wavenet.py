@@ -75,8 +75,38 @@ def test_cached_generation_matches_the_full_forward(monkeypatch):
 
 
 def test_forward_rejects_floats():
-    with pytest.raises(ValueError, match="int64"):
+    with pytest.raises(TypeError, match="int64"):
         W.WaveNet(channels=8, skip_channels=8, dilations=(1,))(torch.zeros(1, 10))
+
+
+def test_generate_temperature_top_k_and_errors():
+    torch.manual_seed(0)
+    m = W.WaveNet(channels=8, skip_channels=8, dilations=(1, 2))
+    prime = torch.randint(0, 256, (3, 4))
+    greedy = m.generate(6, prime, top_k=1, generator=torch.Generator().manual_seed(0))
+    again = m.generate(6, prime, top_k=1, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(greedy, again), "top_k=1 is greedy: the generator does not matter"
+    full = m(greedy)                                                 # (3, 256, 10)
+    assert torch.equal(greedy[:, 4:], full[:, :, 3:-1].argmax(1)), "each greedy sample is the argmax"
+    per_clip = m.generate(6, prime, temperature=torch.tensor([1.0, 0.5, 2.0]),
+                          generator=torch.Generator().manual_seed(0))
+    assert per_clip.shape == (3, 10)
+    with pytest.raises(ValueError, match="temperature"):
+        m.generate(5, prime, temperature=torch.tensor([1.0, 0.5]))
+    with pytest.raises(ValueError, match="temperature"):
+        m.generate(5, prime, temperature=0.0)
+    with pytest.raises(ValueError, match=r"prime: expected values in \[0, 255\]"):
+        m.generate(5, torch.full((1, 3), 256))
+
+
+def test_random_windows_are_consecutive_samples_of_one_clip():
+    waves = torch.arange(3 * 100).view(3, 100)                      # clip c, sample t holds 100 c + t
+    w = W.random_windows(waves, 50, 20, torch.Generator().manual_seed(0))
+    assert w.shape == (50, 20)
+    assert (w.diff(dim=1) == 1).all(), "a window is consecutive samples"
+    assert ((w[:, 0] % 100) <= 80).all() and set((w[:, 0] // 100).tolist()) == {0, 1, 2}
+    with pytest.raises(ValueError, match="longer than the clips"):
+        W.random_windows(waves, 2, 101, torch.Generator())
 
 
 def test_learning_beats_the_marginal_distribution():
@@ -89,7 +119,7 @@ def test_learning_beats_the_marginal_distribution():
     marginal = float(-(p * p.log2()).sum())                       # bits per sample, no context
     m = W.WaveNet(channels=16, skip_channels=32, dilations=(1, 2, 4, 8, 16, 32)).to(q.device)
     g = torch.Generator().manual_seed(0)
-    train.train(m, lambda s: W.wavenet_loss(m, W.random_crops(q, 8, 512, g), skip=63), 150, lr=3e-3,
+    train.train(m, lambda s: W.wavenet_loss(m, W.random_windows(q, 8, 512, g), skip=63), 150, lr=3e-3,
                 progress=False)
     with torch.no_grad():
         bits = W.wavenet_loss(m, q[:, :2048], skip=63).item()

@@ -1,19 +1,29 @@
-"""Time every solution notebook (or those named) in the current mode.
+"""Time every solution notebook (or those named) of the course folder in the current mode.
 
-    python -m course_lib.bench notebooks --json [--mode lecture] [NAME...]
-    -> {"mode": ..., "device": ..., "seconds": {"00_welcome": ..., ...}}
+    python -m course_lib.bench notebooks --json [--mode lecture] [--course DIR] [NAME...]
+    -> {"mode": ..., "device": ..., "source": ..., "seconds": {"00_welcome": ..., ...}}
+
+The course folder is ``--course DIR``, or else the nearest folder at or above the current directory
+that holds ``solutions/`` (:func:`course_lib.course.folder.course_folder`).
 """
 import argparse
+from pathlib import Path
 
 from course_lib import runtime
 from course_lib.course import runner
+from course_lib.course.folder import CourseNotFound
 
 
 def run(args: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="bench notebooks")
     p.add_argument("names", nargs="*")
-    p.add_argument("--source", default="solutions", choices=("solutions", "notebooks"))
+    p.add_argument("--source", default="solutions", choices=runner.SOURCES)
+    p.add_argument("--course", type=Path, default=None,
+                   help="the course folder, holding solutions/ (default: found from the current directory)")
     a = p.parse_args(args)
-    seconds = runner.run_all(a.names, runtime.mode(), a.source)
+    try:
+        seconds = runner.run_all(a.names, runtime.mode(), a.source, course=a.course)
+    except CourseNotFound as e:
+        raise SystemExit(f"error: {e}") from None
     return {"mode": runtime.mode(), "device": str(runtime.device()), "source": a.source,
             "seconds": seconds}

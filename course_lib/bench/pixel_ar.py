@@ -1,5 +1,7 @@
-"""Benchmark of notebook 01: PixelCNN bits/dim against the histogram and uniform baselines, and
-WaveNet training time, bits per sample and generation speed against real time.
+"""Benchmark of notebook 01: PixelCNN bits/dim against the histogram and uniform baselines (and the
+class-conditional fine-tune), and WaveNet training time, bits per sample and generation speed
+against real time. It runs the notebook's own experiments, from
+:mod:`course_lib.recipes.pixels_and_samples`, and only adds timing.
 
     python -m course_lib.bench pixel_ar --json [--mode lecture] [--skip-wavenet] [--seed 0]
 
@@ -12,63 +14,52 @@ import time
 
 import torch
 
-from course_lib import data, runtime
-from course_lib.recipes import pixels_and_samples as recipe
+from course_lib import runtime
+from course_lib.nets import count_parameters
 from course_lib.pixels import pixel_ar as P
 from course_lib.pixels import wavenet as W
+from course_lib.recipes import pixels_and_samples as recipe
+
+BAR = 0.75              # PixelCNN test bits/dim over the histogram's, at most
+N_TIMED = 64            # digits sampled for the timing
 
 
 def _pixelcnn(B, seed: int) -> dict:
-    tr, te = data.digits("train"), data.digits("test")
-    hist = P.histogram_bpd(P.histogram_probs(tr.images), te.images)
-    runtime.seed_everything(seed)
-    model = P.PixelCNN(channels=B.channels, n_layers=B.layers, dropout=B.dropout).to(runtime.device())
-    h = P.fit(model, tr.images, B.steps, batch=B.batch, lr=B.lr, seed=seed, progress=False,
-              schedule="cosine")
-    bpd = P.evaluate_bpd(model, te.images)
-    t0 = time.perf_counter()
-    P.sample(model, 64, generator=torch.Generator().manual_seed(seed))
-    sample_s = time.perf_counter() - t0
-    return {"pixelcnn_test_bpd": bpd, "pixelcnn_train_bpd": P.evaluate_bpd(model, tr.images),
-            "histogram_test_bpd": hist, "uniform_test_bpd": P.uniform_bpd(17),
-            "pixelcnn_over_histogram": bpd / hist, "meets_bar": bool(bpd <= 0.75 * hist),
+    train, test = recipe.digits()
+    base = recipe.baselines(train, test)
+    model = recipe.pixelcnn(B, seed=seed)
+    h = recipe.train_pixelcnn(model, train, B, seed=seed, progress=False)
+    bpd = P.evaluate_bpd(model, test.images)
+    _, sample_s = recipe.sample_digits(model, N_TIMED, seed=seed)
+    cond = recipe.conditional_pixelcnn(B, model, seed=seed)
+    h_cond = recipe.finetune_conditional(cond, train, B, seed=seed, progress=False)
+    return {"pixelcnn_test_bpd": bpd, "pixelcnn_train_bpd": P.evaluate_bpd(model, train.images),
+            "histogram_test_bpd": base.histogram_bpd, "uniform_test_bpd": base.uniform_bpd,
+            "pixelcnn_over_histogram": bpd / base.histogram_bpd,
+            "meets_bar": bool(bpd <= BAR * base.histogram_bpd),
             "train_seconds": h.seconds, "train_steps": len(h.losses),
             "train_steps_per_second": h.steps_per_second, "sample_64_digits_seconds": sample_s,
             "pixelcnn_seconds_per_forward_step": sample_s / 64,
-            "pixelcnn_parameters": sum(p.numel() for p in model.parameters())}
+            "pixelcnn_parameters": count_parameters(model),
+            "conditional_test_bpd": P.evaluate_bpd(cond, test.images, test.labels),
+            "conditional_finetune_seconds": h_cond.seconds, "conditional_finetune_steps": len(h_cond.losses)}
 
 
 def _wavenet(B, seed: int) -> dict:
-    sr = 8000
-    clips = data.audio_clips(B.wave_clips, sample_rate=sr, seconds=1.0, seed=seed).waves
-    test = data.audio_clips(max(4, B.wave_clips // 8), sample_rate=sr, seconds=1.0, seed=seed + 1000).waves
-    q, q_test = W.mu_law_encode(clips), W.mu_law_encode(test)
-    runtime.seed_everything(seed)
-    model = W.WaveNet(channels=B.wave_channels, skip_channels=B.wave_skip,
-                      dilations=B.wave_dilations).to(runtime.device())
-    h = W.fit(model, q, B.wave_steps, batch=B.wave_batch, crop=B.wave_crop, seed=seed, progress=False,
-              schedule="cosine")
-    bits = W.evaluate_bits(model, q_test)
-    n_new = int(B.gen_seconds * sr)
-    prime = q_test[:B.gen_clips, :model.receptive_field]
-    t0 = time.perf_counter()
-    model.generate(n_new, prime, generator=torch.Generator().manual_seed(seed))
-    gen_s = time.perf_counter() - t0
-    steps = prime.shape[1] + n_new - 1                            # forward steps, prime included
-    sps = steps / gen_s
-    with torch.no_grad():                                         # the naive way: a full pass per sample
-        window = q_test[:B.gen_clips, :model.receptive_field]
-        t0 = time.perf_counter()
-        for _ in range(20):
-            model(window)
-        naive_step = (time.perf_counter() - t0) / 20
+    clips, test_clips = recipe.audio(B, seed=seed)
+    q, q_test = W.mu_law_encode(clips.waves), W.mu_law_encode(test_clips.waves)
+    model = recipe.wavenet(B, seed=seed)
+    h = recipe.train_wavenet(model, q, B, seed=seed, progress=False)
+    gen = recipe.generate_audio(model, q_test, B, seed=seed)
     return {"wavenet_train_seconds": h.seconds, "wavenet_train_steps": len(h.losses),
-            "wavenet_test_bits_per_sample": bits, "wavenet_marginal_bits_per_sample": W.marginal_bits(q_test, q),
+            "wavenet_test_bits_per_sample": W.evaluate_bits(model, q_test),
+            "wavenet_marginal_bits_per_sample": W.marginal_bits(q_test, q),
             "wavenet_receptive_field": model.receptive_field,
-            "wavenet_samples_per_second": sps, "wavenet_realtime_factor": sps / sr,
+            "wavenet_samples_per_second": gen.samples_per_second,
+            "wavenet_realtime_factor": gen.samples_per_second / recipe.SAMPLE_RATE,
             "wavenet_clips_in_parallel": B.gen_clips,
-            "wavenet_naive_samples_per_second": 1.0 / naive_step,
-            "wavenet_parameters": sum(p.numel() for p in model.parameters())}
+            "wavenet_naive_samples_per_second": recipe.naive_samples_per_second(model, q_test, B),
+            "wavenet_parameters": count_parameters(model)}
 
 
 def run(args: list[str]) -> dict:

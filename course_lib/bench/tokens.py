@@ -8,105 +8,90 @@
   k-means initialisation and dead-code restart;
 * ``rvq_snr_db``: a tiny 8 kHz audio codec (residual VQ, 8 levels x 16 codes, quantizer dropout,
   Mimi's no-quantization rate 0.5, MSE divided by the data variance plus 0.01 x the
-  multi-resolution STFT loss) decoded with 1..N quantizers, SNR in dB on held-out clips; ``rvq_snr_gain_first4_db`` the mean gain per added quantizer over
-  the first 4, ``rvq_snr_strictly_increasing`` whether every added quantizer raised it;
+  multi-resolution STFT loss) decoded with 1..N quantizers, SNR in dB on held-out clips;
+  ``rvq_snr_gain_first4_db`` the mean gain per added quantizer over the first 4, ``rvq_snr_strictly_increasing`` whether every added quantizer raised it;
   ``rvq_snr_continuous_db`` the same decoder fed the unquantized latent (the decoder's ceiling);
 * ``rvq_rel_error_ours`` / ``rvq_rel_error_vqpytorch``: |z - z_hat| / |z| of course_lib's ResidualVQ
   and of vector-quantize-pytorch's ResidualVQ (decay 0.99, k-means init, dead-code threshold 2,
   rotation trick off, i.e. paper settings) fitted the same number of steps on the same latent
   vectors (the codec encoder's outputs); ``rvq_seconds_per_step_*`` their time per training step.
 
+The experiments are the notebooks' own, imported from their recipes
+(:mod:`course_lib.recipes.tokens`, :mod:`course_lib.recipes.residual_and_bitwise_tokens`): this
+module only adds the comparison with vector-quantize-pytorch, timing and the JSON.
+
 Needs the dev extra (``pip install -e .[dev]``) for vector-quantize-pytorch.
 """
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 
-from course_lib import data, metrics, runtime
-from course_lib.recipes import tokens as recipe
-from course_lib.tokens import vq as quantize
-from course_lib.tokens import tokenizers
+from course_lib import runtime
+from course_lib.recipes import residual_and_bitwise_tokens as recipe03
+from course_lib.recipes import tokens as recipe02
+from course_lib.tokens import vq
 
 
 def _require_vqpytorch():
     try:
         import vector_quantize_pytorch  # noqa: F401
     except ImportError as e:
-        raise SystemExit("the tokens benchmark compares with vector-quantize-pytorch, which is not "
-                         "installed: pip install -e '.[dev]' (or pip install 'vector-quantize-pytorch>=1.20')") from e
+        raise SystemExit("the tokens benchmark compares with vector-quantize-pytorch, which is not installed: "
+                         "pip install -e '.[dev]' (or pip install 'vector-quantize-pytorch>=1.20')") from e
     return vector_quantize_pytorch
 
 
-def _vq_run(B, ema_restart: bool, steps: int, dev) -> dict:
-    shapes = data.shapes(B.n_train, size=16, seed=0)
-    test = data.shapes(512, size=16, seed=1)
-    torch.manual_seed(0)
-    kw = dict(ema=True, kmeans_init=True, dead_threshold=0.1 * B.batch * 16 / 64) if ema_restart else {}
-    model = tokenizers.ImageTokenizer(3, B.hidden, 8, 2, quantizer=quantize.VectorQuantizer(64, 8, **kw)).to(dev)
-    tokenizers.fit(model, tokenizers.sample_batch(shapes.images, B.batch), steps, lr=2e-3, progress=False)
-    return tokenizers.evaluate(model, test.images)
-
-
-def _fit_rvq(rvq, call, z: torch.Tensor, steps: int, batch: int) -> float:
+def _fit_rvq(rvq, z: torch.Tensor, steps: int, batch: int) -> float:
+    """Fit a residual quantizer on random batches of the (N, D) vectors z; seconds per step."""
     g = torch.Generator().manual_seed(0)
     rvq.train()
     t0 = time.perf_counter()
     for _ in range(steps):
         idx = torch.randint(z.shape[0], (batch,), generator=g).to(z.device)
         with torch.no_grad():
-            call(rvq, z[idx][None])                                             # (1, batch, D)
+            rvq(z[idx][None])                                                   # (1, batch, D)
     return (time.perf_counter() - t0) / steps
 
 
 def run(args: list[str]) -> dict:
     vqp = _require_vqpytorch()
-    B = recipe.budget()
-    dev = runtime.device()
+    B2, B3 = recipe02.budget(), recipe03.budget()
     runtime.seed_everything(0)
-    res: dict = {"mode": B.mode}
+    res: dict = {"mode": B2.mode}
 
-    plain = _vq_run(B, False, B.bench_vq_steps, dev)
-    fixed = _vq_run(B, True, B.bench_vq_steps, dev)
+    # notebook 02, section 3: codebook collapse and its fixes
+    runs = recipe02.collapse_runs(B2, steps=B2.bench_vq_steps, progress=False)
+    plain, fixed = runs["plain"].result, runs["EMA + k-means + restart"].result
     res.update(vq_perplexity_plain=plain["perplexity"], vq_perplexity_ema_restart=fixed["perplexity"],
                vq_psnr_plain=plain["psnr"], vq_psnr_ema_restart=fixed["psnr"],
                vq_perplexity_ratio=fixed["perplexity"] / plain["perplexity"])
 
-    # the residual-VQ audio codec of notebook 03
-    clips = data.audio_clips(B.n_clips, sample_rate=8000, seconds=B.seconds, seed=0)
-    test = data.audio_clips(32, sample_rate=8000, seconds=B.seconds, seed=1)
-    torch.manual_seed(0)
-    N, K, D = B.n_quantizers, B.codec_codes, 8
-    rvq = quantize.ResidualVQ(N, K, D, quantizer_dropout=True, no_quantization_rate=0.5, ema=True,
-                              kmeans_init=True, dead_threshold=1.0)
-    codec = tokenizers.AudioTokenizer(hidden=16, latent_dim=D, strides=(4, 4, 2), quantizer=rvq).to(dev)
-    hist = tokenizers.fit(codec, tokenizers.sample_batch(clips.waves, 16), B.bench_codec_steps, lr=2e-3,
-                          schedule="cosine", data_variance=clips.waves.var().item(), stft_weight=0.01,
-                          progress=False)
-    snrs = [tokenizers.evaluate(codec, test.waves, n_q=n)["snr_db"] for n in range(1, N + 1)]
-    codec.eval()
-    with torch.no_grad():
-        cont = codec.decode(codec.encoder(test.waves[:, None]), like=test.waves)
-    res.update(rvq_snr_db=snrs, rvq_snr_gain_first4_db=(snrs[min(3, N - 1)] - snrs[0]) / max(1, min(3, N - 1)),
+    # notebook 03, section 2: the residual-VQ audio codec
+    clips, test = recipe03.audio_data(B3)
+    codec, hist = recipe03.train_codec(B3, clips, steps=B3.bench_codec_steps, progress=False)
+    report = recipe03.codec_report(codec, test.waves)
+    snrs = report["snr_db"]
+    first4 = min(3, len(snrs) - 1)
+    res.update(rvq_snr_db=snrs, rvq_snr_gain_first4_db=(snrs[first4] - snrs[0]) / max(1, first4),
                rvq_snr_strictly_increasing=all(b > a for a, b in zip(snrs, snrs[1:])),
-               rvq_snr_continuous_db=metrics.snr_db(test.waves, cont), rvq_codebook_size=K,
-               rvq_codec_steps_per_second=hist.steps_per_second,
-               rvq_bitrate_kbps=[codec.frame_rate(8000) * n * math.log2(K) / 1000 for n in range(1, N + 1)])
+               rvq_snr_continuous_db=report["ceiling_db"], rvq_codebook_size=B3.codec_codes,
+               rvq_codec_steps_per_second=hist.steps_per_second, rvq_bitrate_kbps=report["kbps"])
 
-    # course_lib's ResidualVQ vs vector-quantize-pytorch's on the same latent vectors
+    # course_lib's ResidualVQ vs vector-quantize-pytorch's on the codec's latent vectors
+    N, K, D = B3.n_quantizers, B3.codec_codes, recipe03.CODEC_DIM
     codec.eval()
     with torch.no_grad():
-        z = torch.cat([codec.encoder(clips.waves[i:i + 64, None]) for i in range(0, len(clips), 64)])
-        z = z.movedim(1, -1).reshape(-1, D)                                       # (frames, D)
-    steps, batch = max(50, B.bench_vq_steps // 2), 2048
-    ours = quantize.ResidualVQ(N, K, D, ema=True, decay=0.99, kmeans_init=True, kmeans_iters=10,
-                               dead_threshold=2.0).to(dev)
+        z = torch.cat([codec.encode(clips.waves[i:i + 64]) for i in range(0, len(clips.waves), 64)])
+        z = z.reshape(-1, D)                                                    # (frames, D)
+    steps, batch = B3.bench_compare_steps, 2048
+    ours = vq.ResidualVQ(N, K, D, ema=True, decay=0.99, kmeans_init=True, kmeans_iters=10,
+                         dead_threshold=2.0).to(z.device)
     theirs = vqp.ResidualVQ(dim=D, num_quantizers=N, codebook_size=K, decay=0.99, kmeans_init=True,
-                            kmeans_iters=10, threshold_ema_dead_code=2, rotation_trick=False).to(dev)
-    t_ours = _fit_rvq(ours, lambda m, x: m(x), z, steps, batch)
-    t_theirs = _fit_rvq(theirs, lambda m, x: m(x), z, steps, batch)
+                            kmeans_iters=10, threshold_ema_dead_code=2, rotation_trick=False).to(z.device)
+    t_ours = _fit_rvq(ours, z, steps, batch)
+    t_theirs = _fit_rvq(theirs, z, steps, batch)
     ours.eval()
     theirs.eval()
     with torch.no_grad():

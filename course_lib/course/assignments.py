@@ -4,6 +4,11 @@
     python -m course_lib.course.assignments check             # fail if notebooks/ is out of date
     python -m course_lib.course.assignments grade PATH...     # execute submissions, print a score table
 
+Each command works on a course folder (the one holding ``solutions/``): ``--course DIR``, or else the
+nearest folder at or above the current directory that holds ``solutions/``
+(:func:`course_lib.course.folder.course_folder`), never the package's own location, so the commands
+work the same from a clone and from an installed wheel.
+
 **build** replaces every region between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` by
 ``# YOUR CODE HERE`` + ``raise NotImplementedError()`` (indentation kept; in markdown cells by
 ``YOUR ANSWER HERE``), as nbgrader's ClearSolutions does, and clears outputs. Each student notebook
@@ -30,8 +35,8 @@ from pathlib import Path
 
 import nbformat
 
-ROOT = Path(__file__).resolve().parents[2]
-SOLUTIONS, NOTEBOOKS = ROOT / "solutions", ROOT / "notebooks"
+from course_lib.course.folder import CourseNotFound, course_folder
+
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 MARKDOWN_STUB = "YOUR ANSWER HERE"
@@ -106,8 +111,11 @@ def _writes(nb) -> str:
     return nbformat.writes(nb) + "\n"
 
 
-def build(force: bool = False, solutions: Path = SOLUTIONS, notebooks: Path = NOTEBOOKS) -> int:
-    """Write notebooks/ from solutions/. Returns the number of notebooks refused (edited by a learner)."""
+def build(course: str | os.PathLike | None = None, force: bool = False) -> int:
+    """Write ``notebooks/`` from ``solutions/`` of the course folder (see :func:`course_folder`).
+    Returns the number of notebooks refused (edited by a learner)."""
+    root = course_folder(course)
+    solutions, notebooks = root / "solutions", root / "notebooks"
     notebooks.mkdir(parents=True, exist_ok=True)
     refused = 0
     for sol in sorted(solutions.glob("*.ipynb")):
@@ -135,8 +143,11 @@ def build(force: bool = False, solutions: Path = SOLUTIONS, notebooks: Path = NO
     return refused
 
 
-def check(solutions: Path = SOLUTIONS, notebooks: Path = NOTEBOOKS) -> list[str]:
-    """Problems that make notebooks/ out of step with solutions/ (empty list: in sync)."""
+def check(course: str | os.PathLike | None = None) -> list[str]:
+    """Problems that make ``notebooks/`` out of step with ``solutions/`` in the course folder (empty
+    list: in sync)."""
+    root = course_folder(course)
+    solutions, notebooks = root / "solutions", root / "notebooks"
     problems = []
     sols = {p.name for p in solutions.glob("*.ipynb")}
     for name in sorted(sols):
@@ -176,13 +187,15 @@ def restore_check_cells(submission, solution) -> int:
     return replaced
 
 
-def grade_one(path: Path, mode: str = "quick", timeout: int = 600) -> dict:
+def grade_one(path: Path, mode: str = "quick", timeout: int = 600,
+              course: str | os.PathLike | None = None) -> dict:
     """Execute one submitted notebook and return {exercise: status} (+ '_error' if a cell failed).
 
-    The check cells are taken from the solution notebook of the same name when there is one, and a
-    submission that hands in the course's reference object itself fails its check."""
+    The check cells are taken from the course folder's solution notebook of the same name when there
+    is one, and a submission that hands in the course's reference object itself fails its check."""
     from nbclient import NotebookClient
-    solution = SOLUTIONS / path.name
+    path = Path(path)
+    solution = course_folder(course) / "solutions" / path.name
     expected = exercises_in(solution) if solution.exists() else exercises_in(path)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "grade.jsonl"
@@ -214,10 +227,13 @@ def grade_one(path: Path, mode: str = "quick", timeout: int = 600) -> dict:
     return result
 
 
-def grade(paths: list[Path], mode: str = "quick", csv: Path | None = None) -> list[dict]:
+def grade(paths: list[Path], mode: str = "quick", csv: Path | None = None,
+          course: str | os.PathLike | None = None) -> list[dict]:
+    """Grade each submitted notebook (:func:`grade_one`), print a table, optionally write CSV."""
+    root = course_folder(course)
     rows = []
     for p in paths:
-        r = grade_one(Path(p), mode)
+        r = grade_one(Path(p), mode, course=root)
         ex = {k: v for k, v in r.items() if not k.startswith("_")}
         score = sum(v == "passed" for v in ex.values())
         rows.append({"notebook": str(p), "score": f"{score}/{len(ex)}", **r})
@@ -238,20 +254,23 @@ def grade(paths: list[Path], mode: str = "quick", csv: Path | None = None) -> li
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m course_lib.course.assignments", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    where = argparse.ArgumentParser(add_help=False)
+    where.add_argument("--course", type=Path, default=None,
+                       help="the course folder, holding solutions/ (default: found from the current directory)")
     sub = p.add_subparsers(dest="cmd", required=True)
-    b = sub.add_parser("build", help="write notebooks/ from solutions/")
+    b = sub.add_parser("build", parents=[where], help="write notebooks/ from solutions/")
     b.add_argument("--force", action="store_true", help="overwrite edited notebooks (a backup is kept)")
-    sub.add_parser("check", help="fail if notebooks/ is out of date")
-    g = sub.add_parser("grade", help="execute submitted notebooks and print a score table")
+    sub.add_parser("check", parents=[where], help="fail if notebooks/ is out of date")
+    g = sub.add_parser("grade", parents=[where], help="execute submitted notebooks and print a score table")
     g.add_argument("paths", nargs="+", type=Path)
     g.add_argument("--mode", default="quick", choices=("quick", "lecture", "full"))
     g.add_argument("--csv", type=Path, help="also write the table as CSV")
     args = p.parse_args(argv)
     try:
         if args.cmd == "build":
-            return 1 if build(args.force) else 0
+            return 1 if build(args.course, args.force) else 0
         if args.cmd == "check":
-            problems = check()
+            problems = check(args.course)
             for line in problems:
                 print(line)
             print("notebooks/ is in step with solutions/" if not problems else f"{len(problems)} problem(s)")
@@ -260,9 +279,9 @@ def main(argv=None) -> int:
         if missing:
             print(f"no such notebook: {', '.join(missing)}")
             return 2
-        grade(args.paths, args.mode, args.csv)
+        grade(args.paths, args.mode, args.csv, args.course)
         return 0
-    except BuildError as e:
+    except (BuildError, CourseNotFound) as e:
         print(f"error: {e}")
         return 2
 

@@ -63,6 +63,9 @@ def make_mask(kind: str, T: int | None = None, blocks=None, device=None) -> torc
 
 
 class Attention(nn.Module):
+    """Multi-head self-attention, softmax(Q K^T / sqrt(d_head) + mask) V per head (Vaswani et al.
+    2017, eq. 1 and §3.2.2), through ``F.scaled_dot_product_attention``."""
+
     def __init__(self, cfg: Config):
         super().__init__()
         self.n_head = cfg.n_head
@@ -81,6 +84,9 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
+    """Pre-LayerNorm residual block (GPT-2, Radford et al. 2019, §2.3): x + attn(ln(x)), then
+    x + mlp(ln(x)) with a GELU MLP of width mlp_ratio * d_model."""
+
     def __init__(self, cfg: Config):
         super().__init__()
         self.ln1, self.ln2 = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
@@ -89,7 +95,7 @@ class Block(nn.Module):
                                  nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model, bias=cfg.bias),
                                  nn.Dropout(cfg.dropout))
 
-    def forward(self, x, mask=None):
+    def forward(self, x, mask=None):                                                   # (B, T, D)
         x = x + self.attn(self.ln1(x), mask)
         return x + self.mlp(self.ln2(x))
 

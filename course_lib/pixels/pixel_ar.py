@@ -6,9 +6,10 @@ The model factorises an image over its pixels in raster order (van den Oord et a
     p(x) = prod_i p(x_i | x_1, ..., x_{i-1})
 
 and predicts each pixel with a softmax over its ``levels`` values (17 for the 8x8 digits, whose
-values are 0..16; 256 for 8-bit images). Causality comes from **masked convolutions**
-(:func:`causal_mask`): mask A in the first layer hides the centre pixel itself, mask B in later
-layers keeps it (their centre feature already only summarises earlier pixels).
+values are 0..16; 256 for 8-bit images; §2.2). Causality comes from **masked convolutions**
+(:func:`causal_mask`, §3.4): mask A in the first layer hides the centre pixel itself, mask B in
+later layers keeps it (their centre feature already only summarises earlier pixels). The
+:class:`PixelCNN` is the paper's §3.5 network, smaller.
 
 Stacked masked convolutions have a **blind spot** (van den Oord et al. 2016b, "Conditional Image
 Generation with PixelCNN Decoders", fig. 1): pixels above-right of the output are never seen.
@@ -19,9 +20,13 @@ Simplifications against the papers (said again in notebook 01):
 
 * one channel only (grey digits), so no R -> G -> B masking inside a pixel;
 * the gated net shifts its inputs once (vertical stack input moved down a row, horizontal stack
-  input moved right a pixel, as PixelCNN++ does) instead of masking the centre tap of its first
-  layer, so every gated layer can keep its residual connection;
-* class conditioning adds a learned per-class vector to every layer (a bias "V h" of eq. 4).
+  input moved right a pixel, as PixelCNN++ (Salimans et al. 2017) does in openai/pixel-cnn
+  ``pixel_cnn_pp/nn.py`` ``down_shift`` / ``right_shift``) instead of masking the centre tap of its
+  first layer, so every gated layer can keep its residual connection;
+* class conditioning adds a learned per-class vector to every layer (the bias "V h" of 2016b, eq. 4).
+
+Sampling (:func:`raster_sample`) draws each pixel with :func:`course_lib.nets.sampling.sample_logits`
+(temperature, top-k), the same helper WaveNet and the token GPT use.
 """
 from __future__ import annotations
 
@@ -32,21 +37,24 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import checks
+from course_lib.nets.sampling import sample_logits
+from course_lib.train import History, train
+
 LN2 = math.log(2.0)
 
 
 # ----------------------------------------------------------------------------- masks
 
 def causal_mask(k: int, mask_type: str = "A") -> torch.Tensor:
-    """The (k, k) float mask of a raster-order masked convolution (PixelCNN, §3.5 and fig. 2).
+    """The (k, k) float mask of a raster-order masked convolution (PixelRNN paper, §3.4, fig. 2 right).
 
     1 above the centre row, 1 left of the centre in the centre row, 0 below and to the right.
     Type "A" also zeroes the centre (an output must not see its own pixel), type "B" keeps it.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1 or k % 2 == 0:
         raise ValueError(f"kernel size must be a positive odd int, got {k!r}")
-    if mask_type not in ("A", "B"):
-        raise ValueError(f"mask_type must be 'A' or 'B', got {mask_type!r}")
+    checks.one_of(mask_type, "mask_type", ("A", "B"))
     mask = torch.ones(k, k)
     c = k // 2
     mask[c, c + (mask_type == "B"):] = 0.0     # centre row: the centre (type A) and everything right
@@ -69,13 +77,27 @@ class MaskedConv2d(nn.Conv2d):
         return super().extra_repr() + f", mask_type={self.mask_type}"
 
 
-def _check_images(x: torch.Tensor, levels: int) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"expected images as a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 4 or x.shape[1] != 1:
-        raise ValueError(f"expected images of shape (N, 1, H, W), got {tuple(x.shape)}")
+def _check_images(x: torch.Tensor, name: str = "images") -> torch.Tensor:
+    """(N, 1, H, W) pixel levels: int64, or float (so that gradients can reach the input)."""
+    checks.tensor(x, name, ndim=4, shape="(N, 1, H, W)")
+    if x.shape[1] != 1:
+        raise ValueError(f"{name}: expected one channel, shape (N, 1, H, W), got {tuple(x.shape)}")
     if x.dtype != torch.long and not x.is_floating_point():
-        raise TypeError(f"expected pixel levels as torch.int64 (or float, for gradients), got {x.dtype}")
+        raise TypeError(f"{name}: expected pixel levels as torch.int64 (or float, for gradients), "
+                        f"got {x.dtype}")
+    return x
+
+
+def _inputs(x: torch.Tensor, labels, cond: _Conditioner, levels: int):
+    """Checked images (N, 1, H, W) scaled from 0..levels-1 to [-1, 1], and the per-layer class terms."""
+    _check_images(x, "x")
+    return x.float() / (levels - 1) * 2 - 1, cond(labels, x.shape[0])
+
+
+def _output_head(channels: int, levels: int) -> nn.Sequential:
+    """ReLU -> 1x1 conv to 4C -> ReLU -> 1x1 conv to ``levels`` logits per pixel (PixelRNN paper, table 1)."""
+    return nn.Sequential(nn.ReLU(), nn.Conv2d(channels, 4 * channels, 1), nn.ReLU(),
+                         nn.Conv2d(4 * channels, levels, 1))
 
 
 class _Conditioner(nn.Module):
@@ -120,13 +142,10 @@ class PixelCNN(nn.Module):
         self.layers = nn.ModuleList(MaskedConv2d(channels, channels, kernel, "B") for _ in range(n_layers - 1))
         self.cond = _Conditioner(n_classes, channels, n_layers)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, 4 * channels, 1), nn.ReLU(),
-                                  nn.Conv2d(4 * channels, levels, 1))
+        self.head = _output_head(channels, levels)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        _check_images(x, self.levels)
-        cond = self.cond(labels, x.shape[0])
-        h = x.float() / (self.levels - 1) * 2 - 1                   # (N, 1, H, W) in [-1, 1]
+        h, cond = _inputs(x, labels, self.cond, self.levels)        # (N, 1, H, W) in [-1, 1]
         h = self.first(h) + cond[0]                                 # (N, C, H, W)
         for i, layer in enumerate(self.layers):
             h = h + self.drop(layer(F.relu(h)) + cond[i + 1])       # residual, mask B
@@ -191,13 +210,10 @@ class GatedPixelCNN(nn.Module):
         self.h_in = nn.Conv2d(1, channels, 1)
         self.layers = nn.ModuleList(GatedLayer(channels, kernel) for _ in range(n_layers))
         self.cond = _Conditioner(n_classes, 2 * channels, n_layers)
-        self.head = nn.Sequential(nn.ReLU(), nn.Conv2d(channels, 4 * channels, 1), nn.ReLU(),
-                                  nn.Conv2d(4 * channels, levels, 1))
+        self.head = _output_head(channels, levels)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        _check_images(x, self.levels)
-        cond = self.cond(labels, x.shape[0])
-        z = x.float() / (self.levels - 1) * 2 - 1                   # (N, 1, H, W)
+        z, cond = _inputs(x, labels, self.cond, self.levels)        # (N, 1, H, W) in [-1, 1]
         v, h = self.v_in(down_shift(z)), self.h_in(right_shift(z))  # (N, C, H, W) each
         for i, layer in enumerate(self.layers):
             v, h = layer(v, h, cond[i])
@@ -237,7 +253,8 @@ def histogram_probs(train_images: torch.Tensor, levels: int = 17, alpha: float =
     """The independent per-pixel baseline: p(x_ij = v) from counts with add-``alpha`` smoothing.
 
     train_images: (N, 1, H, W) int64. Returns (levels, H, W) probabilities (sum 1 over levels)."""
-    _check_images(train_images, levels)
+    _check_images(train_images, "train_images")
+    checks.index_range(train_images, "train_images", levels)
     onehot = F.one_hot(train_images[:, 0], levels).float()          # (N, H, W, levels)
     counts = onehot.sum(0).permute(2, 0, 1) + alpha                 # (levels, H, W)
     return counts / counts.sum(0, keepdim=True)
@@ -259,32 +276,33 @@ def uniform_bpd(levels: int) -> float:
 @torch.no_grad()
 def raster_sample(logits_fn: Callable[[torch.Tensor], torch.Tensor], n: int, height: int, width: int,
                   temperature: float = 1.0, generator: torch.Generator | None = None,
-                  device=None) -> torch.Tensor:
+                  device=None, *, top_k: int | None = None) -> torch.Tensor:
     """Sample ``n`` images pixel by pixel in raster order (row by row, left to right).
 
     logits_fn(x) maps the canvas x (n, 1, H, W) int64 to logits (n, K, H, W). For every pixel
-    (i, j): one call of logits_fn on the canvas so far, logits[:, :, i, j] / temperature, a
-    softmax, one draw ``torch.multinomial(probs, 1, generator=generator)`` (probs on the CPU), and
-    the value is written into the canvas. H * W calls in all. Returns (n, 1, H, W) int64.
+    (i, j): one call of logits_fn on the canvas so far, one draw from logits[:, :, i, j] with
+    :func:`~course_lib.nets.sampling.sample_logits` (softmax of logits / temperature over the
+    ``top_k`` most likely levels, ``torch.multinomial`` with ``generator`` on its device), and the
+    value is written into the canvas. H * W calls in all. Returns (n, 1, H, W) int64.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    n = checks.positive_int(n, "n")
+    height, width = checks.positive_int(height, "height"), checks.positive_int(width, "width")
     x = torch.zeros(n, 1, height, width, dtype=torch.long, device=device)
     for i in range(height):
         for j in range(width):
-            logits = logits_fn(x)[:, :, i, j].float() / temperature             # (n, K)
-            probs = torch.softmax(logits, dim=-1).cpu()
-            x[:, 0, i, j] = torch.multinomial(probs, 1, generator=generator)[:, 0].to(x.device)
+            logits = logits_fn(x)[:, :, i, j]                                    # (n, K)
+            x[:, 0, i, j] = sample_logits(logits, temperature, top_k, generator).to(x.device)
     return x
 
 
 def sample(model: nn.Module, n: int, height: int = 8, width: int = 8, temperature: float = 1.0,
-           labels: torch.Tensor | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+           labels: torch.Tensor | None = None, generator: torch.Generator | None = None, *,
+           top_k: int | None = None) -> torch.Tensor:
     """Draw ``n`` images from a (class-conditional) PixelCNN with :func:`raster_sample`."""
     model.eval()
-    dev = next(model.parameters()).device
     fn = (lambda x: model(x, labels)) if labels is not None else model
-    return raster_sample(fn, n, height, width, temperature, generator, device=dev)
+    return raster_sample(fn, n, height, width, temperature, generator, device=checks.model_device(model),
+                         top_k=top_k)
 
 
 # ----------------------------------------------------------------------------- receptive field
@@ -307,17 +325,24 @@ def dependence(model_fn: Callable[[torch.Tensor], torch.Tensor], height: int, wi
 # ----------------------------------------------------------------------------- training
 
 def fit(model: nn.Module, images: torch.Tensor, steps: int, batch: int = 64, lr: float = 3e-3,
-        labels: torch.Tensor | None = None, seed: int = 0, progress: bool = True, **train_kwargs):
+        labels: torch.Tensor | None = None, seed: int = 0, progress: bool = True,
+        bpd: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = bits_per_dim, **train_kwargs) -> History:
     """Train a (conditional) PixelCNN on random minibatches with the bits/dim loss; returns History.
 
-    The same loop notebook 01 writes out by hand: draw ``batch`` images, loss = bits_per_dim."""
-    from course_lib.train import train
-
+    Each step draws ``batch`` images (and their labels) with a generator seeded by ``seed`` and
+    minimises ``bpd(model(x), x[:, 0])``: all H * W pixels predicted at once from the true earlier
+    ones (teacher forcing). ``bpd`` is :func:`bits_per_dim` unless given (notebook 01 passes the
+    learner's own). ``train_kwargs`` go to :func:`course_lib.train.train` (e.g. ``schedule``).
+    """
+    _check_images(images, "images")
+    if labels is not None and labels.shape != images.shape[:1]:
+        raise ValueError(f"labels: expected shape ({images.shape[0]},), one per image, "
+                         f"got {tuple(labels.shape)}")
     g = torch.Generator().manual_seed(seed)
 
     def loss_fn(step):
         idx = torch.randint(0, images.shape[0], (batch,), generator=g).to(images.device)
         x = images[idx]                                             # (B, 1, H, W)
-        logits = model(x, labels[idx]) if labels is not None else model(x)
-        return bits_per_dim(logits, x[:, 0])
+        logits = model(x, labels[idx]) if labels is not None else model(x)   # (B, levels, H, W)
+        return bpd(logits, x[:, 0])
     return train(model, loss_fn, steps, lr=lr, progress=progress, desc="PixelCNN", **train_kwargs)

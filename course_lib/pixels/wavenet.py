@@ -1,20 +1,23 @@
 """Audio generated sample by sample: mu-law companding and a small WaveNet.
 
-WaveNet (van den Oord et al. 2016, "WaveNet: A Generative Model for Raw Audio") factorises a
+WaveNet (van den Oord et al. 2016, "WaveNet: A Generative Model for Raw Audio", §2) factorises a
 waveform over its samples, p(x) = prod_t p(x_t | x_1..x_{t-1}) (eq. 1), and predicts each sample
-as a 256-way softmax over mu-law levels (eq. 2):
+as a 256-way softmax over mu-law levels (§2.2, eq. 2; the mu-law of ITU-T G.711):
 
     f(x) = sign(x) * ln(1 + mu |x|) / ln(1 + mu),   mu = 255,   x in [-1, 1]
 
-then 256 uniform bins over f in [-1, 1] (index = round((f + 1) / 2 * mu), as ibab's
-tensorflow-wavenet does). The network is a stack of dilated causal convolutions (kernel 2,
-dilations 1, 2, 4, ...; left padding (k - 1) * d, never any right padding) with gated units
-tanh(W_f * x) * sigmoid(W_g * x) (eq. 2 of the paper's §2.3), 1x1 residual and skip outputs, and a
-head ReLU -> 1x1 -> ReLU -> 1x1 -> softmax.
+then 256 uniform bins over f in [-1, 1] (index = floor((f + 1) / 2 * mu + 0.5), with |x| clipped
+to 1 first, as ibab/tensorflow-wavenet ``wavenet/ops.py`` ``mu_law_encode`` does). The network is
+a stack of dilated causal convolutions (§2.1: kernel 2, dilations 1, 2, 4, ...; left padding
+(k - 1) * d, never any right padding) with gated units tanh(W_f * x) * sigmoid(W_g * x) (§2.3,
+eq. 3), 1x1 residual and skip outputs (§2.4, fig. 4), and a head ReLU -> 1x1 -> ReLU -> 1x1 ->
+softmax.
 
 :meth:`WaveNet.generate` produces audio one sample at a time with a per-layer cache of past
-activations (the "fast WaveNet" queues of Paine et al. 2016): each new sample costs one pass
-through the layers for a single time step, not a forward pass over the whole receptive field.
+activations (the "fast WaveNet" queues of Paine et al. 2016, "Fast Wavenet Generation
+Algorithm"): each new sample costs one pass through the layers for a single time step, not a
+forward pass over the whole receptive field. Each sample is drawn with
+:func:`course_lib.nets.sampling.sample_logits` (temperature, top-k), as PixelCNN's pixels are.
 
 Simplifications: the input is an embedding of the previous sample's mu-law index (an initial
 causal filter of width 1 instead of ibab's 32); no local or global conditioning; small sizes so
@@ -23,12 +26,16 @@ that training fits in about a minute of CPU.
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-LN2 = math.log(2.0)
+from course_lib import checks
+from course_lib.nets.sampling import sample_logits
+from course_lib.pixels.pixel_ar import bits_per_dim
+from course_lib.train import History, train
 
 
 # ----------------------------------------------------------------------------- mu-law
@@ -38,9 +45,8 @@ def mu_law_encode(x: torch.Tensor, mu: int = 255) -> torch.Tensor:
 
     Clips to [-1, 1], compands f = sign(x) ln(1 + mu|x|) / ln(1 + mu), then bins
     index = floor((f + 1) / 2 * mu + 0.5)."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        raise TypeError(f"mu_law_encode expects a float tensor, got "
-                        f"{getattr(x, 'dtype', type(x).__name__)}")
+    checks.tensor(x, "x", floating=True)
+    mu = checks.positive_int(mu, "mu")
     x = x.clamp(-1.0, 1.0)
     f = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
     return torch.floor((f + 1) / 2 * mu + 0.5).long()
@@ -49,17 +55,17 @@ def mu_law_encode(x: torch.Tensor, mu: int = 255) -> torch.Tensor:
 def mu_law_decode(q: torch.Tensor, mu: int = 255) -> torch.Tensor:
     """int64 levels in 0..mu -> waveform in [-1, 1] (float32): the inverse of both steps of
     :func:`mu_law_encode`: f = 2 q / mu - 1, x = sign(f) ((1 + mu)^|f| - 1) / mu."""
-    if not isinstance(q, torch.Tensor) or q.is_floating_point() or q.dtype == torch.bool:
-        raise TypeError(f"mu_law_decode expects an integer tensor of levels, got "
-                        f"{getattr(q, 'dtype', type(q).__name__)}")
+    checks.tensor(q, "q", floating=False)
+    mu = checks.positive_int(mu, "mu")
     f = 2 * q.float() / mu - 1
     return torch.sign(f) * (torch.pow(1.0 + mu, f.abs()) - 1) / mu
 
 
 def quantize_bits(x: torch.Tensor, bits: int) -> torch.Tensor:
     """Re-quantize a waveform in [-1, 1] to ``bits`` bits (2**bits uniform levels), as a float wave."""
-    if not 1 <= bits <= 24:
-        raise ValueError(f"bits must be in 1..24, got {bits!r}")
+    checks.tensor(x, "x", floating=True)
+    if checks.positive_int(bits, "bits") > 24:
+        raise ValueError(f"bits: expected an int in 1..24, got {bits}")
     levels = 2 ** bits
     q = torch.round((x.clamp(-1, 1) + 1) / 2 * (levels - 1))
     return q / (levels - 1) * 2 - 1
@@ -118,9 +124,7 @@ class WaveNet(nn.Module):
         return sum(self.dilations) + 1
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
-        if not isinstance(q, torch.Tensor) or q.dtype != torch.long or q.dim() != 2:
-            raise ValueError(f"WaveNet expects int64 levels of shape (N, L), got "
-                             f"{getattr(q, 'dtype', type(q).__name__)} {tuple(getattr(q, 'shape', ()))}")
+        checks.tensor(q, "q", ndim=2, dtype=torch.long, shape="(N, L)")
         x = self.embed(q).transpose(1, 2)                            # (N, L) -> (N, C, L)
         skips = 0
         for block in self.blocks:
@@ -129,19 +133,24 @@ class WaveNet(nn.Module):
         return self.head(skips)                                      # (N, levels, L)
 
     @torch.no_grad()
-    def generate(self, n_samples: int, prime: torch.Tensor, temperature=1.0,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+    def generate(self, n_samples: int, prime: torch.Tensor, temperature: float | torch.Tensor = 1.0,
+                 generator: torch.Generator | None = None, *, top_k: int | None = None) -> torch.Tensor:
         """Continue ``prime`` (N, P) int64 levels (P >= 1) by ``n_samples`` samples, one at a time.
 
-        ``temperature``: a float, or a (N,) tensor (one per clip). Each layer keeps a ring buffer
-        of its last ``dilation`` inputs, so a step costs O(layers), not a pass over the receptive
-        field. Returns (N, P + n_samples) int64 levels (the prime included)."""
-        if prime.dim() != 2 or prime.shape[1] < 1 or prime.dtype != torch.long:
-            raise ValueError(f"prime must be int64 levels of shape (N, P) with P >= 1, got "
-                             f"{prime.dtype} {tuple(prime.shape)}")
-        temp = torch.as_tensor(temperature, dtype=torch.float32).reshape(-1, 1)     # (1 or N, 1)
-        if (temp <= 0).any() or temp.shape[0] not in (1, prime.shape[0]):
-            raise ValueError(f"temperature must be > 0, a float or one per clip, got {temperature!r}")
+        ``temperature``: a float, or a (N,) tensor (one per clip); ``top_k``: draw among the k most
+        likely levels only (both as in :func:`~course_lib.nets.sampling.sample_logits`). Each layer
+        keeps a ring buffer of its last ``dilation`` inputs, so a step costs O(layers), not a pass
+        over the receptive field. Returns (N, P + n_samples) int64 levels (the prime included)."""
+        checks.tensor(prime, "prime", ndim=2, dtype=torch.long, shape="(N, P)")
+        if prime.shape[1] < 1:
+            raise ValueError(f"prime: expected at least one sample, shape (N, P) with P >= 1, "
+                             f"got {tuple(prime.shape)}")
+        checks.index_range(prime, "prime", self.levels)
+        n_samples = checks.positive_int(n_samples, "n_samples", minimum=0)
+        per_clip = isinstance(temperature, torch.Tensor) and temperature.dim() == 1
+        if per_clip and len(temperature) not in (1, len(prime)):
+            raise ValueError(f"temperature: expected one per clip, shape ({prime.shape[0]},), "
+                             f"got {tuple(temperature.shape)}")
         self.eval()
         n, dev = prime.shape[0], prime.device
         c = self.embed.embedding_dim
@@ -165,26 +174,28 @@ class WaveNet(nn.Module):
                 skips = skips + s                                    # (N, S)
             if t + 1 < prime.shape[1]:
                 continue                                             # teacher-forced through the prime
-            logits = self.head(skips[:, :, None])[:, :, 0].float().cpu() / temp   # (N, levels)
-            probs = torch.softmax(logits, dim=-1)
-            out.append(torch.multinomial(probs, 1, generator=generator)[:, 0].to(dev))
+            logits = self.head(skips[:, :, None])[:, :, 0]          # (N, 1) -> (N, levels)
+            out.append(sample_logits(logits, temperature, top_k, generator))      # (N,)
         return torch.stack(out, dim=1)                               # (N, P + n_samples)
 
 
-def wavenet_loss(model: WaveNet, q: torch.Tensor, skip: int = 0) -> torch.Tensor:
-    """Next-sample cross-entropy in bits per sample: logits at t against q[t + 1].
+def wavenet_loss(model: WaveNet, q: torch.Tensor, skip: int = 0,
+                 bpd: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = bits_per_dim) -> torch.Tensor:
+    """Next-sample cross-entropy in bits per sample: logits at t against q[t + 1] (eq. 1).
 
-    ``skip`` leaves the first targets out of the loss (those whose context is mostly padding)."""
+    ``skip`` leaves the first targets out of the loss (those whose context is mostly padding);
+    ``bpd`` is :func:`~course_lib.pixels.pixel_ar.bits_per_dim` unless given."""
     logits = model(q)                                                # (N, levels, L)
-    target = q[:, 1 + skip:]                                         # shift by one: predict the next sample
-    return F.cross_entropy(logits[:, :, skip:-1].float(), target) / LN2
+    return bpd(logits[:, :, skip:-1], q[:, 1 + skip:])               # shift by one: predict the next sample
 
 
-def random_crops(waves: torch.Tensor, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
-    """``batch`` random windows of ``length`` samples from waves (N, L); returns (batch, length)."""
+def random_windows(waves: torch.Tensor, batch: int, length: int, generator: torch.Generator) -> torch.Tensor:
+    """``batch`` windows of ``length`` consecutive samples, each from a random clip of waves (N, L)
+    at a random start (both drawn with ``generator``, clips first). Returns (batch, length)."""
+    checks.tensor(waves, "waves", ndim=2, shape="(N, L)")
     n, total = waves.shape
     if length > total:
-        raise ValueError(f"crop length {length} is longer than the clips ({total} samples)")
+        raise ValueError(f"window length {length} is longer than the clips ({total} samples)")
     rows = torch.randint(0, n, (batch,), generator=generator)
     starts = torch.randint(0, total - length + 1, (batch,), generator=generator)
     idx = starts[:, None] + torch.arange(length)[None]               # (batch, length)
@@ -192,16 +203,22 @@ def random_crops(waves: torch.Tensor, batch: int, length: int, generator: torch.
 
 
 def fit(model: WaveNet, levels: torch.Tensor, steps: int, batch: int = 16, crop: int = 1024,
-        lr: float = 3e-3, seed: int = 0, progress: bool = True, **train_kwargs):
-    """Train on random crops of mu-law levels (N, L); each crop is ``crop`` + receptive field long
-    and only the last ``crop`` predictions (those with a full context) count. Returns History."""
-    from course_lib.train import train
+        lr: float = 3e-3, seed: int = 0, progress: bool = True,
+        bpd: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = bits_per_dim, **train_kwargs) -> History:
+    """Train on random windows of mu-law levels (N, L); returns History.
 
+    Each step draws ``batch`` windows of ``crop`` + receptive field samples (:func:`random_windows`,
+    a generator seeded by ``seed``); only the last ``crop`` predictions, those with a full context,
+    count in the loss :func:`wavenet_loss`. ``train_kwargs`` go to :func:`course_lib.train.train`."""
+    checks.tensor(levels, "levels", ndim=2, dtype=torch.long, shape="(N, L)")
     g = torch.Generator().manual_seed(seed)
     skip = model.receptive_field - 1
     length = min(crop + skip + 1, levels.shape[1])
-    return train(model, lambda step: wavenet_loss(model, random_crops(levels, batch, length, g), skip=skip),
-                 steps, lr=lr, progress=progress, desc="WaveNet", **train_kwargs)
+
+    def loss_fn(step):
+        window = random_windows(levels, batch, length, g)           # (B, L) levels
+        return wavenet_loss(model, window, skip=skip, bpd=bpd)
+    return train(model, loss_fn, steps, lr=lr, progress=progress, desc="WaveNet", **train_kwargs)
 
 
 @torch.no_grad()

@@ -1,12 +1,32 @@
-"""Recipe of notebook 08_flow_matching_2d: 08 flow matching in 2-D.
+"""Recipe of notebook 08 (flow matching in 2-D): its budgets and its experiments.
 
-Its budgets per mode; the notebook and its benchmark both read them from here.
+Notebook 08 and ``python -m course_lib.bench flow2d`` call the same functions, so a benchmark figure
+is a figure the notebook shows (at the benchmark's sample size). The notebook writes out what a
+learner must read (the training pair, the loss, the sampler, guidance, the distance); the recipe
+keeps the plumbing: which network, how long to train, with which seeds, and how to evaluate.
+
+| experiment | functions |
+| --- | --- |
+| the main model on spirals (section 3) | :func:`build_model`, :func:`train_spirals`, :func:`loss_by_time` |
+| steps against quality (section 5) | :func:`swd`, :func:`swd_table`, :func:`noise_floor` |
+| reflow and minibatch OT (section 6) | :func:`straighten`, :func:`start_noise`, ``train_spirals(ot_block=...)`` |
+| conditional flow and guidance (section 7) | :func:`train_conditional`, :func:`class_centres`, :func:`guided_samples`, :func:`class_accuracy` |
+| digits as 64-D points (section 8) | :func:`digit_vectors`, :func:`train_digits`, :func:`digit_judge`, :func:`to_images` |
+
+Seeds: every experiment seeds itself (model initialisation and training draws), so the figures do
+not depend on what ran before it. Evaluation seed s samples from noise seed ``100 + s`` and compares
+with held-out data (:data:`course_lib.metrics.HELD_OUT_SEED` + s) along projections drawn from s.
 """
 from __future__ import annotations
 
+import copy
+import functools
 from types import SimpleNamespace
+from typing import Callable
 
-from course_lib import runtime
+import torch
+
+from course_lib import data, flow, metrics, nets, runtime, train
 
 BUDGETS = {
     "quick": dict(hidden=128, depth=3, batch=512, steps=800, lr=3e-3, n_eval=2048,
@@ -23,7 +43,194 @@ BUDGETS = {
                  regress_steps=1000, n_frames=21, eval_seeds=3),
 }
 
+STEP_LIST = (1, 2, 4, 8, 16, 32, 100)     # sampling steps of the steps-against-quality table
+NOISE_SEED = 100                           # evaluation seed s samples from flow.prior(seed=100 + s)
+COND_DATA = "8gaussians"                   # the labelled data set of the conditional flow
+
 
 def budget(mode: str | None = None) -> SimpleNamespace:
     """This notebook's budget in the current (or given) mode: ``budget().steps``."""
     return runtime.pick(BUDGETS, mode)
+
+
+def spirals(n: int, seed: int) -> torch.Tensor:
+    """n points of the two-arm spiral, (n, 2): the data of sections 3-6 (``data_fn`` of the SWD)."""
+    return data.toy_2d("spirals", n, seed=seed)
+
+
+# ----------------------------------------------------------------------------- the main model
+
+def build_model(B, dim: int = 2, n_classes: int = 0, hidden: int | None = None,
+                depth: int | None = None) -> nets.VelocityMLP:
+    """The notebook's velocity network (B.hidden wide, B.depth deep unless given) on the course's
+    device."""
+    cfg = nets.MLPConfig(dim=dim, hidden=hidden or B.hidden, depth=depth or B.depth, n_classes=n_classes)
+    return nets.VelocityMLP(cfg).to(runtime.device())
+
+
+def spirals_loss(model: Callable, x1: torch.Tensor, ot_block: int | None = None) -> torch.Tensor:
+    """The flow-matching loss on a batch x1 (B, 2) with fresh noise x0 ~ N(0, I); with ``ot_block``
+    the pairs are re-paired by minibatch OT first (:func:`course_lib.flow.minibatch_ot`)."""
+    x0 = torch.randn_like(x1)                                                    # (B, 2) noise
+    if ot_block:
+        x0, x1 = flow.minibatch_ot(x0, x1, ot_block)                             # x1 permuted
+    return flow.loss(model, x1, x0=x0)
+
+
+def train_spirals(B, rule: Callable | None = None, *, steps: int | None = None, ot_block: int | None = None,
+                  seed: int = 0, progress: bool = True):
+    """Seed, build the main model and train it on fresh spiral batches (batch ``B.batch``, data seed =
+    step) for ``steps`` (default ``B.steps``) steps with a cosine schedule.
+
+    ``rule(model, x1) -> loss`` is the training rule (the notebook passes the one it writes out);
+    the default is :func:`spirals_loss` (with ``ot_block`` for minibatch-OT pairs). Both draw the
+    noise and the times in the same order, so they train the same model.
+    Returns (model, :class:`course_lib.train.History`).
+    """
+    runtime.seed_everything(seed)
+    model = build_model(B)
+    rule = rule or functools.partial(spirals_loss, ot_block=ot_block)
+
+    def loss_fn(step):
+        return rule(model, spirals(B.batch, step))
+    hist = train.train(model, loss_fn, steps or B.steps, lr=B.lr, schedule="cosine", progress=progress,
+                       desc="flow matching" + (" (minibatch OT)" if ot_block else ""))
+    return model, hist
+
+
+@torch.no_grad()
+def loss_by_time(model: Callable, times, n: int = 8192, pair: Callable = flow.fm_pair) -> list[float]:
+    """The flow-matching loss at each fixed t of ``times``, on n held-out spiral points and seeded
+    noise (the same pairs for every t); ``pair(x0, x1, t) -> (x_t, target)``."""
+    x1 = spirals(n, 777)                                                         # (n, 2)
+    x0 = flow.prior(n, 2, seed=7, device=x1.device)                              # (n, 2)
+    out = []
+    for tv in times:
+        t = torch.full((n,), float(tv), device=x1.device)                        # (n,)
+        x_t, target = pair(x0, x1, t)
+        out.append((model(x_t, t) - target).pow(2).mean().item())
+    return out
+
+
+# ----------------------------------------------------------------------------- steps against quality
+
+def swd(v: Callable, steps: int, method: str = "euler", *, n: int, seeds=(0,),
+        distance: Callable = metrics.sliced_wasserstein) -> float:
+    """SWD of ``v``'s samples (``steps`` steps of ``method`` from noise seed 100 + s) to held-out
+    spirals, averaged over evaluation seeds s (:func:`course_lib.metrics.swd_to_data`, 256
+    projections)."""
+    def sample_fn(m, s):
+        return flow.sample(v, m, 2, steps, method, seed=NOISE_SEED + s)
+    return metrics.swd_to_data(sample_fn, spirals, n, seeds, distance=distance)
+
+
+def swd_table(v: Callable, *, n: int, seeds=(0,), steps=STEP_LIST, methods=("euler", "heun"),
+              distance: Callable = metrics.sliced_wasserstein) -> dict:
+    """{(method, steps): :func:`swd`} for every method and step count."""
+    return {(m, k): swd(v, k, m, n=n, seeds=seeds, distance=distance) for m in methods for k in steps}
+
+
+def noise_floor(n: int, seeds=(0,), distance: Callable = metrics.sliced_wasserstein) -> float:
+    """The spirals' noise floor at n points (:func:`course_lib.metrics.noise_floor`)."""
+    return metrics.noise_floor(spirals, n, seeds, distance=distance)
+
+
+# ----------------------------------------------------------------------------- straightening
+
+def start_noise(n: int = 2000) -> torch.Tensor:
+    """The fixed noise (seed 5) every model's trajectories start from, (n, 2)."""
+    return flow.prior(n, 2, seed=5)
+
+
+def straighten(model: torch.nn.Module, B, progress: bool = True):
+    """One round of reflow: ``B.reflow_pairs`` pairs from the teacher's Heun solver
+    (``B.reflow_teacher_steps`` steps, noise seed 7), then a copy of the teacher trained on them for
+    ``B.reflow_steps`` steps at half the learning rate. Returns (student, History)."""
+    x0, x1 = flow.reflow_pairs(model, B.reflow_pairs, 2, B.reflow_teacher_steps, "heun", seed=7)
+    student = copy.deepcopy(model)                                               # start from the teacher
+    hist = flow.reflow(student, x0, x1, B.reflow_steps, batch=B.batch, lr=B.lr / 2, schedule="cosine",
+                       progress=progress)
+    return student, hist
+
+
+# ----------------------------------------------------------------------------- conditional flow
+
+def train_conditional(B, seed: int = 1, progress: bool = True):
+    """Seed, build and train the class-conditional model on 8 Gaussians (8 labels), dropping 10% of
+    the labels to the null class so that the same network learns the unconditional field.
+    Returns (model, History)."""
+    runtime.seed_everything(seed)
+    cond = build_model(B, n_classes=data.toy_2d_classes(COND_DATA))
+
+    def loss_fn(step):
+        x1, y = data.toy_2d(COND_DATA, B.batch, seed=step, labels=True)
+        return flow.loss(cond, x1, y=y, p_uncond=0.1)                            # 10% of labels -> null class
+    hist = train.train(cond, loss_fn, B.cond_steps, lr=B.lr, schedule="cosine", progress=progress,
+                       desc="conditional")
+    return cond, hist
+
+
+def class_centres(n: int = 8192) -> torch.Tensor:
+    """The mean of each class of held-out 8-Gaussians data (seed 30000), (K, 2)."""
+    ref, ref_y = data.toy_2d(COND_DATA, n, seed=30_000, labels=True)
+    return torch.stack([ref[ref_y == c].mean(0) for c in range(data.toy_2d_classes(COND_DATA))])
+
+
+def class_accuracy(x: torch.Tensor, y: torch.Tensor, centres: torch.Tensor) -> float:
+    """Fraction of points x (N, D) whose nearest centre (K, D) is the one of their label y (N,):
+    the rule by which notebook 08 decides that a conditional sample "landed in its class"."""
+    d = torch.cdist(x.float(), centres.float().to(x.device))                     # (N, K)
+    return (d.argmin(1) == y.to(x.device)).float().mean().item()
+
+
+@torch.no_grad()
+def guided_samples(cond: Callable, w: float, n: int, *, seed: int = 11, steps: int = 50,
+                   guide: Callable = flow.guided_velocity, sampler: Callable = flow.euler_sample):
+    """n samples of random classes with guidance scale w: labels and noise from ``seed``, then
+    ``sampler(v, x0, steps)`` on ``v(x, t) = guide(cond, x, t, labels, w)``. The notebook passes its
+    own (the exercises') guide and sampler. Returns (x (n, 2), labels (n,))."""
+    g = torch.Generator().manual_seed(seed)
+    want = torch.randint(0, data.toy_2d_classes(COND_DATA), (n,), generator=g).to(runtime.device())
+    x0 = torch.randn(n, 2, generator=g).to(runtime.device())                     # (n, 2)
+    return sampler(lambda x, t: guide(cond, x, t, want, w), x0, steps), want
+
+
+# ----------------------------------------------------------------------------- digits as 64-D points
+
+def digit_vectors(split: str = "train"):
+    """The 8x8 digits as points in [-1, 1]^64 and their labels: (N, 64) float, (N,) int64."""
+    d = data.digits(split)
+    return d.images.float().flatten(1) / 8 - 1, d.labels                         # (N, 64), (N,)
+
+
+def to_images(x: torch.Tensor) -> torch.Tensor:
+    """Points of [-1, 1]^64 back to 8x8 images with values 0..16, (N, 1, 8, 8)."""
+    return ((x + 1) * 8).clamp(0, 16).view(-1, 1, 8, 8)
+
+
+def train_digits(B, seed: int = 2, progress: bool = True):
+    """Seed, build and train a conditional flow on the training digits (10 classes plus the null
+    class, 10% label dropout), 4 layers of ``B.digits_hidden``, batches of ``B.digits_batch``.
+    Returns (model, History)."""
+    X, Y = digit_vectors("train")
+    runtime.seed_everything(seed)
+    model = build_model(B, dim=64, n_classes=10, hidden=B.digits_hidden, depth=4)
+
+    def loss_fn(step):
+        g = torch.Generator().manual_seed(step)
+        idx = torch.randint(0, X.shape[0], (B.digits_batch,), generator=g).to(X.device)   # (batch,)
+        return flow.loss(model, X[idx], y=Y[idx], p_uncond=0.1)
+    hist = train.train(model, loss_fn, B.digits_steps, lr=1e-3, schedule="cosine", progress=progress,
+                       desc="digits")
+    return model, hist
+
+
+def digit_judge():
+    """A judge that knows nothing about the flow: logistic regression on the real training digits
+    (scikit-learn). Returns (judge, its accuracy on the real test digits)."""
+    from sklearn.linear_model import LogisticRegression
+
+    X, Y = digit_vectors("train")
+    Xt, Yt = digit_vectors("test")
+    judge = LogisticRegression(max_iter=2000).fit(X.cpu().numpy(), Y.cpu().numpy())
+    return judge, judge.score(Xt.cpu().numpy(), Yt.cpu().numpy())

@@ -1,12 +1,35 @@
 """Recipe of notebook 01_pixels_and_samples: PixelCNN on digits, WaveNet on mu-law audio.
 
-Its budgets per mode; the notebook and its benchmark both read them from here.
+Its budgets per mode and its experiments. Notebook 01 and ``python -m course_lib.bench pixel_ar``
+both call these functions, so a benchmark figure is the figure the notebook shows::
+
+    B = budget()
+    train, test = digits()
+    model = pixelcnn(B)                                  # seeded build on the course device
+    hist = train_pixelcnn(model, train, B)               # P.fit for B.steps, cosine learning rate
+    P.evaluate_bpd(model, test.images)                   # against baselines(train, test)
+
+    clips, test_clips = audio(B)
+    net = wavenet(B)
+    train_wavenet(net, W.mu_law_encode(clips.waves), B)
+    gen = generate_audio(net, W.mu_law_encode(test_clips.waves), B)   # gen.samples_per_second
+
+The notebook passes the learner's own ``bits_per_dim`` (``bpd=``) and ``raster_sample``
+(``sampler=``); the benchmark uses the library's, which the homework checks hold equal.
 """
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from types import SimpleNamespace
+from typing import Callable
 
-from course_lib import runtime
+import torch
+
+from course_lib import data, runtime
+from course_lib.pixels import pixel_ar as P
+from course_lib.pixels import wavenet as W
+from course_lib.train import History
 
 BUDGETS = {
     "quick": dict(channels=32, layers=4, dropout=0.5, batch=64, lr=3e-3, steps=60, cond_steps=30,
@@ -25,7 +48,151 @@ BUDGETS = {
                  gen_clips=8),
 }
 
+LEVELS = 17             # the 8x8 digits take the values 0..16
+N_CLASSES = 10
+SAMPLE_RATE = 8000      # Hz, the WaveNet's audio
+BitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
 
 def budget(mode: str | None = None) -> SimpleNamespace:
     """This notebook's budget in the current (or given) mode: ``budget().steps``."""
     return runtime.pick(BUDGETS, mode)
+
+
+# ----------------------------------------------------------------------------- PixelCNN on digits
+
+def digits():
+    """The 8x8 digits: (train, test) splits, images (N, 1, 8, 8) int64 in 0..16 and labels (N,)."""
+    return data.digits("train"), data.digits("test")
+
+
+@dataclass
+class Baselines:
+    """The two models a PixelCNN must beat on the test split, in bits/dim."""
+    probs: torch.Tensor         # (levels, H, W) per-pixel histogram of the training split
+    histogram_bpd: float        # independent pixels, each from its histogram
+    uniform_bpd: float          # log2(levels): no learning at all
+
+
+def baselines(train, test) -> Baselines:
+    """Per-pixel histogram (add-one smoothing) and uniform baselines, scored on ``test``."""
+    probs = P.histogram_probs(train.images, LEVELS)
+    return Baselines(probs, P.histogram_bpd(probs, test.images), P.uniform_bpd(LEVELS))
+
+
+def pixelcnn(B, n_classes: int | None = None, seed: int = 0) -> P.PixelCNN:
+    """The notebook's PixelCNN (sizes from the budget), built after seeding, on the course device."""
+    runtime.seed_everything(seed)
+    return P.PixelCNN(levels=LEVELS, channels=B.channels, n_layers=B.layers, dropout=B.dropout,
+                      n_classes=n_classes).to(runtime.device())
+
+
+def train_pixelcnn(model: P.PixelCNN, train, B, *, seed: int = 0, bpd: BitsFn = P.bits_per_dim,
+                   progress: bool = True) -> History:
+    """:func:`~course_lib.pixels.pixel_ar.fit` for ``B.steps`` steps with a cosine learning rate."""
+    return P.fit(model, train.images, B.steps, batch=B.batch, lr=B.lr, seed=seed, progress=progress,
+                 bpd=bpd, schedule="cosine")
+
+
+def conditional_pixelcnn(B, unconditional: P.PixelCNN, seed: int = 0) -> P.PixelCNN:
+    """A class-conditional PixelCNN that starts as ``unconditional``: the same weights, plus one
+    vector per class initialised at zero (so at first it ignores the label)."""
+    model = pixelcnn(B, n_classes=N_CLASSES, seed=seed)
+    missing, unexpected = model.load_state_dict(unconditional.state_dict(), strict=False)
+    if missing != ["cond.embed.weight"] or unexpected:
+        raise ValueError(f"unconditional: expected the same PixelCNN without class vectors, got missing "
+                         f"{missing}, unexpected {unexpected}")
+    torch.nn.init.zeros_(model.cond.embed.weight)
+    return model
+
+
+def finetune_conditional(model: P.PixelCNN, train, B, *, seed: int = 0, bpd: BitsFn = P.bits_per_dim,
+                         progress: bool = True) -> History:
+    """Fine-tune a :func:`conditional_pixelcnn` on (image, label) pairs: ``B.cond_steps`` steps at
+    a third of the learning rate, cosine schedule."""
+    return P.fit(model, train.images, B.cond_steps, batch=B.batch, lr=B.lr / 3, labels=train.labels,
+                 seed=seed, progress=progress, bpd=bpd, schedule="cosine")
+
+
+def sample_digits(model: P.PixelCNN, n: int, temperature: float = 1.0, seed: int = 0,
+                  labels: torch.Tensor | None = None, sampler=P.raster_sample) -> tuple[torch.Tensor, float]:
+    """Draw ``n`` 8x8 digits with ``sampler`` (64 forward passes) from a generator seeded by ``seed``.
+
+    Returns the digits (n, 1, 8, 8) int64 and the wall-clock seconds the sampling took."""
+    model.eval()
+    fn = model if labels is None else (lambda x: model(x, labels))
+    t0 = time.perf_counter()
+    x = sampler(fn, n, 8, 8, temperature=temperature, generator=torch.Generator().manual_seed(seed),
+                device=runtime.device())
+    return x, time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------- WaveNet on audio
+
+def audio(B, seed: int = 0):
+    """One-second synthetic clips at :data:`SAMPLE_RATE`: (train, test), ``B.wave_clips`` and an
+    eighth of that (at least 4) clips, waves (N, 8000) float in [-1, 1]."""
+    train = data.audio_clips(B.wave_clips, sample_rate=SAMPLE_RATE, seconds=1.0, seed=seed)
+    test = data.audio_clips(max(4, B.wave_clips // 8), sample_rate=SAMPLE_RATE, seconds=1.0, seed=seed + 1000)
+    return train, test
+
+
+def wavenet(B, seed: int = 0) -> W.WaveNet:
+    """The notebook's WaveNet (sizes from the budget), built after seeding, on the course device."""
+    runtime.seed_everything(seed)
+    return W.WaveNet(levels=256, channels=B.wave_channels, skip_channels=B.wave_skip,
+                     dilations=B.wave_dilations).to(runtime.device())
+
+
+def train_wavenet(model: W.WaveNet, levels: torch.Tensor, B, *, seed: int = 0, bpd: BitsFn = P.bits_per_dim,
+                  progress: bool = True) -> History:
+    """:func:`~course_lib.pixels.wavenet.fit` on mu-law levels (N, L) for ``B.wave_steps`` steps of
+    ``B.wave_batch`` windows (``B.wave_crop`` scored samples each), cosine learning rate."""
+    return W.fit(model, levels, B.wave_steps, batch=B.wave_batch, crop=B.wave_crop, seed=seed,
+                 progress=progress, bpd=bpd, schedule="cosine")
+
+
+@dataclass
+class Generation:
+    """What :func:`generate_audio` made and how fast."""
+    levels: torch.Tensor        # (clips, P + new) mu-law levels, the prime included
+    source: torch.Tensor        # (clips,) which test clip primed each
+    temperatures: torch.Tensor  # (clips,)
+    steps: int                  # forward steps per clip, through the prime and the new samples
+    seconds: float
+
+    @property
+    def samples_per_second(self) -> float:
+        """Forward steps per second (every clip of the batch advances one sample per step)."""
+        return self.steps / self.seconds
+
+
+def generate_audio(model: W.WaveNet, test_levels: torch.Tensor, B, seed: int = 0) -> Generation:
+    """Continue ``B.gen_clips`` primes of one receptive field from ``test_levels`` (N, L) by
+    ``B.gen_seconds`` of audio with the cached :meth:`~course_lib.pixels.wavenet.WaveNet.generate`.
+
+    Each of the first ``B.gen_clips // 2`` test clips primes two clips: one at temperature 1, one
+    at 0.7; all of them in one batch."""
+    half = max(1, B.gen_clips // 2)
+    source = torch.arange(B.gen_clips) % half                       # (clips,)
+    prime = test_levels[source.to(test_levels.device), :model.receptive_field]   # (clips, rf)
+    temps = torch.tensor([1.0] * half + [0.7] * (B.gen_clips - half))
+    n_new = int(B.gen_seconds * SAMPLE_RATE)
+    t0 = time.perf_counter()
+    out = model.generate(n_new, prime, temperature=temps, generator=torch.Generator().manual_seed(seed))
+    seconds = time.perf_counter() - t0
+    return Generation(out, source, temps, prime.shape[1] + n_new - 1, seconds)
+
+
+@torch.no_grad()
+def naive_samples_per_second(model: W.WaveNet, test_levels: torch.Tensor, B, repeats: int = 20) -> float:
+    """Generation speed without the cache: one full forward pass over a receptive-field window of
+    ``B.gen_clips`` clips per generated sample, timed over ``repeats`` passes."""
+    model.eval()
+    window = test_levels[:B.gen_clips, :model.receptive_field]      # (clips, rf)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        model(window)
+    if window.is_cuda:
+        torch.cuda.synchronize()                                    # wait for the queued passes
+    return repeats / (time.perf_counter() - t0)

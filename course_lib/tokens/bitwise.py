@@ -2,15 +2,19 @@
 
 * :class:`FSQ` (Mentzer et al. 2023, "Finite Scalar Quantization"): bound each of d channels with
   tanh and round it to L_i levels with the straight-through estimator; an implicit codebook of
-  prod(L_i) codes, index in mixed radix. Bound as in the reference notes: half_l = (L-1)(1+1e-3)/2,
-  offset 0.5 for even L, shift = atanh(offset / half_l), z_hat = round(tanh(z + shift) half_l -
-  offset) / (L // 2).
-* :class:`LFQ` (MAGVIT-v2, Yu et al. 2023): code = sign(z) in {-1, +1}^d, index sum_i 2^i [z_i > 0],
-  an implicit vocabulary of 2^d; entropy penalty E[H(q(z))] - gamma H(E[q(z)]).
-* :class:`BSQ` (Zhao et al. 2024, "Binary Spherical Quantization"): L2-normalise u = z / |z| then
-  u_hat = sign(u) / sqrt(d): codes lie on the unit sphere, so the quantization error is bounded.
+  prod(L_i) codes, index in mixed radix (paper §3: bound with tanh, round). The bound
+  for even L follows lucidrains/vector-quantize-pytorch, finite_scalar_quantization.py:
+  half_l = (L-1)(1+1e-3)/2, offset 0.5 for even L, shift = atanh(offset / half_l),
+  z_hat = round(tanh(z + shift) half_l - offset) / (L // 2).
+* :class:`LFQ` (MAGVIT-v2, Yu et al. 2023, "Language Model Beats Diffusion", §3.1): code =
+  sign(z) in {-1, +1}^d, index sum_i 2^i [z_i > 0], an implicit vocabulary of 2^d; entropy
+  penalty E[H(q(z))] - gamma H(E[q(z)]).
+* :class:`BSQ` (Zhao et al. 2024, "Image and Video Tokenization with Binary Spherical
+  Quantization"): L2-normalise u = z / |z| then u_hat = sign(u) / sqrt(d): codes lie on the
+  unit sphere, so the quantization error is bounded (official code: zhaoyue-zephyrus/bsq-vit,
+  transcoder/models/quantizer/bsq.py).
 
-Entropy penalty (LFQ eq. 5; BSQ §3.3): L = E_x[H(q(c|x))] - gamma H(E_x[q(c|x)]), q(c|x) the
+Entropy penalty (MAGVIT-v2 §3.1; BSQ §3.3): L = E_x[H(q(c|x))] - gamma H(E_x[q(c|x)]), q(c|x) the
 softmax over the 2^d codes of -|z - c|^2 * inv_temperature. Because the distance is a sum over bits,
 q factorises into d independent bits, P(bit_i = 1) = sigmoid(4 z_i inv_temperature) (LFQ) or
 sigmoid(4 u_i / sqrt(d) inv_temperature) (BSQ): the per-sample entropy is the exact sum of bit
@@ -20,16 +24,18 @@ distribution of each group's 2^g sub-codes, averaged over the batch, entropies s
 With group_size = d it is exact; group_size = 1 is the cheapest form, but it only asks each bit to be
 balanced and is blind to correlated bits: measured here, d = 8 with group size 1 collapsed to 3-4
 codes of 256 with every bit at 50%. Default: one group when d <= 10, groups of 8 bits beyond.
+
+Every quantizer here is a :class:`~course_lib.tokens.vq.Quantizer`: it returns a
+:class:`~course_lib.tokens.vq.QuantOut` whose stats have the same fields as VQ's.
 """
 from __future__ import annotations
 
 import math
 
 import torch
-from torch import nn
 
-from course_lib.metrics import perplexity, usage
-from course_lib.tokens.vq import QuantOut, _check_vectors, straight_through
+from course_lib import checks
+from course_lib.tokens.vq import QuantOut, Quantizer, straight_through
 
 
 def round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -54,7 +60,7 @@ def bsq_quantize(z: torch.Tensor) -> torch.Tensor:
 
     z: (..., d). Returns (..., d) on the unit sphere whose gradient w.r.t. u is the identity.
     """
-    _check_vectors(z)
+    checks.tensor(z, "z", floating=True, shape="(..., d)")
     d = z.shape[-1]
     u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)
     u_hat = torch.where(u > 0, 1.0, -1.0).to(z.dtype) / math.sqrt(d)
@@ -99,7 +105,7 @@ def bitwise_entropy_loss(logit_pos: torch.Tensor,
     return sample, codebook
 
 
-class FSQ(nn.Module):
+class FSQ(Quantizer):
     """Finite scalar quantization over channel-last vectors (..., len(levels))."""
 
     def __init__(self, levels=(8, 5, 5, 5), eps: float = 1e-3):
@@ -120,16 +126,36 @@ class FSQ(nn.Module):
         return torch.tanh(z + shift) * half_l - offset
 
     def forward(self, z: torch.Tensor) -> QuantOut:
-        _check_vectors(z, "z", self.dim)
+        self.check_input(z)
         half_width = torch.floor(self._levels / 2)
         z_hat = round_ste(self.bound(z)) / half_width                             # (..., d) in ~[-1, 1]
         ints = torch.round(z_hat.detach() * half_width + half_width).long()      # (..., d) in 0..L-1
-        codes = (ints * self._basis).sum(-1)
-        stats = {"perplexity": perplexity(codes, self.codebook_size), "usage": usage(codes, self.codebook_size)}
-        return QuantOut(z_hat, codes, z.new_zeros(()), stats)
+        codes = (ints * self._basis).sum(-1)                                     # (...,) mixed radix
+        return QuantOut(z_hat, codes, z.new_zeros(()), self.code_stats(codes))
 
 
-class LFQ(nn.Module):
+class BitwiseQuantizer(Quantizer):
+    """Base of LFQ and BSQ: d bits per token, an implicit vocabulary of 2^d, and the entropy penalty
+    entropy_weight * (E[H(q(c|x))] - gamma H(E[q(c|x)])) over groups of ``group_size`` bits
+    (module docstring); inv_temperature scales the logits of P(bit = 1)."""
+
+    def __init__(self, dim: int, entropy_weight: float, gamma: float, inv_temperature: float,
+                 group_size: int | None):
+        super().__init__()
+        if dim < 1 or dim > 62:
+            raise ValueError(f"dim (bits per token) must be in 1..62, got {dim}")
+        self.dim, self.entropy_weight, self.gamma = dim, entropy_weight, gamma
+        self.inv_temperature, self.group_size = inv_temperature, group_size
+        self.codebook_size = 2 ** dim
+
+    def entropy_penalty(self, logit_pos: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """(weighted penalty, its two entropies to log) from the (N, d) logits of P(bit = 1)."""
+        h_sample, h_book = bitwise_entropy_loss(logit_pos, self.group_size)
+        terms = {"codebook_entropy": h_book.item(), "sample_entropy": h_sample.item()}
+        return self.entropy_weight * (h_sample - self.gamma * h_book), terms
+
+
+class LFQ(BitwiseQuantizer):
     """Lookup-free quantization: sign(z) in {-1, +1}^d with the STE, an implicit 2^d vocabulary.
 
     entropy_weight (0.1) and gamma (1.0) as lucidrains' defaults; P(bit = 1) = sigmoid(4 z_i *
@@ -142,29 +168,21 @@ class LFQ(nn.Module):
 
     def __init__(self, dim: int, entropy_weight: float = 0.1, gamma: float = 1.0,
                  inv_temperature: float = 1.0, commitment: float = 0.25, group_size: int | None = None):
-        super().__init__()
-        if dim < 1 or dim > 62:
-            raise ValueError(f"dim (bits per token) must be in 1..62, got {dim}")
-        self.dim, self.entropy_weight, self.gamma = dim, entropy_weight, gamma
-        self.inv_temperature, self.commitment, self.group_size = inv_temperature, commitment, group_size
-        self.codebook_size = 2 ** dim
+        super().__init__(dim, entropy_weight, gamma, inv_temperature, group_size)
+        self.commitment = commitment
 
     def forward(self, z: torch.Tensor) -> QuantOut:
-        _check_vectors(z, "z", self.dim)
+        self.check_input(z)
         q = torch.where(z > 0, 1.0, -1.0).to(z.dtype)
-        flat = z.reshape(-1, self.dim)
+        flat = z.reshape(-1, self.dim)                                             # (N, d)
         # distance to +1 minus distance to -1 is -4 z: P(bit=1) = sigmoid(4 z inv_temp)
-        h_sample, h_book = bitwise_entropy_loss(4 * flat.float() * self.inv_temperature, self.group_size)
-        loss = self.entropy_weight * (h_sample - self.gamma * h_book)
+        loss, terms = self.entropy_penalty(4 * flat.float() * self.inv_temperature)
         loss = loss + self.commitment * (z - q.detach()).pow(2).mean()
         codes = bits_to_index(z > 0)
-        stats = {"codebook_entropy": h_book.item(), "sample_entropy": h_sample.item()}
-        if self.dim <= 20:
-            stats.update(perplexity=perplexity(codes, self.codebook_size), usage=usage(codes, self.codebook_size))
-        return QuantOut(straight_through(z, q), codes, loss, stats)
+        return QuantOut(straight_through(z, q), codes, loss, self.code_stats(codes, **terms))
 
 
-class BSQ(nn.Module):
+class BSQ(BitwiseQuantizer):
     """Binary spherical quantization, d bits per token (an implicit vocabulary of 2^d).
 
     beta: commitment weight on |u - sg(u_hat)|^2 (0 in BSQ's official config); entropy_weight,
@@ -175,24 +193,15 @@ class BSQ(nn.Module):
 
     def __init__(self, dim: int, beta: float = 0.0, entropy_weight: float = 0.1, gamma: float = 1.0,
                  inv_temperature: float = 10.0, group_size: int | None = None):
-        super().__init__()
-        if dim < 1 or dim > 62:
-            raise ValueError(f"dim (bits per token) must be in 1..62, got {dim}")
-        self.dim, self.beta, self.entropy_weight = dim, beta, entropy_weight
-        self.gamma, self.inv_temperature, self.group_size = gamma, inv_temperature, group_size
-        self.codebook_size = 2 ** dim
+        super().__init__(dim, entropy_weight, gamma, inv_temperature, group_size)
+        self.beta = beta
 
     def forward(self, z: torch.Tensor) -> QuantOut:
-        _check_vectors(z, "z", self.dim)
-        u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)
+        self.check_input(z)
+        u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)                      # (..., d) unit
         u_hat = bsq_quantize(z)
-        flat = u.reshape(-1, self.dim).float()
-        h_sample, h_book = bitwise_entropy_loss(4 * flat / math.sqrt(self.dim) * self.inv_temperature,
-                                                self.group_size)
-        loss = self.entropy_weight * (h_sample - self.gamma * h_book)
+        flat = u.reshape(-1, self.dim).float()                                     # (N, d)
+        loss, terms = self.entropy_penalty(4 * flat / math.sqrt(self.dim) * self.inv_temperature)
         loss = loss + self.beta * (u - u_hat.detach()).pow(2).sum(-1).mean()
         codes = bits_to_index(z > 0)
-        stats = {"codebook_entropy": h_book.item(), "sample_entropy": h_sample.item()}
-        if self.dim <= 20:
-            stats.update(perplexity=perplexity(codes, self.codebook_size), usage=usage(codes, self.codebook_size))
-        return QuantOut(u_hat, codes, loss, stats)
+        return QuantOut(u_hat, codes, loss, self.code_stats(codes, **terms))

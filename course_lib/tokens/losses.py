@@ -2,16 +2,21 @@
 
 * :func:`mse`: regression, pixel by pixel or sample by sample. A waveform shifted by one sample has
   a huge MSE and sounds the same: the reason for the other losses.
-* :class:`PerceptualLoss`: distance between features of a small fixed network (the idea of LPIPS,
-  Zhang et al. 2018, which uses VGG16). At course scale the network is :class:`FeatureNet`, a small
-  CNN trained for a few seconds to classify the shapes' shape and colour (:func:`shapes_feature_net`).
+* :class:`PerceptualLoss`: distance between features of a small fixed network (the perceptual
+  loss of Johnson et al. 2016, "Perceptual Losses for Real-Time Style Transfer and
+  Super-Resolution"; LPIPS, Zhang et al. 2018, eq. 1, normalises the features per channel and uses
+  VGG16). At course scale the network is :class:`FeatureNet`, a small CNN trained for a few
+  seconds to classify the shapes' shape and colour (:func:`shapes_feature_net`).
   Simplification: unit-normalised features of the two deeper stages, 3x3 average-pooled, squared
   distance averaged per layer, no learned per-channel weights.
 * :func:`multi_resolution_stft_loss`: for audio, spectral convergence + log-magnitude L1 at several
   FFT sizes (Yamamoto et al. 2020, "Parallel WaveGAN", eq. 2-4), insensitive to small shifts.
 * :class:`PatchDiscriminator`, :func:`hinge_d_loss`, :func:`adaptive_weight`: VQGAN's adversarial
-  loss (Esser et al. 2021, eq. 7): PatchGAN, hinge loss for D, L_G = -mean D(x_hat) for G, and
-  lambda = |grad_last L_rec| / (|grad_last L_G| + 1e-4), clamped to [0, 1e4] and detached.
+  loss (Esser et al. 2021, "Taming Transformers", eq. 7): PatchGAN (Isola et al. 2017), the hinge
+  loss for D (Lim & Ye 2017, "Geometric GAN"; taming/modules/losses/vqperceptual.py), L_G =
+  -mean D(x_hat) for G, and lambda = |grad_last L_rec| / (|grad_last L_G| + 1e-4), clamped to
+  [0, 1e4] and detached. The discriminator's own step is explicit in the training loop
+  (:class:`course_lib.train.Adversary`, used by :func:`course_lib.tokens.tokenizers.fit`).
 """
 from __future__ import annotations
 
@@ -20,6 +25,9 @@ import functools
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from course_lib import data, runtime
+from course_lib.train import train
 
 
 def mse(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -58,8 +66,6 @@ class FeatureNet(nn.Module):
 
 @functools.lru_cache(maxsize=4)
 def _cached_feature_net(steps: int, size: int, device: str) -> FeatureNet:
-    from course_lib import data, runtime
-    from course_lib.train import train
     g = torch.Generator().manual_seed(0)
     torch.manual_seed(0)
     n_colors = len(data.COLORS)
@@ -76,13 +82,11 @@ def _cached_feature_net(steps: int, size: int, device: str) -> FeatureNet:
 
 def shapes_feature_net(steps: int = 300, size: int = 16) -> FeatureNet:
     """A :class:`FeatureNet` trained (once per process, cached) to classify shapes and colours."""
-    from course_lib import runtime
     return _cached_feature_net(int(steps), int(size), str(runtime.device()))
 
 
 def feature_net_accuracy(net: FeatureNet, size: int = 16, n: int = 512) -> tuple[float, float]:
     """(shape accuracy, colour accuracy) of ``net`` on fresh shapes."""
-    from course_lib import data
     test = data.shapes(n, size=size, seed=999)
     with torch.no_grad():
         ls, lc = net(test.images)

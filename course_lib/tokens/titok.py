@@ -21,11 +21,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from course_lib.tokens.tokenizers import AEOut
 from course_lib.nets.transformer import Config, Transformer
+from course_lib.tokens.tokenizers import AEOut, Tokenizer
 
 
-class TiTok(nn.Module):
+class TiTok(Tokenizer):
+    """1-D tokenizer over (B, C, image_size, image_size) images: ``n_tokens`` latent tokens of
+    ``token_dim`` numbers each, quantized by ``quantizer`` (any
+    :class:`~course_lib.tokens.vq.Quantizer`, or None for continuous tokens)."""
+
     def __init__(self, image_size: int = 16, patch: int = 4, channels: int = 3, n_tokens: int = 8,
                  token_dim: int = 8, d_model: int = 64, n_layer: int = 2, n_head: int = 4,
                  quantizer: nn.Module | None = None, tail_drop: bool = False):
@@ -54,7 +58,7 @@ class TiTok(nn.Module):
         self.quantizer, self.tail_drop = quantizer, tail_drop
 
     def _patchify(self, x):
-        B, C, H, W = x.shape
+        B, C, H, W = x.shape                                                        # (B, C, H, W)
         p = self.patch
         x = x.reshape(B, C, H // p, p, W // p, p).permute(0, 2, 4, 1, 3, 5)       # (B, h, w, C, p, p)
         return x.reshape(B, (H // p) * (W // p), C * p * p)                         # (B, N, C p p)
@@ -62,34 +66,42 @@ class TiTok(nn.Module):
     def _unpatchify(self, t):
         B, p, s = t.shape[0], self.patch, self.image_size // self.patch
         t = t.reshape(B, s, s, self.channels, p, p).permute(0, 3, 1, 4, 2, 5)       # (B, C, h, p, w, p)
-        return t.reshape(B, self.channels, s * p, s * p)
+        return t.reshape(B, self.channels, s * p, s * p)                            # (B, C, H, W)
 
-    def forward(self, x: torch.Tensor, n_tokens: int | None = None) -> AEOut:
-        """x: (B, C, H, W). n_tokens: decode from the first n_tokens latents only (default all;
-        with tail_drop, in training, a random k ~ U{1..K} per batch)."""
+    def _check(self, x):
         if x.dim() != 4 or tuple(x.shape[1:]) != (self.channels, self.image_size, self.image_size):
             raise ValueError(f"expected images (B, {self.channels}, {self.image_size}, {self.image_size}), "
                              f"got {tuple(x.shape)}")
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) -> the K continuous latent tokens (B, K, token_dim)."""
+        self._check(x)
+        B = x.shape[0]
+        h = torch.cat([self.patch_in(self._patchify(x)) + self.pos_enc,
+                       self.latents.expand(B, -1, -1)], 1)                           # (B, N + K, d)
+        return self.to_token(self.enc(h, mask=None)[:, self.n_patches:])            # (B, K, token_dim)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The first k tokens (B, k, token_dim), k <= K -> images (B, C, H, W): one mask token per
+        patch position plus the k latents through the decoder transformer."""
+        B, k = z.shape[:2]
+        g = torch.cat([self.mask_token.expand(B, self.n_patches, -1) + self.pos_dec,
+                       self.from_token(z) + self.lat_pos_dec[:, :k]], 1)             # (B, N + k, d)
+        return self._unpatchify(self.patch_out(self.dec(g, mask=None)[:, :self.n_patches]))  # (B, N, C p p) in
+
+    def forward(self, x: torch.Tensor, n_tokens: int | None = None) -> AEOut:
+        """x: (B, C, H, W). n_tokens: decode from the first n_tokens latents only (default all;
+        with tail_drop, in training, a random k ~ U{1..K} per batch). The quantizer sees all K
+        latents (its QuantOut covers them all); the decoder sees the first k."""
+        self._check(x)
         if n_tokens is not None and not 1 <= n_tokens <= self.n_tokens:
             raise ValueError(f"n_tokens must be in 1..{self.n_tokens}, got {n_tokens}")
         k = n_tokens or self.n_tokens
         if self.training and self.tail_drop and n_tokens is None:
             k = int(torch.randint(1, self.n_tokens + 1, ()))
-        B = x.shape[0]
-        h = torch.cat([self.patch_in(self._patchify(x)) + self.pos_enc,
-                       self.latents.expand(B, -1, -1)], 1)                           # (B, N + K, d)
-        z = self.to_token(self.enc(h, mask=None)[:, self.n_patches:])               # (B, K, token_dim)
-        codes, qloss, stats = None, z.new_zeros(()), {}
-        if self.quantizer is not None:
-            out = self.quantizer(z)
-            z, codes, qloss, stats = out.z_q, out.codes, out.loss, out.stats
-        z = z[:, :k]                                                                # (B, k, token_dim)
-        if codes is not None:
-            codes = codes[:, :k]
-        g = torch.cat([self.mask_token.expand(B, self.n_patches, -1) + self.pos_dec,
-                       self.from_token(z) + self.lat_pos_dec[:, :k]], 1)             # (B, N + k, d)
-        y = self.patch_out(self.dec(g, mask=None)[:, :self.n_patches])              # (B, N, C p p)
-        return AEOut(self._unpatchify(y), z, codes, qloss, stats)
+        z = self.encode(x)                                                          # (B, K, token_dim)
+        q = None if self.quantizer is None else self.quantizer(z)
+        return AEOut(self.decode((z if q is None else q.z_q)[:, :k]), q)           # decode (B, k, token_dim)
 
     @property
     def last_layer(self):

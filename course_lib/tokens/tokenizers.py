@@ -8,11 +8,15 @@ and video cousins (SoundStream, Zeghidour et al. 2021; VideoGPT, Yan et al. 2021
 * :class:`AudioTokenizer`: (B, L) waves -> L / prod(strides) frames of tokens.
 * :class:`VideoTokenizer`: (B, T, C, H, W) clips -> tube tokens over (t, p, p) frames x pixels.
 
-Each takes any quantizer of :mod:`course_lib.tokens.vq` / :mod:`course_lib.tokens.bitwise` whose
-``forward((..., D)) -> QuantOut``, or ``None`` for continuous tokens. :func:`fit` trains one with
-MSE, the perceptual loss, the multi-resolution STFT loss and/or the adversarial loss of
-:mod:`course_lib.tokens.losses`. Simplification: no attention layers, no normalisation layers (tiny models,
-a few thousand steps on a CPU).
+The contract (:class:`Tokenizer`): ``encode(x)`` gives continuous tokens, channel last
+(B, *grid, D); the quantizer (any :class:`~course_lib.tokens.vq.Quantizer`, or ``None`` for
+continuous tokens) maps them to a :class:`~course_lib.tokens.vq.QuantOut`; ``decode`` maps tokens
+back; ``forward(x)`` returns an :class:`AEOut` with the reconstruction and the quantizer's
+``QuantOut`` unchanged. :func:`fit` trains a tokenizer with MSE, the perceptual loss, the
+multi-resolution STFT loss and/or the adversarial loss of :mod:`course_lib.tokens.losses`;
+:func:`evaluate` reconstructs a held-out set and reports its quality and codebook usage.
+Simplification: no attention layers, no normalisation layers (tiny models, a few thousand steps on
+a CPU).
 """
 from __future__ import annotations
 
@@ -23,20 +27,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import metrics
 from course_lib.tokens import losses
-from course_lib.train import History, train
+from course_lib.tokens.vq import QuantOut, Quantizer, ResidualVQ
+from course_lib.train import Adversary, History, train
 
 
 @dataclass
 class AEOut:
-    """recon: the reconstruction; z: the tokens fed to the decoder (quantized if there is a
-    quantizer), channel-first; codes: token ids or None; qloss: the quantizer's auxiliary loss;
-    stats: the quantizer's stats."""
+    """What a tokenizer's forward returns.
+
+    recon: the reconstruction, shaped like the input;
+    quant: the quantizer's :class:`QuantOut` exactly as it returned it (tokens z_q channel last
+        (B, *grid, D), codes, auxiliary loss, stats), or None for continuous tokens.
+    """
     recon: torch.Tensor
-    z: torch.Tensor
-    codes: torch.Tensor | None
-    qloss: torch.Tensor
-    stats: dict
+    quant: QuantOut | None
 
 
 class ResBlock(nn.Module):
@@ -48,32 +54,38 @@ class ResBlock(nn.Module):
         return x + self.c2(F.silu(self.c1(F.silu(x))))
 
 
-class _Tokenizer(nn.Module):
-    """Shared logic: encode, quantize channel-last, decode."""
-    spatial_dims = 2
+class Tokenizer(nn.Module):
+    """Encoder -> quantizer -> decoder. Subclasses set ``encoder``, ``decoder``, ``quantizer`` and
+    define ``_check``; ``_pre``/``_post`` move the input to and from the conv layout."""
+    quantizer: Quantizer | None
 
-    def _quantize(self, z: torch.Tensor, **qkw):
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """x -> continuous tokens, channel last (B, *grid, D)."""
+        self._check(x)
+        return self.encoder(self._pre(x)).movedim(1, -1)                        # (B, *grid, D)
+
+    def quantize(self, z: torch.Tensor, n_levels: int | None = None) -> QuantOut | None:
+        """Continuous tokens (B, *grid, D) -> the quantizer's QuantOut (None without a quantizer).
+        n_levels: decode with the first n_levels levels of a residual quantizer."""
+        if n_levels is not None and not isinstance(self.quantizer, ResidualVQ):
+            raise ValueError(f"n_levels needs a ResidualVQ quantizer, this tokenizer has "
+                             f"{type(self.quantizer).__name__}")
         if self.quantizer is None:
-            return z, None, z.new_zeros(()), {}
-        zl = z.movedim(1, -1)                                                    # (B, ..., D)
-        out = self.quantizer(zl, **qkw)
-        return out.z_q.movedim(-1, 1), out.codes, out.loss, out.stats             # (B, D, ...)
+            return None
+        return self.quantizer(z) if n_levels is None else self.quantizer(z, n_levels=n_levels)
 
-    def forward(self, x: torch.Tensor, **qkw) -> AEOut:
-        self._check(x)
-        z = self.encoder(self._pre(x))
-        zq, codes, qloss, stats = self._quantize(z, **qkw)
-        return AEOut(self._post(self.decoder(zq), x), zq, codes, qloss, stats)
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Tokens, channel last (B, *grid, D) -> a reconstruction shaped like the input."""
+        return self._post(self.decoder(z.movedim(-1, 1)))                         # (B, D, *grid) in
 
-    def encode(self, x: torch.Tensor, **qkw):
-        """x -> (tokens channel-first, codes or None)."""
-        self._check(x)
-        zq, codes, _, _ = self._quantize(self.encoder(self._pre(x)), **qkw)
-        return zq, codes
+    def forward(self, x: torch.Tensor, n_levels: int | None = None) -> AEOut:
+        z = self.encode(x)                                                         # (B, *grid, D)
+        q = self.quantize(z, n_levels)
+        return AEOut(self.decode(z if q is None else q.z_q), q)
 
-    def decode(self, z: torch.Tensor, like: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.decoder(z)
-        return self._post(out, like) if like is not None else self._post(out, None)
+    def quality(self, x: torch.Tensor, recon: torch.Tensor) -> dict:
+        """How close ``recon`` is to ``x``: {"psnr": dB} for images in [0, 1] (recon clamped)."""
+        return {"psnr": metrics.psnr(recon.clamp(0, 1), x)}
 
     @property
     def last_layer(self) -> torch.Tensor:
@@ -83,11 +95,11 @@ class _Tokenizer(nn.Module):
     def _pre(self, x):
         return x
 
-    def _post(self, y, x):
+    def _post(self, y):
         return y
 
 
-class ImageTokenizer(_Tokenizer):
+class ImageTokenizer(Tokenizer):
     """Conv autoencoder for (B, C, H, W) images; patch size 2^n_down, ``latent_dim`` channels."""
 
     def __init__(self, channels: int = 3, hidden: int = 64, latent_dim: int = 8, n_down: int = 2,
@@ -116,7 +128,7 @@ class ImageTokenizer(_Tokenizer):
         return h // self.patch, w // self.patch
 
 
-class AudioTokenizer(_Tokenizer):
+class AudioTokenizer(Tokenizer):
     """Strided 1-D conv autoencoder for (B, L) waves (a SoundStream/EnCodec-shaped toy):
     frames per second = sample_rate / prod(strides)."""
 
@@ -147,14 +159,18 @@ class AudioTokenizer(_Tokenizer):
     def _pre(self, x):
         return x[:, None]                                                          # (B, 1, L)
 
-    def _post(self, y, x):
+    def _post(self, y):
         return y[:, 0]                                                             # (B, L)
+
+    def quality(self, x: torch.Tensor, recon: torch.Tensor) -> dict:
+        """{"snr_db": the waveform SNR in dB}."""
+        return {"snr_db": metrics.snr_db(x, recon)}
 
     def frame_rate(self, sample_rate: int) -> float:
         return sample_rate / self.hop
 
 
-class VideoTokenizer(_Tokenizer):
+class VideoTokenizer(Tokenizer):
     """VideoGPT-style tube tokens: a 3-D conv with kernel = stride = (t, p, p) over (B, T, C, H, W)
     clips, a small 3-D conv stack, and its transpose; one token per t frames x p x p pixels."""
 
@@ -180,36 +196,46 @@ class VideoTokenizer(_Tokenizer):
     def _pre(self, x):
         return x.transpose(1, 2)                                                   # (B, C, T, H, W)
 
-    def _post(self, y, x):
+    def _post(self, y):
         return y.transpose(1, 2)                                                   # (B, T, C, H, W)
 
 
 # ----------------------------------------------------------------------------- training
 
-def fit(model: _Tokenizer, batch_fn, steps: int, *, lr: float = 2e-3, loss: str = "mse",
+def fit(model: nn.Module, batch_fn, steps: int, *, lr: float = 2e-3, loss: str = "mse",
         data_variance: float | None = None, stft_weight: float = 0.0,
         perceptual: nn.Module | None = None, perceptual_weight: float = 1.0,
         discriminator: nn.Module | None = None, disc_start: int = 0, disc_weight: float = 0.5,
         desc: str = "tokenizer", progress: bool = True, history: History | None = None,
         **train_kw) -> History:
-    """Train a tokenizer on batches ``batch_fn(step) -> x``; returns the :class:`History`.
+    """Train a tokenizer (a :class:`Tokenizer` or a TiTok) on batches ``batch_fn(step) -> x``.
 
-    loss: "mse" or "l1" (the regression term); data_variance: divide the regression term by it, as
-    Sonnet's VQ-VAE divides the MSE by the data variance, so that beta weighs the commitment against
-    a loss of order 1 whatever the scale of the data; stft_weight (audio): adds that weight times the
-    multi-resolution STFT loss. The quantizer's auxiliary loss is always added. ``perceptual`` (a module (x_hat, x) -> scalar) adds
-    perceptual_weight * it; ``discriminator`` adds VQGAN's adaptive-weighted hinge GAN loss after
-    ``disc_start`` steps (the discriminator is trained here with its own Adam(0.5, 0.9)). Logs the
-    quantizer's perplexity and the reconstruction loss per step. Other keywords (schedule,
-    warmup, ...) go to :func:`course_lib.train.train`.
+    The loss, per step: L = L_rec + L_quant [+ w_p L_perceptual] [+ w_d lambda L_G], with
+    L_rec = MSE or L1 (``loss``), divided by ``data_variance`` if given (as Sonnet's VQ-VAE divides
+    the MSE by the data variance, so that beta weighs the commitment against a loss of order 1
+    whatever the scale of the data), plus ``stft_weight`` x the multi-resolution STFT loss (audio);
+    L_quant the quantizer's auxiliary loss; ``perceptual`` a module (x_hat, x) -> scalar.
+
+    ``discriminator``: VQGAN's adversarial loss (Esser et al. 2021, eq. 7), from step
+    ``disc_start`` on: the model gets L_G = -mean D(x_hat) with the adaptive weight lambda; the
+    discriminator is the :class:`~course_lib.train.Adversary` of the training loop, stepped after
+    the model on the same batch with the hinge loss and its own Adam(0.5, 0.9), the order of
+    taming-transformers (taming/models/vqgan.py, optimizer 0 then optimizer 1).
+
+    Logs the reconstruction term ("rec") and the quantizer's perplexity and usage per step. Other
+    keywords (schedule, warmup, ...) go to :func:`course_lib.train.train`. Returns the History.
     """
     if loss not in ("mse", "l1"):
         raise ValueError(f"unknown loss {loss!r}: expected 'mse' or 'l1'")
     if data_variance is not None and not data_variance > 0:
         raise ValueError(f"data_variance must be > 0, got {data_variance!r}")
-    d_opt = None
+    seen = {}                                  # this step's batch and reconstruction, for the adversary
+    adversary = None
     if discriminator is not None:
-        d_opt = torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9))
+        def d_loss_fn(step):
+            return losses.hinge_d_loss(discriminator(seen["x"]), discriminator(seen["recon"]))
+        adversary = Adversary(discriminator, d_loss_fn, start=disc_start,
+                              optimizer=torch.optim.Adam(discriminator.parameters(), lr=lr, betas=(0.5, 0.9)))
 
     def loss_fn(step):
         x = batch_fn(step)
@@ -219,25 +245,22 @@ def fit(model: _Tokenizer, batch_fn, steps: int, *, lr: float = 2e-3, loss: str 
             rec = rec / data_variance
         if stft_weight:
             rec = rec + stft_weight * losses.multi_resolution_stft_loss(x, out.recon)
-        total = rec + out.qloss
+        total = rec if out.quant is None else rec + out.quant.loss
         if perceptual is not None:
             total = total + perceptual_weight * perceptual(out.recon, x)
         logs = {"rec": rec.detach()}
-        if discriminator is not None and step >= disc_start:
-            d_loss = losses.hinge_d_loss(discriminator(x), discriminator(out.recon.detach()))
-            d_opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            d_opt.step()
-            g = losses.generator_adv_loss(discriminator(out.recon))
-            lam = losses.adaptive_weight(total, g, model.last_layer)
-            total = total + disc_weight * lam * g
-            logs["d_loss"] = d_loss.detach()
-        for k in ("perplexity", "usage"):
-            if k in out.stats:
-                logs[k] = out.stats[k]
+        if out.quant is not None:
+            logs.update(perplexity=out.quant.stats.perplexity, usage=out.quant.stats.usage)
+        if adversary is not None:
+            seen.update(x=x, recon=out.recon.detach())
+            if step >= disc_start:
+                g = losses.generator_adv_loss(discriminator(out.recon))
+                lam = losses.adaptive_weight(total, g, model.last_layer)
+                total = total + disc_weight * lam * g
         return {"loss": total, **logs}
 
-    return train(model, loss_fn, steps, lr=lr, desc=desc, progress=progress, history=history, **train_kw)
+    return train(model, loss_fn, steps, lr=lr, desc=desc, progress=progress, history=history,
+                 adversary=adversary, **train_kw)
 
 
 def sample_batch(pool: torch.Tensor, batch: int, seed: int = 0):
@@ -249,8 +272,9 @@ def sample_batch(pool: torch.Tensor, batch: int, seed: int = 0):
     return batch_fn
 
 
-def random_crops(image: torch.Tensor, size: int, batch: int, seed: int = 0):
-    """A ``batch_fn`` of random ``size`` x ``size`` crops of one (C, H, W) image."""
+def sample_crops(image: torch.Tensor, size: int, batch: int, seed: int = 0):
+    """A ``batch_fn`` of ``batch`` random ``size`` x ``size`` crops (B, C, size, size) of one
+    (C, H, W) image (fixed seed: reproducible runs)."""
     g = torch.Generator().manual_seed(seed)
     c, h, w = image.shape
 
@@ -262,34 +286,42 @@ def random_crops(image: torch.Tensor, size: int, batch: int, seed: int = 0):
 
 
 @torch.no_grad()
-def evaluate(model: _Tokenizer, x: torch.Tensor, batch: int = 256, **qkw) -> dict:
-    """Reconstruct ``x`` in batches (eval mode). Returns {"recon", "codes", "mse", "psnr" (images in
-    [0,1]) or "snr_db" (waves), "perplexity", "usage" (if discrete)}."""
-    from course_lib import metrics
-    from course_lib.tokens import vq as quantize
+def evaluate(model: nn.Module, x: torch.Tensor, batch: int = 256, *, n_levels: int | None = None,
+             n_tokens: int | None = None) -> dict:
+    """Reconstruct ``x`` in batches, in eval mode.
+
+    n_levels: decode with the first n_levels of a residual quantizer; n_tokens: decode from the
+    first n_tokens latent tokens (TiTok). Returns {"recon", "mse", the model's ``quality`` (PSNR
+    for images, "snr_db" for waves), "codes" (None for continuous tokens) and, with a quantizer,
+    "stats" (:class:`~course_lib.tokens.vq.CodeStats` of all the codes), "perplexity", "usage"}.
+    """
+    kw = {k: v for k, v in (("n_levels", n_levels), ("n_tokens", n_tokens)) if v is not None}
     was = model.training
     model.eval()
-    recons, codes = [], []
-    for i in range(0, len(x), batch):
-        out = model(x[i:i + batch], **qkw)
-        recons.append(out.recon)
-        if out.codes is not None:
-            codes.append(out.codes)
+    outs = [model(x[i:i + batch], **kw) for i in range(0, len(x), batch)]
     model.train(was)
-    recon = torch.cat(recons)
-    res = {"recon": recon, "codes": torch.cat(codes) if codes else None,
-           "mse": (recon - x).pow(2).mean().item()}
-    if isinstance(model, AudioTokenizer):
-        res["snr_db"] = metrics.snr_db(x, recon)
-    else:
-        res["psnr"] = metrics.psnr(recon.clamp(0, 1), x)
-    q = model.quantizer
-    # one codebook (not residual levels) of a size we can histogram: usage statistics
-    if (res["codes"] is not None and hasattr(q, "codebook_size") and q.codebook_size <= 2 ** 20
-            and not hasattr(q, "n_quantizers")):
-        res["perplexity"] = metrics.perplexity(res["codes"], q.codebook_size)
-        res["usage"] = metrics.usage(res["codes"], q.codebook_size)
+    recon = torch.cat([o.recon for o in outs])
+    res = {"recon": recon, "mse": (recon - x).pow(2).mean().item(), **model.quality(x, recon), "codes": None}
+    if model.quantizer is not None:
+        res["codes"] = torch.cat([o.quant.codes for o in outs])
+        res["stats"] = model.quantizer.code_stats(res["codes"])
+        res.update(perplexity=res["stats"].perplexity, usage=res["stats"].usage)
     return res
+
+
+@dataclass
+class Run:
+    """A trained tokenizer, its training history and its :func:`evaluate` result on held-out data."""
+    model: nn.Module
+    history: History
+    result: dict
+
+
+def train_and_evaluate(model: nn.Module, batch_fn, test: torch.Tensor, steps: int, **fit_kw) -> Run:
+    """:func:`fit` ``model`` for ``steps`` steps of ``batch_fn`` (e.g. :func:`sample_batch`), then
+    :func:`evaluate` it on ``test``. Other keywords go to :func:`fit`."""
+    hist = fit(model, batch_fn, steps, **fit_kw)
+    return Run(model, hist, evaluate(model, test))
 
 
 def bits_per_item(n_tokens: int, codebook_size: int, levels: int = 1) -> float:

@@ -4,24 +4,28 @@
   VQ-VAE (van den Oord et al. 2017, "Neural Discrete Representation Learning", eq. 3):
   k = argmin_j |z_e - e_j|^2,  z_q = e_k,  z_q_st = z_e + sg(z_q - z_e),
   L = |sg[z_e] - z_q|^2 + beta |z_e - sg[z_q]|^2, beta = 0.25 (paper VQ-VAE, not taming's legacy
-  VQGAN that puts beta on the other term). The losses use the RAW z_q, before the straight-through
-  step: computed on z_q_st the codebook term would get no gradient at all.
-* :class:`VectorQuantizer`: either a learned codebook (codebook loss) or an EMA codebook (paper
+  VQGAN that puts beta on the other term: CompVis/taming-transformers, taming/modules/vqvae/
+  quantize.py, ``VectorQuantizer2(legacy=True)``). The losses use the RAW z_q, before the
+  straight-through step: computed on z_q_st the codebook term would get no gradient at all.
+* :class:`VectorQuantizer`: either a learned codebook (codebook loss) or an EMA codebook (VQ-VAE
   appendix A.1: N_i <- g N_i + (1-g) n_i, m_i <- g m_i + (1-g) sum z_e, e_i = m_i / N~_i with
   Laplace smoothing N~_i = (N_i + eps) / (sum N + K eps) * sum N, g = 0.99, eps = 1e-5), k-means
   initialisation on the first batch, and restart of dead codes (EMA count below a threshold, as in
-  SoundStream/EnCodec) with random vectors of the current batch.
-* :class:`ResidualVQ`: SoundStream's Algorithm 1 (Zeghidour et al. 2021): quantize, subtract,
+  SoundStream/EnCodec: facebookresearch/encodec, encodec/quantization/core_vq.py) with random
+  vectors of the current batch. :func:`ema_vq` builds one with all three fixes.
+* :class:`ResidualVQ`: SoundStream's Algorithm 1 (Zeghidour et al. 2021, §3.3): quantize, subtract,
   quantize the residual with the next codebook; quantizer dropout draws the number of levels per
   example. The residual subtracts a detached code (the fix of EnCodec issue #25) and the output is
-  z + sg(sum q - z) (Mimi's form), so every level's commitment loss reaches the encoder. Mimi's
-  ``no_quantization_rate``: in training, that fraction of the examples bypasses the quantizer (the
+  z + sg(sum q - z) (Mimi's form, kyutai-labs/moshi, moshi/quantization/core_vq.py), so every
+  level's commitment loss reaches the encoder. Mimi's ``no_quantization_rate`` (Défossez et al.
+  2024, "Moshi", §3.3): in training, that fraction of the examples bypasses the quantizer (the
   decoder also learns from the continuous latent; Moshi trains with quantization half the time).
-* :func:`perplexity`, :func:`usage`: how many codes are really used.
+* :class:`Quantizer`, :class:`QuantOut`, :class:`CodeStats`: the contract every quantizer of the
+  course keeps (here and in :mod:`course_lib.tokens.bitwise`): ``forward((..., D)) -> QuantOut``,
+  whose ``stats`` has the same fields for every quantizer.
 
 Vectors are channel-last: ``z`` has shape (..., D). Distances are computed in fp32 with autocast
-off (bf16 distances give argmin ties and NaNs). The lookup-free quantizers are in
-:mod:`course_lib.tokens.bitwise`.
+off (bf16 distances give argmin ties and NaNs).
 """
 from __future__ import annotations
 
@@ -31,7 +35,43 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from course_lib import checks
 from course_lib.metrics import perplexity, usage
+
+MAX_HISTOGRAM = 2 ** 20     # larger vocabularies (LFQ / BSQ with d > 20 bits) report NaN usage figures
+
+
+# ----------------------------------------------------------------------------- the contract
+
+@dataclass
+class CodeStats:
+    """How a quantizer used its codes on one batch: the same fields for every quantizer.
+
+    perplexity: exp(entropy of the code histogram): K when all K codes are used equally, 1 on
+        collapse; for residual VQ the mean over levels of each level's perplexity;
+    usage: fraction of the codebook used at least once (mean over levels);
+    level_perplexity, level_usage: one figure per level (residual VQ), empty for one codebook;
+    terms: other figures to log (loss terms, restarted codes, entropies).
+    Vocabularies over 2^20 codes report NaN perplexity and usage (no histogram that large).
+    """
+    perplexity: float
+    usage: float
+    level_perplexity: tuple = ()
+    level_usage: tuple = ()
+    terms: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        """The scalars to log: perplexity, usage, one entry per level and the terms."""
+        out = {"perplexity": self.perplexity, "usage": self.usage}
+        out.update({f"perplexity_{i}": p for i, p in enumerate(self.level_perplexity)})
+        return {**out, **self.terms}
+
+
+def code_stats(codes: torch.Tensor, codebook_size: int, **terms) -> CodeStats:
+    """:class:`CodeStats` of one codebook's integer codes (any shape), via :mod:`course_lib.metrics`."""
+    if codebook_size > MAX_HISTOGRAM:
+        return CodeStats(float("nan"), float("nan"), terms=terms)
+    return CodeStats(perplexity(codes, codebook_size), usage(codes, codebook_size), terms=terms)
 
 
 @dataclass
@@ -39,24 +79,31 @@ class QuantOut:
     """What every quantizer of the course returns.
 
     z_q: quantized vectors with the straight-through gradient, same shape as the input (..., D);
-    codes: integer ids, (...,) for one codebook or (..., L) for L levels/groups;
+    codes: integer ids, (...,) for one codebook or (..., L) for L levels;
     loss: scalar auxiliary loss to add to the reconstruction loss (0 when there is none);
-    stats: floats to log (perplexity, fraction of codes used, loss terms).
+    stats: :class:`CodeStats`, the same fields for every quantizer.
     """
     z_q: torch.Tensor
     codes: torch.Tensor
     loss: torch.Tensor
-    stats: dict = field(default_factory=dict)
+    stats: CodeStats
 
 
-def _check_vectors(z, name="z", dim=None):
-    if not isinstance(z, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(z).__name__}")
-    if not z.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor, got {z.dtype}")
-    if z.dim() < 1 or (dim is not None and z.shape[-1] != dim):
-        want = f"(..., {dim})" if dim is not None else "(..., D)"
-        raise ValueError(f"{name} must have shape {want} (channel last), got {tuple(z.shape)}")
+class Quantizer(nn.Module):
+    """Base of every quantizer: ``forward(z (..., dim)) -> QuantOut`` over ``codebook_size`` codes.
+
+    :meth:`code_stats` turns codes into :class:`CodeStats` (residual VQ overrides it for its
+    levels), so a tokenizer can report codebook usage without knowing which quantizer it holds.
+    """
+    codebook_size: int
+    dim: int
+
+    def code_stats(self, codes: torch.Tensor, **terms) -> CodeStats:
+        return code_stats(codes, self.codebook_size, **terms)
+
+    def check_input(self, z) -> torch.Tensor:
+        """z must be a floating tensor of shape (..., dim), channel last."""
+        return checks.tensor(z, "z", dim=self.dim, floating=True, shape=f"(..., {self.dim}) (channel last)")
 
 
 def _no_autocast(t: torch.Tensor):
@@ -70,7 +117,7 @@ def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
     z: (..., D); codebook: (K, D). Returns int64 (...,).
     """
-    _check_vectors(z)
+    checks.tensor(z, "z", floating=True, shape="(..., D)")
     if codebook.dim() != 2 or codebook.shape[1] != z.shape[-1]:
         raise ValueError(f"codebook must have shape (K, {z.shape[-1]}), got {tuple(codebook.shape)}")
     with _no_autocast(z):
@@ -85,13 +132,19 @@ def straight_through(z_e: torch.Tensor, z_q: torch.Tensor) -> torch.Tensor:
     return z_e + (z_q - z_e).detach()
 
 
-def vq_losses(z_e: torch.Tensor, z_q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def vq_losses(z_e: torch.Tensor, z_q: torch.Tensor,
+              mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(codebook loss, commitment loss) = (mean |sg[z_e] - z_q|^2, mean |z_e - sg[z_q]|^2).
 
     Pass the RAW code z_q (before :func:`straight_through`); weight the commitment by beta.
+    z_e, z_q: (N, D); mask (optional, bool (N,)): average over the masked-in vectors only.
     """
-    codebook = (z_e.detach() - z_q).pow(2).mean()
-    commitment = (z_e - z_q.detach()).pow(2).mean()
+    if mask is None:
+        return (z_e.detach() - z_q).pow(2).mean(), (z_e - z_q.detach()).pow(2).mean()
+    w = mask.float()[:, None]                                                    # (N, 1)
+    denom = (w.sum() * z_e.shape[-1]).clamp_min(1)
+    codebook = ((z_e.detach() - z_q).pow(2) * w).sum() / denom
+    commitment = ((z_e - z_q.detach()).pow(2) * w).sum() / denom
     return codebook, commitment
 
 
@@ -100,8 +153,8 @@ def vq_losses(z_e: torch.Tensor, z_q: torch.Tensor) -> tuple[torch.Tensor, torch
 def kmeans(x: torch.Tensor, k: int, iters: int = 10, seed: int = 0) -> torch.Tensor:
     """Lloyd's k-means on (N, D) vectors; returns (k, D) centroids (empty clusters keep their old
     centroid). Initialised with k random vectors (with replacement if N < k)."""
-    _check_vectors(x, "x")
-    x = x.detach().reshape(-1, x.shape[-1]).float()
+    checks.tensor(x, "x", floating=True, shape="(N, D)")
+    x = x.detach().reshape(-1, x.shape[-1]).float()                                  # (N, D)
     g = torch.Generator().manual_seed(seed)
     n = x.shape[0]
     idx = torch.randperm(n, generator=g)[:k] if n >= k else torch.randint(n, (k,), generator=g)
@@ -131,16 +184,26 @@ def ema_update(cluster_size: torch.Tensor, embed_sum: torch.Tensor, z: torch.Ten
     return n_new, m_new, m_new / smoothed[:, None]
 
 
+def dead_code_threshold(vectors_per_batch: int, codebook_size: int, fraction: float = 0.1) -> float:
+    """The EMA count under which a code counts as dead: ``fraction`` of the count every code would
+    have if all were used equally, vectors_per_batch / K (Mimi's rule, 10% of the mean usage:
+    kyutai-labs/moshi, moshi/quantization/core_vq.py). EnCodec uses a fixed 2 instead."""
+    checks.positive_int(vectors_per_batch, "vectors_per_batch")
+    checks.positive_int(codebook_size, "codebook_size")
+    return fraction * vectors_per_batch / codebook_size
+
+
 # ----------------------------------------------------------------------------- the module
 
-class VectorQuantizer(nn.Module):
+class VectorQuantizer(Quantizer):
     """A VQ-VAE bottleneck over channel-last vectors (..., dim).
 
     codebook_size K, dim D; beta: commitment weight (0.25); ema: update the codebook by EMA
     (decay, eps) instead of the codebook loss (then the codebook is a buffer and only beta *
     commitment is in the loss); kmeans_init: fit the codebook on the first training batch
     (kmeans_iters Lloyd steps); dead_threshold: in training, restart codes whose EMA count (kept
-    in both modes, decay ``decay``) falls below it with random vectors of the batch (0 = never).
+    in both modes, decay ``decay``) falls below it with random vectors of the batch (0 = never;
+    :func:`dead_code_threshold` gives Mimi's rule).
     """
 
     def __init__(self, codebook_size: int, dim: int, beta: float = 0.25, ema: bool = False,
@@ -186,60 +249,67 @@ class VectorQuantizer(nn.Module):
         self.embed_sum[dead] = new * self.dead_threshold
         return n_dead
 
+    @torch.no_grad()
+    def _update(self, active: torch.Tensor, codes: torch.Tensor) -> dict:
+        """Training-time bookkeeping: EMA codebook (or usage counts only), dead-code restarts."""
+        counts = torch.bincount(codes, minlength=self.codebook_size).float()            # (K,)
+        if self.ema:
+            n, s, e = ema_update(self.cluster_size, self.embed_sum, active, codes, self.decay, self.eps)
+            self.cluster_size.copy_(n)
+            self.embed_sum.copy_(s)
+            self.codebook.copy_(e)
+        else:   # usage counts only (for monitoring and restarts)
+            self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        if self.dead_threshold > 0:
+            return {"restarted": self._restart_dead(active.detach())}
+        return {}
+
     def lookup(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (...,) -> vectors (..., D)."""
         return self.codebook[codes.long()]
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> QuantOut:
         """z: (..., D). mask (optional, bool (...,)): vectors that count for losses and updates."""
-        _check_vectors(z, "z", self.dim)
+        self.check_input(z)
         flat = z.reshape(-1, self.dim)                                            # (N, D)
         m = None if mask is None else mask.reshape(-1)                            # (N,)
-        active = flat if m is None else flat[m]
+        active = flat if m is None else flat[m]                                   # (N_active, D)
         if self.training and not bool(self.initted) and active.shape[0] > 0:
             self._init(active)
         codes = nearest_code(flat, self.codebook)                                 # (N,)
         z_q = self.codebook[codes].to(z.dtype)                                    # raw code (N, D)
-        # losses on the raw code, BEFORE the straight-through step (algorithms.md §0.3)
-        if m is None:
-            cb, commit = vq_losses(flat, z_q)
-        else:
-            w = m.float()[:, None]
-            denom = (w.sum() * self.dim).clamp_min(1)
-            cb = ((flat.detach() - z_q).pow(2) * w).sum() / denom
-            commit = ((flat - z_q.detach()).pow(2) * w).sum() / denom
+        cb, commit = vq_losses(flat, z_q, m)          # on the raw code, BEFORE the straight-through step
         loss = self.beta * commit + (0 if self.ema else cb)
-        stats = {"commitment": commit.item()}
+        c_act = codes if m is None else codes[m]
+        terms = {"commitment": commit.item()}
         if self.training:
-            with torch.no_grad():
-                c_act = codes if m is None else codes[m]
-                onehot_counts = torch.bincount(c_act, minlength=self.codebook_size).float()
-                if self.ema:
-                    n, s, e = ema_update(self.cluster_size, self.embed_sum, active, c_act,
-                                         self.decay, self.eps)
-                    self.cluster_size.copy_(n)
-                    self.embed_sum.copy_(s)
-                    self.codebook.copy_(e)
-                else:   # usage counts only (for monitoring and restarts)
-                    self.cluster_size.mul_(self.decay).add_(onehot_counts, alpha=1 - self.decay)
-                if self.dead_threshold > 0:
-                    stats["restarted"] = self._restart_dead(active.detach())
+            terms.update(self._update(active, c_act))
         z_q_st = straight_through(flat, z_q)                                      # (N, D)
-        c_stat = codes if m is None else codes[m]
-        stats["perplexity"] = perplexity(c_stat, self.codebook_size)
-        stats["usage"] = usage(c_stat, self.codebook_size)
-        return QuantOut(z_q_st.reshape(z.shape), codes.reshape(z.shape[:-1]), loss, stats)
+        return QuantOut(z_q_st.reshape(z.shape), codes.reshape(z.shape[:-1]), loss,
+                        self.code_stats(c_act, **terms))
 
 
-class ResidualVQ(nn.Module):
-    """Residual VQ with ``n_quantizers`` codebooks (SoundStream Algorithm 1).
+def ema_vq(codebook_size: int, dim: int, vectors_per_batch: int, dead_fraction: float = 0.1,
+           **kwargs) -> VectorQuantizer:
+    """A :class:`VectorQuantizer` with the three fixes against codebook collapse: EMA codebook,
+    k-means initialisation on the first batch, and restart of the codes whose EMA count falls below
+    :func:`dead_code_threshold` (``dead_fraction`` of the mean count of a batch of
+    ``vectors_per_batch`` vectors). Other keywords go to :class:`VectorQuantizer`."""
+    return VectorQuantizer(codebook_size, dim, ema=True, kmeans_init=True,
+                           dead_threshold=dead_code_threshold(vectors_per_batch, codebook_size, dead_fraction),
+                           **kwargs)
 
-    r_0 = z; for i = 1..n_q: q_i = VQ_i(r_{i-1}), r_i = r_{i-1} - sg(q_i); z_hat = z + sg(sum q - z).
-    quantizer_dropout: in training, each example (first axis) uses only its first n_q ~ U{1..N}
-    levels (SoundStream; EnCodec and Mimi draw one n_q per batch). no_quantization_rate (Mimi): in
+
+class ResidualVQ(Quantizer):
+    """Residual VQ with ``n_quantizers`` codebooks (SoundStream Algorithm 1, §3.3).
+
+    r_0 = z; for i = 1..n: q_i = VQ_i(r_{i-1}), r_i = r_{i-1} - sg(q_i); z_hat = z + sg(sum q - z).
+    quantizer_dropout: in training, each example (first axis) uses only its first n ~ U{1..N}
+    levels (SoundStream; EnCodec and Mimi draw one n per batch). no_quantization_rate (Mimi): in
     training, each example bypasses the quantizer with this probability (its continuous z goes to
     the decoder and it takes no part in the codebook losses and updates). Other arguments go to
-    every :class:`VectorQuantizer` (each level gets its own seed).
+    every :class:`VectorQuantizer` (each level gets its own seed). Its :class:`CodeStats` has one
+    perplexity and usage per level; ``perplexity`` and ``usage`` are their means.
     """
 
     def __init__(self, n_quantizers: int, codebook_size: int, dim: int, quantizer_dropout: bool = False,
@@ -254,31 +324,39 @@ class ResidualVQ(nn.Module):
         self.levels = nn.ModuleList(VectorQuantizer(codebook_size, dim, seed=seed + i, **vq_kwargs)
                                     for i in range(n_quantizers))
 
-    def bits_per_vector(self, n_q: int | None = None) -> float:
-        return (n_q or self.n_quantizers) * math.log2(self.codebook_size)
+    def bits_per_vector(self, n_levels: int | None = None) -> float:
+        return (n_levels or self.n_quantizers) * math.log2(self.codebook_size)
 
-    def forward(self, z: torch.Tensor, n_q: int | None = None) -> QuantOut:
-        """z: (B, ..., D). n_q: use the first n_q levels (all by default; no dropout then)."""
-        _check_vectors(z, "z", self.dim)
-        if n_q is not None and not 1 <= n_q <= self.n_quantizers:
-            raise ValueError(f"n_q must be in 1..{self.n_quantizers}, got {n_q}")
-        lead = z.shape[:-1]
-        bypass = None
-        if self.training and n_q is None and (self.quantizer_dropout or self.no_quantization_rate > 0):
-            if self.quantizer_dropout:
-                per_example = torch.randint(1, self.n_quantizers + 1, (z.shape[0],), device=z.device)
-            else:
-                per_example = torch.full((z.shape[0],), self.n_quantizers, device=z.device)
-            if self.no_quantization_rate > 0:
-                bypass = torch.rand(z.shape[0], device=z.device) < self.no_quantization_rate   # (B,)
-                per_example = per_example.masked_fill(bypass, 0)
-            n_active = per_example.view(-1, *([1] * (len(lead) - 1))).expand(lead)   # (B, ...)
-            used = self.n_quantizers
+    def code_stats(self, codes: torch.Tensor, **terms) -> CodeStats:
+        """codes (..., L) -> per-level perplexity and usage, and their means."""
+        return _level_stats([code_stats(codes[..., i], self.codebook_size) for i in range(codes.shape[-1])],
+                            terms)
+
+    def _draw_levels(self, z: torch.Tensor):
+        """Training-time draws: levels per example (B,) (0 = bypass) and the bypass mask (B,)."""
+        B = z.shape[0]
+        if self.quantizer_dropout:
+            per_example = torch.randint(1, self.n_quantizers + 1, (B,), device=z.device)
         else:
-            used = n_q or self.n_quantizers
-            n_active = None
+            per_example = torch.full((B,), self.n_quantizers, device=z.device)
+        bypass = None
+        if self.no_quantization_rate > 0:
+            bypass = torch.rand(B, device=z.device) < self.no_quantization_rate                # (B,)
+            per_example = per_example.masked_fill(bypass, 0)
+        return per_example, bypass
+
+    def forward(self, z: torch.Tensor, n_levels: int | None = None) -> QuantOut:
+        """z: (B, ..., D). n_levels: use the first n_levels levels (all by default; no dropout then)."""
+        self.check_input(z)
+        if n_levels is not None and not 1 <= n_levels <= self.n_quantizers:
+            raise ValueError(f"n_levels must be in 1..{self.n_quantizers}, got {n_levels}")
+        lead = z.shape[:-1]
+        bypass, n_active, used = None, None, n_levels or self.n_quantizers
+        if self.training and n_levels is None and (self.quantizer_dropout or self.no_quantization_rate > 0):
+            per_example, bypass = self._draw_levels(z)
+            n_active = per_example.view(-1, *([1] * (len(lead) - 1))).expand(lead)   # (B, ...)
         residual, total = z, torch.zeros_like(z)
-        codes, loss, stats = [], z.new_zeros(()), {}
+        codes, loss, levels = [], z.new_zeros(()), []
         for i, vq in enumerate(self.levels[:used]):
             mask = None if n_active is None else n_active > i                     # (B, ...)
             out = vq(residual, mask)
@@ -289,13 +367,20 @@ class ResidualVQ(nn.Module):
             residual = residual - q
             codes.append(out.codes)
             loss = loss + out.loss
-            stats[f"perplexity_{i}"] = out.stats["perplexity"]
+            levels.append(out.stats)
         z_hat = z + (total - z).detach()                                          # STE on the sum
         if bypass is not None:                                                    # Mimi: continuous z
             z_hat = torch.where(bypass.view(-1, *([1] * (z.dim() - 1))), z, z_hat)
-        return QuantOut(z_hat, torch.stack(codes, -1), loss, stats)
+        terms = {"commitment": sum(s.terms["commitment"] for s in levels)}
+        return QuantOut(z_hat, torch.stack(codes, -1), loss, _level_stats(levels, terms))
 
     @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (..., L) -> sum of the L levels' vectors (..., D)."""
         return sum(self.levels[i].lookup(codes[..., i]) for i in range(codes.shape[-1]))
+
+
+def _level_stats(levels: list[CodeStats], terms: dict) -> CodeStats:
+    ppl = tuple(s.perplexity for s in levels)
+    use = tuple(s.usage for s in levels)
+    return CodeStats(sum(ppl) / len(ppl), sum(use) / len(use), ppl, use, terms)

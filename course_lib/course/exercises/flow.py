@@ -1,10 +1,11 @@
 """Exercises of notebook 08 (flow matching in 2-D); see course_lib.course.homework for the mechanism.
 
-The references live in :mod:`course_lib.flow`; this module only registers the checks.
+The references live in :mod:`course_lib.flow` and (the sliced Wasserstein distance)
+:mod:`course_lib.metrics`; this module only registers the checks.
 """
 import torch
 
-from course_lib import flow
+from course_lib import flow, metrics
 from course_lib.course.checking import Case, Mismatch, compare, Exercise, expect_tensor, fingerprint
 
 
@@ -124,7 +125,7 @@ def check_sliced_wasserstein(candidate):
                        "(sort the projections before comparing them)")
     shift = torch.tensor([[0.7, -0.2]], dtype=torch.float64)
     got = float(candidate(x.clone(), (x + shift).clone(), dirs.clone()))
-    want = float(flow.sliced_wasserstein(x, x + shift, dirs))
+    want = float(metrics.sliced_wasserstein(x, x + shift, dirs))
     if abs(got - want) > 1e-6 * max(1.0, want):
         raise Mismatch(f"for a set and the same set shifted by (0.7, -0.2): got {got:.6g}, expected {want:.6g} "
                        "(normalise each direction, then take the square root of the mean squared gap)")
@@ -135,7 +136,7 @@ def check_sliced_wasserstein(candidate):
                           (torch.randn(n, d, generator=gi, dtype=torch.float64),
                            torch.randn(n, d, generator=gi, dtype=torch.float64) * 1.5 + 0.3,
                            torch.randn(d, p, generator=gi, dtype=torch.float64))))
-    compare(candidate, flow.sliced_wasserstein, cases, atol=1e-8, rtol=1e-6)
+    compare(candidate, metrics.sliced_wasserstein, cases, atol=1e-8, rtol=1e-6)
 
 
 # the exercises of this topic, in notebook order
@@ -143,5 +144,5 @@ EXERCISES = [
     Exercise("flow.fm_pair", reference=flow.fm_pair, checker=check_fm_pair, description=check_fm_pair.__doc__),
     Exercise("flow.euler_sample", reference=flow.euler_sample, checker=check_euler_sample, description=check_euler_sample.__doc__),
     Exercise("flow.guided_velocity", reference=flow.guided_velocity, checker=check_guided_velocity, description=check_guided_velocity.__doc__),
-    Exercise("flow.sliced_wasserstein", reference=flow.sliced_wasserstein, checker=check_sliced_wasserstein, description=check_sliced_wasserstein.__doc__),
+    Exercise("flow.sliced_wasserstein", reference=metrics.sliced_wasserstein, checker=check_sliced_wasserstein, description=check_sliced_wasserstein.__doc__),
 ]

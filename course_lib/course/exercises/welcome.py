@@ -1,15 +1,11 @@
-"""Exercises of notebook 00 (welcome): one small exercise that shows the mechanism."""
+"""Exercises of notebook 00 (welcome): one small exercise that shows the mechanism.
+
+The reference is :func:`course_lib.flow.euler_step`, the step the course's ODE solver takes.
+"""
 import torch
 
+from course_lib import flow
 from course_lib.course.checking import Case, Exercise, Mismatch, compare
-
-
-def euler_step(v, x: torch.Tensor, t: float, dt: float) -> torch.Tensor:
-    """One Euler step of dx/dt = v(x, t): x_{t+dt} = x_t + dt * v(x_t, t).
-
-    v: a function (x (N, D), t (N,)) -> (N, D); x: (N, D); t, dt: floats. Returns (N, D).
-    """
-    return x + dt * v(x, torch.full((x.shape[0],), float(t), device=x.device))
 
 
 def _fields():
@@ -34,10 +30,10 @@ def check_euler_step(candidate):
         raise Mismatch("the point did not move: x_{t+dt} should be x_t + dt * v(x_t, t)")
     cases = [Case(f"{name}, t={t}, dt={dt}", (v, x, t, dt))
              for name, v in _fields().items() for t, dt in [(0.0, 0.25), (0.5, 0.25), (0.75, 0.1)]]
-    compare(candidate, euler_step, cases)
+    compare(candidate, flow.euler_step, cases)
 
 
 # the exercises of this topic, in notebook order
 EXERCISES = [
-    Exercise("welcome.euler_step", reference=euler_step, checker=check_euler_step, description=check_euler_step.__doc__),
+    Exercise("welcome.euler_step", reference=flow.euler_step, checker=check_euler_step, description=check_euler_step.__doc__),
 ]

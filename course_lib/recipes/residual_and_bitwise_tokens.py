@@ -1,0 +1,153 @@
+"""Recipe of notebook 03_residual_and_bitwise_tokens: a residual-VQ audio codec, bitwise tokens
+(FSQ, LFQ, BSQ) against VQ at equal bits, 1-D tokens (TiTok) and video tokens.
+
+Its budgets per mode and its experiments: :func:`train_codec` and :func:`codec_report` (section 2,
+and ``course_lib.bench tokens``), :func:`equal_bits_quantizers` and :func:`train_image` (section 3),
+:func:`train_titok` (section 4), :func:`train_video` (section 5). Every run seeds its weights and
+draws its own batches, so a figure does not depend on which cells ran before.
+"""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+
+from course_lib import data, metrics, runtime
+from course_lib.tokens import bitwise, tokenizers, vq
+from course_lib.tokens.titok import TiTok
+
+BUDGETS = {
+    "quick": dict(n_train=1024, batch=32, hidden=32, n_clips=64, seconds=0.5, codec_steps=60,
+                  codec_codes=16, n_quantizers=8, bits_steps=50, titok_steps=30, titok_tokens=(1, 4, 16),
+                  video_steps=30, bench_codec_steps=100, bench_compare_steps=50),
+    "lecture": dict(n_train=4096, batch=64, hidden=48, n_clips=512, seconds=0.5, codec_steps=800,
+                    codec_codes=16, n_quantizers=8, bits_steps=300, titok_steps=900,
+                    titok_tokens=(1, 2, 4, 8, 16), video_steps=300, bench_codec_steps=1500,
+                    bench_compare_steps=400),
+    "full": dict(n_train=16384, batch=128, hidden=96, n_clips=2048, seconds=1.0, codec_steps=8000,
+                 codec_codes=16, n_quantizers=8, bits_steps=3000, titok_steps=3000,
+                 titok_tokens=(1, 2, 4, 8, 16, 32), video_steps=2000, bench_codec_steps=8000,
+                 bench_compare_steps=2000),
+}
+
+SAMPLE_RATE = 8000            # the codec's synthetic clips
+CODEC_DIM = 8                 # numbers per audio frame
+SIZE = 16                     # shapes images and video frames are 16 x 16
+
+
+def budget(mode: str | None = None) -> SimpleNamespace:
+    """This notebook's budget in the current (or given) mode: ``budget().codec_steps``."""
+    return runtime.pick(BUDGETS, mode)
+
+
+# ----------------------------------------------------------------------------- 2. the audio codec
+
+def audio_data(B: SimpleNamespace) -> tuple[SimpleNamespace, SimpleNamespace]:
+    """(B.n_clips training clips, 32 held-out clips) of B.seconds at 8 kHz: notes, chords, chirps."""
+    return (data.audio_clips(B.n_clips, sample_rate=SAMPLE_RATE, seconds=B.seconds, seed=0),
+            data.audio_clips(32, sample_rate=SAMPLE_RATE, seconds=B.seconds, seed=1))
+
+
+def train_codec(B: SimpleNamespace, clips, steps: int | None = None,
+                progress: bool = True) -> tuple[tokenizers.AudioTokenizer, tokenizers.History]:
+    """The tiny residual-VQ codec of section 2, trained ``steps`` (default B.codec_steps) steps on
+    batches of 16 of ``clips.waves`` (B, L).
+
+    Encoder strides 4 x 4 x 2 (250 frames/s of 8 numbers); B.n_quantizers levels of B.codec_codes
+    codes, EMA, k-means init, restart under an EMA count of 1; quantizer dropout (SoundStream) and
+    Mimi's no-quantization rate 0.5; loss = MSE / Var(data) + 0.01 x multi-resolution STFT loss,
+    cosine schedule from lr 2e-3.
+    """
+    torch.manual_seed(0)
+    rvq = vq.ResidualVQ(B.n_quantizers, B.codec_codes, CODEC_DIM, quantizer_dropout=True,
+                        no_quantization_rate=0.5, ema=True, kmeans_init=True, dead_threshold=1.0)
+    codec = tokenizers.AudioTokenizer(hidden=16, latent_dim=CODEC_DIM, strides=(4, 4, 2), quantizer=rvq)
+    codec = codec.to(runtime.device())
+    hist = tokenizers.fit(codec, tokenizers.sample_batch(clips.waves, 16), steps or B.codec_steps, lr=2e-3,
+                          schedule="cosine", data_variance=clips.waves.var().item(), stft_weight=0.01,
+                          desc="audio codec", progress=progress)
+    return codec, hist
+
+
+@torch.no_grad()
+def codec_report(codec: tokenizers.AudioTokenizer, waves: torch.Tensor) -> dict:
+    """The codec decoded with 1..N quantizers on held-out ``waves`` (B, L).
+
+    Returns {"snr_db": waveform SNR per number of levels, "latent_snr_db": the quantizer's own SNR
+    on the encoder's latent vectors, "ceiling_db": the decoder fed the unquantized latent,
+    "kbps": bitrate per number of levels}.
+    """
+    levels = range(1, codec.quantizer.n_quantizers + 1)
+    snr = [tokenizers.evaluate(codec, waves, n_levels=n)["snr_db"] for n in levels]
+    was = codec.training
+    codec.eval()
+    z = codec.encode(waves)                                                     # (clips, frames, D)
+    latent = [metrics.snr_db(z, codec.quantize(z, n_levels=n).z_q) for n in levels]
+    ceiling = metrics.snr_db(waves, codec.decode(z))
+    codec.train(was)
+    fps = codec.frame_rate(SAMPLE_RATE)
+    return {"snr_db": snr, "latent_snr_db": latent, "ceiling_db": ceiling,
+            "kbps": [fps * codec.quantizer.bits_per_vector(n) / 1000 for n in levels]}
+
+
+# ----------------------------------------------------------------------------- 3-5. images and clips
+
+def shapes_data(B: SimpleNamespace) -> tuple[SimpleNamespace, SimpleNamespace]:
+    """(training set of B.n_train captioned 16x16 shapes, 512 held-out ones), as in notebook 02."""
+    return data.shapes(B.n_train, size=SIZE, seed=0), data.shapes(512, size=SIZE, seed=1)
+
+
+def equal_bits_quantizers(B: SimpleNamespace) -> dict:
+    """Section 3: name -> factory of an 8-bit token quantizer (VQ with 256 codes; FSQ (8, 6, 5);
+    LFQ and BSQ with 8 bits; BSQ with the per-bit entropy). The VQ restarts are sized for the
+    B.batch x 16 tokens of a batch of 4x4-patch tokenizers."""
+    return {
+        "VQ, 256 codes": lambda: vq.ema_vq(256, 8, vectors_per_batch=B.batch * 16),
+        "FSQ (8, 6, 5)": lambda: bitwise.FSQ([8, 6, 5]),
+        "LFQ, 8 bits": lambda: bitwise.LFQ(8),
+        "BSQ, 8 bits": lambda: bitwise.BSQ(8),
+        "BSQ, per-bit entropy": lambda: bitwise.BSQ(8, group_size=1),
+    }
+
+
+def train_image(B: SimpleNamespace, q: vq.Quantizer, shapes, **fit_kw) -> tokenizers.Run:
+    """The 4x4-patch image tokenizer around quantizer ``q`` (weights seeded), trained B.bits_steps
+    steps on ``shapes`` = (train, test) with the MSE divided by the data variance, evaluated on test."""
+    train, test = shapes
+    torch.manual_seed(0)
+    model = tokenizers.ImageTokenizer(3, B.hidden, q.dim, 2, quantizer=q).to(runtime.device())
+    batches = tokenizers.sample_batch(train.images, B.batch)
+    return tokenizers.train_and_evaluate(model, batches, test.images, B.bits_steps, lr=2e-3,
+                                         data_variance=train.images.var().item(), **fit_kw)
+
+
+def train_titok(B: SimpleNamespace, shapes, **fit_kw) -> tuple[TiTok, tokenizers.History, dict]:
+    """Section 4: one TiTok with K = max(B.titok_tokens) latents of 8 numbers (VQ, 256 codes) and
+    tail drop, trained B.titok_steps steps (warm-up 30, cosine, MSE / Var(data)). Returns
+    (model, history, {k: evaluate(...) decoding from the first k tokens}) for k in B.titok_tokens."""
+    train, test = shapes
+    K_max = max(B.titok_tokens)
+    torch.manual_seed(0)
+    q = vq.ema_vq(256, 8, vectors_per_batch=B.batch * K_max)
+    titok = TiTok(image_size=SIZE, patch=4, n_tokens=K_max, token_dim=8, d_model=64, n_layer=2, quantizer=q,
+                  tail_drop=True).to(runtime.device())
+    hist = tokenizers.fit(titok, tokenizers.sample_batch(train.images, B.batch), B.titok_steps, lr=2e-3,
+                          warmup=30, schedule="cosine", data_variance=train.images.var().item(),
+                          desc=f"TiTok, up to {K_max} tokens", **fit_kw)
+    return titok, hist, {k: tokenizers.evaluate(titok, test.images, n_tokens=k) for k in B.titok_tokens}
+
+
+def video_data(B: SimpleNamespace) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B.n_train training clips, 64 held-out ones) of 2 frames of 16x16 moving shapes (B, T, C, H, W)."""
+    return (data.moving_shapes(B.n_train, frames=2, size=SIZE, seed=0),
+            data.moving_shapes(64, frames=2, size=SIZE, seed=1))
+
+
+def train_video(B: SimpleNamespace, clips, test, **fit_kw) -> tokenizers.Run:
+    """Section 5: tube tokens of 2 frames x 4 x 4 pixels (VQ, 256 codes), trained B.video_steps
+    steps on batches of ``clips``, evaluated on ``test``."""
+    torch.manual_seed(0)
+    q = vq.ema_vq(256, 8, vectors_per_batch=B.batch * (SIZE // 4) ** 2)
+    vtok = tokenizers.VideoTokenizer(3, B.hidden, 8, t=2, p=4, quantizer=q).to(runtime.device())
+    return tokenizers.train_and_evaluate(vtok, tokenizers.sample_batch(clips, B.batch), test, B.video_steps,
+                                         lr=2e-3, desc="video tokens", **fit_kw)
