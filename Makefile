@@ -26,8 +26,8 @@ lab: setup            ## open the course in JupyterLab
 test: setup           ## unit tests, homework-check tests, sync check, every notebook in quick mode
 	COURSE_MODE=quick $(PY) -m pytest -q
 
-run: setup            ## execute every notebook headless in $(COURSE_MODE) mode into build/
-	$(PY) -m course_lib.course.runner --course $(COURSE_DIR) --html --out build
+run: setup            ## execute every notebook headless in $(COURSE_MODE) mode into build/ (TIMEOUT=s per cell)
+	$(PY) -m course_lib.course.runner --course $(COURSE_DIR) --html --out build $(if $(TIMEOUT),--timeout $(TIMEOUT),)
 
 student: setup        ## regenerate notebooks/ from solutions/
 	$(PY) -m course_lib.course.assignments build --course $(COURSE_DIR)

@@ -247,6 +247,46 @@ def field_explorer(v: Callable, paths: Callable, x0: torch.Tensor | None = None,
     return None
 
 
+def animate(draw_frame: Callable, n_frames: int, size: float = 3.6, interval: int = 250):
+    """Frames ``draw_frame(ax, i)`` for i < n_frames: a playable animation in a live notebook, a row
+    of static panels otherwise (an exported page, nbval, ``COURSE_STATIC=1``)."""
+    if live_frontend():
+        from IPython.display import HTML, display
+        from matplotlib import animation
+
+        fig, ax = plt.subplots(figsize=(size, size))
+
+        def show(i):
+            ax.clear()
+            draw_frame(ax, i)
+
+        anim = animation.FuncAnimation(fig, show, frames=n_frames, interval=interval)
+        plt.close(fig)
+        display(HTML(anim.to_jshtml()))
+        return anim
+    fig, axes = plt.subplots(1, n_frames, figsize=(0.6 * size * n_frames, 0.65 * size), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        draw_frame(ax, i)
+    plt.tight_layout()
+    plt.show()
+    return axes[0]
+
+
+def interact(draw: Callable, static: dict | list | None = None, **sliders):
+    """``ipywidgets.interact(draw, **sliders)`` in a live notebook. Otherwise (an exported page,
+    nbval) ``draw(**kw)`` for each settings dict in ``static`` (one dict or a list of them), or, with
+    no ``static``, a note that the sliders need a live kernel."""
+    if live_frontend():
+        import ipywidgets as widgets
+        return widgets.interact(draw, **sliders)
+    if static is not None:
+        for kw in ([static] if isinstance(static, dict) else static):
+            draw(**kw)
+    else:
+        print(f"(static notebook: the sliders {', '.join(sliders)} need a live Jupyter kernel)")
+    return None
+
+
 # ----------------------------------------------------------------------------- audio
 
 def spectrogram(wave, sample_rate: int, ax=None, n_fft: int = 256, title: str | None = None):

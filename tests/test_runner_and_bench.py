@@ -36,6 +36,39 @@ def test_runner_finds_the_course_folder_from_the_current_directory(tmp_path, mon
     assert runner.main(["--course", str(tmp_path / "nope")]) == 2
 
 
+def _course_with(tmp_path, notebooks: dict) -> pathlib.Path:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+    (tmp_path / "solutions").mkdir()
+    for name, cells in notebooks.items():
+        nbformat.write(new_notebook(cells=[new_code_cell(c) for c in cells]), tmp_path / "solutions" / f"{name}.ipynb")
+    return tmp_path
+
+
+def test_a_failed_notebook_is_reported_and_the_run_goes_on(tmp_path, capsys):
+    course = _course_with(tmp_path, {"01_breaks": ["x = 1", "1 / 0", "never = True"],
+                                     "02_slow": ["import time; time.sleep(5)"],
+                                     "03_fine": ["print('ran to the end')"]})
+    code = runner.main(["--course", str(course), "--mode", "quick", "--timeout", "2", "--out", str(tmp_path / "build")])
+    out = capsys.readouterr().out
+    assert code == 1                                          # some notebook failed: non-zero exit
+    rows = {line.split()[0]: line for line in out.splitlines()[1:] if line.strip() and not line.startswith("total")}
+    assert set(rows) == {"01_breaks", "02_slow", "03_fine"}    # every notebook ran, after the failures
+    assert "failed" in rows["01_breaks"] and "ZeroDivisionError" in rows["01_breaks"]
+    assert "failed" in rows["02_slow"] and "Timeout" in rows["02_slow"]      # the 2 s cell timeout fired
+    assert rows["03_fine"].split()[1] == "ok"
+    assert "2 failed" in out
+    executed = (tmp_path / "build" / "solutions" / "01_breaks.ipynb").read_text()
+    assert "ZeroDivisionError" in executed                    # the executed copy shows where it stopped
+    with pytest.raises(RuntimeError, match="01_breaks failed: ZeroDivisionError"):
+        runner.run_all(["01"], mode="quick", course=course)
+
+
+def test_the_cell_timeout_follows_the_mode():
+    assert runner.CELL_TIMEOUT["quick"] < runner.CELL_TIMEOUT["lecture"] < runner.CELL_TIMEOUT["full"]
+    assert runner.CELL_TIMEOUT["lecture"] >= 1800           # a busy laptop's slowest lecture cell fits
+
+
 def test_bench_notebooks_prints_json(tmp_path):
     out = subprocess.run([sys.executable, "-m", "course_lib.bench", "notebooks", "--json", "--mode", "quick",
                           "--course", str(REPO), "00_welcome"], capture_output=True, text=True, timeout=300,

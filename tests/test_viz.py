@@ -102,3 +102,17 @@ def test_audio_player_and_spectrogram(monkeypatch):
     assert img.get_extent()[1] == pytest.approx(0.5)          # 4000 samples at 8 kHz
     with pytest.raises(ValueError, match="1-D waveform"):
         viz.audio_player(w[None], 8000)
+
+
+def test_animate_and_interact_draw_their_static_view(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_STATIC", "1")
+    monkeypatch.setattr(plt, "show", lambda: None)
+    drawn = []
+    axes = viz.animate(lambda ax, i: (drawn.append(i), ax.set_title(f"frame {i}")), 4)
+    assert drawn == [0, 1, 2, 3]                             # one panel per frame, in order
+    assert [a.get_title() for a in axes] == [f"frame {i}" for i in range(4)]
+    seen = []
+    assert viz.interact(lambda w=1.0: seen.append(w), static=[dict(w=0.0), dict(w=3.0)], w=(0.0, 6.0)) is None
+    assert seen == [0.0, 3.0]                                # every static setting, nothing else
+    assert viz.interact(lambda w=1.0: seen.append(w), w=(0.0, 6.0)) is None
+    assert seen == [0.0, 3.0] and "need a live Jupyter kernel" in capsys.readouterr().out
