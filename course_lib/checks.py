@@ -81,36 +81,79 @@ def one_of(value, name: str, choices) -> object:
     return value
 
 
-def model_device(model) -> torch.device | None:
-    """The device of a module's first parameter or buffer (None for a plain function or an empty module)."""
+def _module(model) -> nn.Module | None:
+    """The module behind ``model``: the module itself, or the ``model`` attribute of a plain
+    callable that wraps one (e.g. :func:`course_lib.flow.field`'s ``v(x, t)``); else None."""
     if isinstance(model, nn.Module):
-        for t in (*model.parameters(), *model.buffers()):
+        return model
+    inner = getattr(model, "model", None)
+    return inner if isinstance(inner, nn.Module) else None
+
+
+def model_device(model) -> torch.device | None:
+    """The device of a module's first parameter or buffer (None for a plain function or an empty
+    module). A callable with a ``model`` attribute (:func:`course_lib.flow.field`) counts as that module."""
+    module = _module(model)
+    if module is not None:
+        for t in (*module.parameters(), *module.buffers()):
             return t.device
     return None
 
 
 def model_dtype(model) -> torch.dtype | None:
-    """The dtype of a module's first floating parameter (None for a plain function)."""
-    if isinstance(model, nn.Module):
-        for p in model.parameters():
+    """The dtype of a module's first floating parameter (None for a plain function), with
+    ``model`` as in :func:`model_device`."""
+    module = _module(model)
+    if module is not None:
+        for p in module.parameters():
             if p.is_floating_point():
                 return p.dtype
     return None
 
 
 def same_device(model, x: torch.Tensor, name: str) -> torch.Tensor:
-    """``x`` must live where ``model`` lives; the message names both devices."""
+    """``x`` must live where ``model`` lives (ValueError otherwise); the message names ``name``
+    and both devices. A plain function (no parameters) accepts any device."""
     dev = model_device(model)
-    if dev is not None and x.device.type != dev.type:
+    if dev is not None and isinstance(x, torch.Tensor) and x.device != dev:
         raise ValueError(f"{name} is on {x.device} but the model is on {dev}: move one of them "
-                         f"(e.g. {name}.to({str(dev)!r}))")
+                         f"(e.g. {name}.to({str(dev)!r}) or model.to({str(x.device)!r}))")
     return x
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:                                   # torch < 2.4: no device argument
+        return torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled()
 
 
 def same_dtype(model, x: torch.Tensor, name: str) -> torch.Tensor:
-    """A floating ``x`` must have the model's floating dtype; the message names both."""
+    """A floating ``x`` must have the model's floating dtype (TypeError otherwise); the message
+    names ``name`` and both dtypes. Under ``torch.autocast`` (bf16 activations into fp32 weights
+    are its point) any floating dtype passes."""
     dt = model_dtype(model)
-    if dt is not None and x.is_floating_point() and x.dtype != dt:
+    if (dt is not None and isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != dt
+            and not _autocast_on(x.device.type)):
         raise TypeError(f"{name} has dtype {x.dtype} but the model's weights are {dt}: convert one of "
                         f"them (e.g. {name}.to({dt}) or model.to({x.dtype}))")
     return x
+
+
+def same_place(model, x: torch.Tensor, name: str) -> torch.Tensor:
+    """:func:`same_device` and :func:`same_dtype` in one call: what every model entry point checks
+    on its floating input."""
+    return same_dtype(model, same_device(model, x, name), name)
+
+
+def bool_mask(mask, name: str, shape: tuple, described: str = "") -> torch.Tensor:
+    """``mask`` must be a bool tensor of exactly ``shape`` (``described`` explains it, e.g.
+    ``"z.shape[:-1]"``)."""
+    want = f"{tuple(shape)}" + (f" ({described})" if described else "")
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"{name}: expected a bool tensor of shape {want}, got {type(mask).__name__}")
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{name}: expected a bool tensor of shape {want}, got dtype {mask.dtype}")
+    if tuple(mask.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected a bool tensor of shape {want}, got shape {_shape(mask)}")
+    return mask

@@ -8,7 +8,8 @@ Everything that depends on how much compute a learner has is switched here, in o
   budgets (step counts, model sizes) live beside its experiments in its recipe
   (:mod:`course_lib.recipes`), one dict per mode, and :func:`pick` reads the current mode's entry;
 * the **device**: ``cuda``, then ``mps``, then ``cpu``; override with ``COURSE_DEVICE=cpu`` (or
-  :func:`set_device`);
+  :func:`set_device`); :func:`validate_device` turns a learner's ``device=...`` into a device that
+  exists here, or a clear error;
 * **seeding** of python, numpy and torch (:func:`seed_everything`), and bf16 **autocast** on a CUDA
   GPU only (:func:`autocast`).
 
@@ -84,26 +85,32 @@ def device() -> torch.device:
     if _state["device"] is not None:
         return _state["device"]
     wanted = os.environ.get("COURSE_DEVICE", "").strip()
-    return _validate_device(wanted) if wanted else _auto_device()
+    return validate_device(wanted, "COURSE_DEVICE") if wanted else _auto_device()
 
 
-def _validate_device(name) -> torch.device:
+def validate_device(name, arg: str = "device") -> torch.device:
+    """``name`` (a string or a ``torch.device``) as a ``torch.device`` that exists on this machine.
+
+    ValueError naming the argument ``arg`` for an unknown device, or for ``"cuda"`` / ``"mps"``
+    where torch sees no such accelerator (instead of torch's own assertion deep inside a call).
+    Every entry point that takes a ``device`` argument checks it with this."""
     try:
         dev = torch.device(name)
     except (RuntimeError, TypeError) as e:
-        raise ValueError(f"unknown device {name!r}: expected 'cpu', 'cuda', 'cuda:N' or 'mps'") from e
+        raise ValueError(f"{arg}: unknown device {name!r}: expected 'cpu', 'cuda', 'cuda:N' or 'mps'") from e
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} asked for, but torch sees no CUDA GPU here")
+        raise ValueError(f"{arg}: device {name!r} asked for, but torch sees no CUDA GPU here "
+                         "(leave device unset to use runtime.device())")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {name!r} asked for, but MPS is not available here")
+        raise ValueError(f"{arg}: device {name!r} asked for, but MPS is not available here")
     if dev.type not in ("cpu", "cuda", "mps"):
-        raise ValueError(f"device {name!r}: expected 'cpu', 'cuda' or 'mps', got type {dev.type!r}")
+        raise ValueError(f"{arg}: device {name!r}: expected 'cpu', 'cuda' or 'mps', got type {dev.type!r}")
     return dev
 
 
 def set_device(name: str | torch.device | None) -> torch.device:
     """Force a device (``None`` goes back to automatic choice)."""
-    _state["device"] = None if name is None else _validate_device(name)
+    _state["device"] = None if name is None else validate_device(name)
     return device()
 
 

@@ -8,7 +8,8 @@ Usage::
     hist = train(model, loss_fn, steps=recipe.budget().steps, lr=1e-3)
     hist.losses                             # one float per step
 
-The loop shows a tqdm progress bar with the running loss, clips gradients, keeps an optional EMA of
+The loop shows a tqdm progress bar with the running loss (in a live notebook or a terminal; in an
+executed notebook or a log, one line with the final state), clips gradients, keeps an optional EMA of
 the weights, runs under bf16 autocast on a CUDA GPU, and stops with the step number if the loss is
 NaN or infinite. ``loss_fn`` may also return a dict with a ``"loss"`` entry and other scalars to log.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -30,7 +32,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from course_lib import runtime
+from course_lib import checks, runtime
 
 
 class EMA:
@@ -112,6 +114,60 @@ def _adversary_step(adv: Adversary, step: int, amp: bool) -> float:
     return loss.item()
 
 
+def _device_mismatch(error: RuntimeError, model: nn.Module, step: int) -> ValueError | None:
+    """torch's "tensors on different devices" error inside ``loss_fn``, said in the course's words:
+    which device the model is on and what torch found (None for any other error)."""
+    dev = checks.model_device(model)
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    low = text.lower()
+    mismatch = ("same device" in low or "expected device" in low          # matmul, linear, cat, ...
+                or ("should be the same" in low and ".cuda." in low))      # conv: "Input type ... weight type"
+    if dev is None or not mismatch or isinstance(error, torch.cuda.OutOfMemoryError):
+        return None
+    return ValueError(f"loss_fn(step={step}): the model is on {dev} but its batch is not (torch says: "
+                      f"{text}): make the batch on the model's device, e.g. x.to({str(dev)!r})")
+
+
+class _FinalLine:
+    """The progress bar of a run nobody watches (an executed notebook, a log): nothing while training,
+    then one line with the final state, so a saved notebook shows "1100/1100 steps", not "0%"."""
+
+    def __init__(self, total: int, desc: str, stream):
+        self.total, self.desc, self.stream, self.n, self.postfix = total, desc, stream, 0, {}
+        self.t0 = time.perf_counter()
+
+    def update(self, n: int = 1):
+        self.n += n
+
+    def set_postfix(self, **kw):
+        self.postfix = kw
+
+    def close(self):
+        seconds = time.perf_counter() - self.t0
+        rate = f" ({self.n / seconds:.1f} steps/s)" if seconds > 0 and self.n else ""
+        extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
+        head = f"{self.desc}: " if self.desc else ""
+        print(f"{head}{self.n}/{self.total} steps in {seconds:.1f} s{rate}{extra}", file=self.stream, flush=True)
+
+
+def _progress_bar(steps: int, desc: str):
+    """tqdm's widget in a live notebook, its text bar in a terminal, else (an executed notebook under
+    ``COURSE_STATIC=1`` or nbclient, a script piped to a file) one line at the end (:class:`_FinalLine`)."""
+    from course_lib.viz import live_frontend           # lazily: viz pulls in matplotlib
+    if live_frontend():
+        from tqdm.auto import tqdm
+        return tqdm(total=steps, desc=desc, leave=False, mininterval=0.5)
+    if sys.stderr is not None and sys.stderr.isatty():
+        from tqdm.std import tqdm
+        return tqdm(total=steps, desc=desc, leave=False, mininterval=0.5)
+    try:                                                # inside a kernel: the cell's output, not stderr
+        from IPython import get_ipython
+        in_kernel = getattr(get_ipython(), "kernel", None) is not None
+    except ImportError:
+        in_kernel = False
+    return _FinalLine(steps, desc, sys.stdout if in_kernel else sys.stderr)
+
+
 def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps: int, *,
           lr: float = 1e-3, optimizer: torch.optim.Optimizer | None = None, weight_decay: float = 0.0,
           schedule: str = "constant", warmup: int = 0, grad_clip: float | None = 1.0,
@@ -122,6 +178,8 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
 
     Pass ``history`` from an earlier call to continue it (same EMA, losses appended). With an
     ``adversary``, every step from ``adversary.start`` on is followed by one step of the adversary.
+    A batch on another device than the model (torch's "same device" error inside ``loss_fn``) is
+    re-raised as a ValueError that names ``loss_fn`` and the model's device.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
@@ -138,10 +196,7 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
         hist.ema = EMA(model, ema_decay)
     start = len(hist.losses)
     model.train()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=steps, desc=desc, leave=False, mininterval=0.5)
+    bar = _progress_bar(steps, desc) if progress else None
     t0 = time.perf_counter()
     try:
         for step in range(steps):
@@ -149,7 +204,13 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
             for g, base in zip(optimizer.param_groups, base_lrs):
                 g["lr"] = base * factor
             with runtime.autocast(amp):
-                out = loss_fn(start + step)
+                try:
+                    out = loss_fn(start + step)
+                except RuntimeError as e:
+                    clearer = _device_mismatch(e, model, start + step)
+                    if clearer is None:
+                        raise
+                    raise clearer from e
             loss = out["loss"] if isinstance(out, dict) else out
             if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
                 raise TypeError(f"loss_fn must return a scalar tensor (or a dict with 'loss'), got "

@@ -307,8 +307,26 @@ def spectrogram(wave, sample_rate: int, ax=None, n_fft: int = 256, title: str | 
     return ax
 
 
+class AudioLabel:
+    """The title of an audio player shown as a line of text above it (HTML in a notebook, the plain
+    title in a text view), for players drawn without their figure."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        import html
+        return f'<div style="font-size: 90%; font-weight: bold; margin-top: 4px">{html.escape(self.text)}</div>'
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 def audio_player(wave, sample_rate: int, title: str = "", plot: bool = True):
-    """A waveform and spectrogram figure, then an audio player (IPython.display.Audio)."""
+    """A waveform and spectrogram figure, then an audio player (IPython.display.Audio).
+
+    With ``plot=False`` the title (when there is one) is shown as a line of text above the player, so
+    that every player says what it plays."""
     from IPython.display import Audio, display
     w = wave.detach().float().cpu() if isinstance(wave, torch.Tensor) else torch.as_tensor(wave).float()
     if w.dim() != 1:
@@ -323,6 +341,8 @@ def audio_player(wave, sample_rate: int, title: str = "", plot: bool = True):
         spectrogram(w, sample_rate, ax=axes[1], title="spectrogram")
         plt.tight_layout()
         plt.show()
+    elif title:
+        display(AudioLabel(title))
     player = Audio(w.numpy(), rate=sample_rate, normalize=False) if w.abs().max() <= 1 else Audio(w.numpy(), rate=sample_rate)
     display(player)
     return player

@@ -15,7 +15,7 @@ EXERCISE = '''def euler_step(v, x, t, dt):
     """one Euler step"""
     ### BEGIN SOLUTION
     import torch
-    return x + dt * v(x, torch.full((x.shape[0],), float(t)))
+    return x + dt * v(x, torch.full((x.shape[0],), float(t), device=x.device))
     ### END SOLUTION'''
 
 
@@ -111,7 +111,7 @@ def test_repository_solutions_have_regions_and_no_stored_outputs():
                 assert not c.outputs, f"{path.name}: commit solutions without outputs"
 
 
-def test_grade_scores_passed_failed_and_unattempted(tmp_path):
+def test_grade_scores_passed_failed_and_unattempted(tmp_path, capsys):
     nb = solution_notebook()
     nbformat.write(assignments.student_version(nb), tmp_path / "unattempted.ipynb")
     nbformat.write(nb, tmp_path / "correct.ipynb")
@@ -124,6 +124,19 @@ def test_grade_scores_passed_failed_and_unattempted(tmp_path):
     assert [r["welcome.euler_step"] for r in rows] == ["passed", "failed", "not attempted"]
     assert [r["score"] for r in rows] == ["1/1", "0/1", "0/1"]
     assert "welcome.euler_step" in (tmp_path / "grades.csv").read_text()
+    # a failure says why: the first line of the check's message, in the table and in the CSV
+    why = rows[1]["welcome.euler_step: why"]
+    assert why.startswith("on ") and "expected" in why and "\n" not in why, why
+    assert "welcome.euler_step: why" not in rows[0] and "welcome.euler_step: why" not in rows[2]
+    table = capsys.readouterr().out
+    assert f"failed         welcome.euler_step  {why}" in table, table
+    assert why in (tmp_path / "grades.csv").read_text()
+
+
+def test_first_line_of_a_message():
+    assert assignments.first_line("\n  value wrong at (0, 0)\nmore detail") == "value wrong at (0, 0)"
+    assert assignments.first_line("") == ""
+    assert assignments.first_line("x" * 300, width=20) == "x" * 17 + "..."
 
 
 def test_grading_restores_check_cells_and_rejects_the_reference(tmp_path, monkeypatch):

@@ -136,6 +136,54 @@ def test_guidance_field_matches_guided_velocity():
     assert torch.allclose(flow.field(m)(x, t), m(x, t))
 
 
+def test_guidance_on_an_unconditional_model_names_w():
+    m = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=8, depth=1))             # no null class
+    x, t, y = torch.randn(3, 2), torch.rand(3), torch.zeros(3, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"^w: classifier-free guidance with w = 3 needs a conditional model"):
+        flow.field(m, 1, w=3.0)
+    with pytest.raises(ValueError, match=r"^w: classifier-free guidance with w = 0.5 needs"):
+        flow.guided_velocity(m, x, t, y, 0.5)
+    with pytest.raises(TypeError, match=r"^w: expected a number"):
+        flow.field(m, 1, w="3")
+    assert torch.equal(flow.field(m, None, w=3.0)(x, t), m(x, t))          # no labels: nothing to guide
+    assert flow.field(m, None).model is m                                    # the solvers find the model
+
+
+def test_dtype_device_and_missing_gpu_name_the_argument():
+    """float64 data into a float32 model, data on another device than the model (the meta device
+    stands in for a GPU), and device="cuda" on a machine without one."""
+    m = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=8, depth=1))
+    x = torch.randn(4, 2, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"^x1 has dtype torch.float64 but the model's weights are torch.float32"):
+        flow.loss(m, x)
+    with pytest.raises(TypeError, match=r"^x0 has dtype torch.float64 but the model's weights are torch.float32"):
+        flow.loss(m, x.float(), x0=x)
+    with pytest.raises(TypeError, match=r"^x0 has dtype torch.float64"):
+        flow.integrate(m, x, 2)
+    with pytest.raises(TypeError, match=r"^x0 has dtype torch.float64"):
+        flow.integrate(flow.field(m), x, 2)                                  # through the field's .model
+    with pytest.raises(TypeError, match=r"^x0 has dtype torch.float64"):
+        flow.reflow(m, x, x, 1, progress=False)
+    meta = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=8, depth=1)).to("meta")
+    xc = torch.randn(4, 2)
+    with pytest.raises(ValueError, match=r"^x1 is on cpu but the model is on meta"):
+        flow.loss(meta, xc)
+    with pytest.raises(ValueError, match=r"^x0 is on cpu but the model is on meta"):
+        flow.integrate(meta, xc, 2)
+    with pytest.raises(ValueError, match=r"^x0 is on cpu but the model is on meta"):
+        flow.reflow(meta, xc, xc, 1, progress=False)
+    with pytest.raises(ValueError, match=r"^device: the noise would be drawn on cpu but the model is on meta"):
+        flow.sample(meta, 4, 2, steps=2, device="cpu")
+    with pytest.raises(ValueError, match=r"^device: the noise would be drawn on cpu but the model is on meta"):
+        flow.reflow_pairs(meta, 4, 2, steps=2, device="cpu")
+    if not torch.cuda.is_available():
+        for call in (lambda: flow.sample(m, 4, 2, steps=2, device="cuda"),
+                     lambda: flow.reflow_pairs(m, 4, 2, steps=2, device="cuda"),
+                     lambda: flow.prior(4, 2, device="cuda")):
+            with pytest.raises(ValueError, match=r"^device: device 'cuda' asked for, but torch sees no CUDA GPU"):
+                call()
+
+
 def test_drop_labels_rate():
     y = torch.zeros(10000, dtype=torch.long)
     d = flow.drop_labels(y, 0.1, null_class=5, generator=torch.Generator().manual_seed(0))

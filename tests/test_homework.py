@@ -1,7 +1,9 @@
 """The homework mechanism, and the rule that every exercise has wrong answers that its check catches.
 
-Each ``tests/test_exercises_<topic>.py`` defines ``WRONG_ANSWERS = {exercise name: [wrong fn, ...]}``
-and tests them; this file checks that together they cover every registered exercise.
+Each ``tests/test_exercises_<topic>.py`` defines ``WRONG = {exercise name: [(wrong fn, fragment of the
+message that must name its mistake (or a tuple of acceptable fragments)), ...]}``, ``WRONG_ANSWERS``
+(the functions alone) and ``CORRECT_ANSWERS = {exercise name: [correct fn written otherwise, ...]}``;
+this file runs them all and checks that together they cover every registered exercise.
 """
 import importlib
 import pathlib
@@ -24,16 +26,46 @@ def all_wrong_answers() -> dict:
     return found
 
 
-def test_every_exercise_has_at_least_three_wrong_answers():
+def _all(attr: str) -> dict:
+    found = {}
+    for path in sorted(TESTS.glob("test_exercises_*.py")):
+        mod = importlib.import_module(f"tests.{path.stem}")
+        for name, items in getattr(mod, attr).items():
+            assert name not in found, f"{name} has {attr} in two files"
+            found[name] = items
+    return found
+
+
+WRONG = _all("WRONG")
+CORRECT = _all("CORRECT_ANSWERS")
+
+
+def test_every_exercise_has_five_wrong_answers_and_a_correct_one_written_otherwise():
     wrong = all_wrong_answers()
     for name in homework.registry():
-        assert len(wrong.get(name, [])) >= 3, f"exercise {name} needs >= 3 wrong answers in tests/"
+        assert len(wrong.get(name, [])) >= 5, f"exercise {name} needs >= 5 wrong answers in tests/"
+        assert len(CORRECT.get(name, [])) >= 1, f"exercise {name} needs a correct answer written otherwise"
+        assert len(WRONG.get(name, [])) == len(wrong[name]), f"{name}: WRONG and WRONG_ANSWERS differ"
     assert set(wrong) <= set(homework.registry()), f"wrong answers for unknown exercises: {set(wrong) - set(homework.registry())}"
 
 
 @pytest.mark.parametrize("name", sorted(homework.registry()))
 def test_reference_passes_its_own_check(name):
-    assert homework.run_check(name, homework.reference(name)).status == "passed"
+    ex = homework.get(name)
+    ex.checker(ex.reference)          # raises Mismatch if the check rejected its own reference
+
+
+@pytest.mark.parametrize("name", sorted(homework.registry()))
+def test_handing_in_the_reference_is_not_the_learners_work(name, monkeypatch):
+    import functools
+    ref = homework.reference(name)
+    r = homework.run_check(name, ref)                       # a check cell re-run after the fallback
+    assert r.status == "not attempted" and "run your exercise cell again" in r.message
+    for disguised in (functools.partial(ref), lambda *a, **k: ref(*a, **k)):
+        r = homework.run_check(name, disguised)
+        assert r.status == "failed" and "reference" in r.message, (name, r)
+    monkeypatch.setenv("COURSE_GRADE_LOG", "/dev/null")
+    assert homework.run_check(name, ref).status == "failed"
 
 
 @pytest.mark.parametrize("name", sorted(homework.registry()))
@@ -45,28 +77,40 @@ def test_unattempted_is_reported_not_attempted(name):
     assert r.status == "not attempted", r
 
 
-@pytest.mark.parametrize("name,index", [(n, i) for n, fns in all_wrong_answers().items() for i in range(len(fns))])
-def test_wrong_answer_is_caught(name, index):
-    r = homework.run_check(name, all_wrong_answers()[name][index])
-    assert r.status == "failed", f"wrong answer #{index} for {name} passed its check"
-    assert r.message, "a failed check must say what is wrong"
+@pytest.mark.parametrize("name,index", [(n, i) for n, pairs in WRONG.items() for i in range(len(pairs))])
+def test_wrong_answer_is_caught_and_its_mistake_named(name, index):
+    fn, fragments = WRONG[name][index]
+    r = homework.run_check(name, fn)
+    assert r.status == "failed", f"wrong answer {fn.__name__} for {name} passed its check"
+    fragments = (fragments,) if isinstance(fragments, str) else fragments
+    assert any(f in r.message for f in fragments), (fn.__name__, r.message)
+
+
+@pytest.mark.parametrize("name,index", [(n, i) for n, fns in CORRECT.items() for i in range(len(fns))])
+def test_correct_answer_written_otherwise_passes(name, index):
+    fn = CORRECT[name][index]
+    r = homework.run_check(name, fn)
+    assert r.status == "passed", (fn.__name__, r)
 
 
 def test_check_returns_reference_when_failing_and_candidate_when_passing(capsys):
-    name = sorted(homework.registry())[0]
+    name = "welcome.euler_step"
     ref = homework.reference(name)
-    assert homework.check(name, ref) is ref
+
+    def own(v, x, t, dt):
+        return x + dt * v(x, torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device))
+    assert homework.check(name, own) is own
     def broken(*a, **k):
         raise ValueError("boom")
     assert homework.check(name, broken) is ref
     out = capsys.readouterr().out
-    assert "passed" in out and "failed" in out and "ValueError: boom" in out
+    assert "passed" in out and "failed" in out and "your function raised ValueError: boom" in out
 
 
 def test_expect_tensor_names_the_first_problem():
     want = torch.zeros(2, 3)
     cases = [([1, 2], "expected a torch.Tensor"), (torch.zeros(3, 2), "expected shape (2, 3)"),
-             (torch.zeros(2, 3, dtype=torch.float64), "expected dtype torch.float32"),
+             (torch.zeros(2, 3, dtype=torch.float64), "returned dtype torch.float64; expected torch.float32"),
              (torch.tensor([[0., 0., 0.], [0., 0.5, 0.]]), "index (1, 1) is 0.5")]
     for got, msg in cases:
         with pytest.raises(homework.Mismatch, match=msg.replace("(", r"\(").replace(")", r"\)")):
@@ -78,7 +122,9 @@ def test_grade_log_is_written(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_GRADE_LOG", str(log))
     name = sorted(homework.registry())[0]
     ref = homework.reference(name)
-    homework.check(name, lambda *a, **k: ref(*a, **k))             # a correct answer of one's own
+    def own(v, x, t, dt):                                          # a correct answer of one's own
+        return x + v(x, torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)) * dt
+    homework.check("welcome.euler_step", own)
     assert '"status": "passed"' in log.read_text()
     homework.check(name, ref)                                      # the reference object itself
     assert "reference implementation, not your code" in log.read_text()
@@ -126,6 +172,8 @@ def test_registry_refuses_a_duplicate_or_a_name_outside_its_topic():
 def test_summary_counts_the_checks_run(monkeypatch, capsys):
     monkeypatch.setattr(homework, "_RESULTS", {})
     names = sorted(homework.registry())[:2]
+    monkeypatch.setattr(homework, "run_check", lambda name, c: homework.Result(
+        name, "passed" if c is not None else "not attempted", "", homework.get(name).points))
     homework.check(names[0], homework.reference(names[0]))
     homework.check(names[1], None)
     results = homework.summary()
@@ -133,3 +181,103 @@ def test_summary_counts_the_checks_run(monkeypatch, capsys):
     assert [r.name for r in results] == names
     assert [r.status for r in results] == ["passed", "not attempted"]
     assert f"score: {homework.get(names[0]).points}/{sum(homework.get(n).points for n in names)}" in out
+
+
+# ----------------------------------------------------------------------------- the checking machinery
+
+from course_lib.course import checking  # noqa: E402
+
+
+def _run(fn, *args, reference=None, **kwargs):
+    with checking.tracking(reference):
+        return checking.call(fn, *args, case="a test input", **kwargs)
+
+
+def test_call_catches_an_input_changed_in_place():
+    x = torch.ones(3)
+    for bad, how in [(lambda x: x.add_(1), "add_"), (lambda x: x.clamp_(0, 0.5), "clamp_"),
+                     (lambda x: x.__setitem__(0, 5.0), "setitem")]:
+        with pytest.raises(checking.Mismatch, match="changed its input `x` in place"):
+            _run(bad, x.clone())
+    def fine(x):
+        x = x + 1                                     # a new tensor: the caller's is untouched
+        return x
+    assert torch.equal(_run(fine, x), x + 1)
+
+
+def test_call_stops_a_function_that_hangs():
+    def hangs(x):
+        while True:
+            try:
+                pass
+            except Exception:                         # a bare except cannot swallow the time limit
+                pass
+    with pytest.raises(checking.Mismatch, match=r"did not finish within 0.3 s"):
+        _run(hangs, torch.zeros(1), seconds=0.3)
+
+
+def test_call_names_what_the_learners_function_raised_and_keeps_not_implemented():
+    def stub(x):
+        raise NotImplementedError()
+    with pytest.raises(checking.Mismatch, match="on a test input: your function raised NotImplementedError") as e:
+        _run(stub, torch.zeros(1))
+    assert isinstance(e.value.__cause__, NotImplementedError)
+
+
+def test_call_catches_a_wrapper_around_the_reference():
+    import functools
+
+    def reference(x):
+        return x * 2
+    for disguised in (reference, functools.partial(reference), lambda x: reference(x) + 0):
+        with pytest.raises(checking.UsesReference):
+            _run(disguised, torch.ones(2), reference=reference)
+    assert torch.equal(_run(lambda x: x + x, torch.ones(2), reference=reference), torch.full((2,), 2.0))
+
+
+def test_a_partly_written_exercise_says_which_part_works(monkeypatch):
+    def half(k, mask_type="B"):
+        if mask_type == "B":
+            raise NotImplementedError()
+        m = torch.ones(k, k)                          # type A written by hand: above and left of the centre
+        m[k // 2, k // 2:] = 0
+        m[k // 2 + 1:] = 0
+        return m
+    r = homework.run_check("pixels.causal_mask", half)
+    assert r.status == "not attempted"
+    assert "works on" in r.message and "still raises NotImplementedError" in r.message, r.message
+
+
+@pytest.mark.parametrize("factor,words", [(2.0, "twice"), (-1.0, "sign is flipped"), (0.6931471805599453, "ln 2"),
+                                          (64.0, "exactly 64 times"), (1 / 8, "1/8")])
+def test_values_off_by_a_recognisable_factor_get_a_hint(factor, words):
+    want = torch.linspace(0.5, 3.0, 10, dtype=torch.float64)
+    with pytest.raises(checking.Mismatch, match=words):
+        checking.expect_tensor(want * factor, want, "out")
+    with pytest.raises(checking.Mismatch, match="off by the same"):
+        checking.expect_tensor(want + 0.25, want, "out")
+
+
+def test_expect_number_refuses_what_float_would_convert_quietly():
+    for got in ("3.0", True, None, [3.0]):
+        with pytest.raises(checking.Mismatch, match="expected a number"):
+            checking.expect_number(got, 3.0, "bitrate")
+    assert checking.expect_number(torch.tensor(3.0), 3.0, "bitrate") == 3.0
+    with pytest.raises(checking.Mismatch, match="got 6, expected 3"):
+        checking.expect_number(6, 3.0, "bitrate")
+
+
+def test_expect_loss_wants_a_differentiable_scalar_with_the_right_gradient():
+    x = torch.randn(5, requires_grad=True)
+    want = (x ** 2).mean()
+    wrong = {"a float": (x ** 2).mean().item(), "shape (1,)": (x ** 2).mean().reshape(1),
+             "no grad": (x ** 2).mean().detach()}
+    msgs = {"a float": "expected a 0-d torch.Tensor", "shape (1,)": "expected a 0-d tensor",
+            "no grad": "has no gradient"}
+    for k, got in wrong.items():
+        with pytest.raises(checking.Mismatch, match=msgs[k]):
+            checking.expect_loss(got, want, "the loss", {"x": x})
+    same_value_wrong_grad = (x.detach() ** 2).mean() + 0 * x.sum()
+    with pytest.raises(checking.Mismatch, match="gradient with respect to x"):
+        checking.expect_loss(same_value_wrong_grad, want, "the loss", {"x": x})
+    checking.expect_loss((x * x).sum() / 5, want, "the loss", {"x": x})

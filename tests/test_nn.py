@@ -78,3 +78,15 @@ def test_keyword_config_and_determinism():
     for p, q in zip(a.parameters(), b.parameters()):
         assert torch.equal(p, q)
     assert a.config.hidden == 16
+
+
+def test_data_in_another_dtype_or_on_another_device_is_named():
+    m = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=8, depth=1))
+    with pytest.raises(TypeError, match=r"x has dtype torch.float64 but the model's weights are torch.float32"):
+        m(torch.randn(3, 2, dtype=torch.float64), 0.5)
+    assert m.double()(torch.randn(3, 2, dtype=torch.float64), 0.5).dtype == torch.float64
+    meta = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=8, depth=1, n_classes=3)).to("meta")
+    with pytest.raises(ValueError, match=r"x is on cpu but the model is on meta"):
+        meta(torch.randn(3, 2), 0.5)
+    with pytest.raises(ValueError, match=r"y is on cpu but the model is on meta"):
+        meta(torch.randn(3, 2, device="meta"), 0.5, torch.zeros(3, dtype=torch.long))

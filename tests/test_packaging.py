@@ -67,10 +67,10 @@ MAY_IMPORT = {
     "bench": GROUND | set(PARTS) | {"course", "recipes", "bench"},
     "": set(),                                                   # course_lib/__init__.py
 }
-# inside course/: homework -> exercises -> checking; assignments and runner -> folder
+# inside course/: homework -> exercises -> checking; homework, assignments and runner -> folder
 COURSE_MAY_IMPORT = {
     "checking": set(), "folder": set(), "exercises": {"checking", "exercises"},
-    "homework": {"exercises", "checking"}, "assignments": {"folder"}, "runner": {"folder"}, "": set(),
+    "homework": {"exercises", "checking", "folder"}, "assignments": {"folder"}, "runner": {"folder"}, "": set(),
 }
 
 

@@ -98,6 +98,58 @@ def test_input_errors():
         P.bits_per_dim(torch.zeros(2, 17, 8, 8), torch.zeros(2, 8, 7, dtype=torch.long))
 
 
+def test_levels_labels_and_targets_out_of_range_name_the_argument():
+    m = P.PixelCNN(levels=17, channels=8, n_layers=2)
+    with pytest.raises(ValueError, match=r"x: expected values in \[0, 16\], got values in \[0, 17\]"):
+        m(torch.tensor([[[[0, 17], [3, 4]]]]))
+    with pytest.raises(ValueError, match=r"x: expected values in \[0, 16\]"):
+        P.GatedPixelCNN(levels=17, channels=8, n_layers=2)(torch.full((1, 1, 2, 2), -1))
+    with pytest.raises(ValueError, match=r"x: expected pixel levels in \[0, 16\]"):
+        m(torch.full((1, 1, 2, 2), 16.5))
+    cond = P.PixelCNN(channels=8, n_layers=2, n_classes=10)
+    x = torch.zeros(2, 1, 4, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"labels: expected values in \[0, 9\], got values in \[0, 10\]"):
+        cond(x, torch.tensor([0, 10]))
+    with pytest.raises(TypeError, match=r"labels: expected an integer tensor"):
+        cond(x, torch.tensor([0.0, 1.0]))
+    with pytest.raises(TypeError, match=r"targets: expected an integer tensor .* got dtype torch.float32"):
+        P.bits_per_dim(torch.zeros(2, 17, 4), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"targets: expected values in \[0, 16\], got values in \[0, 17\]"):
+        P.bits_per_dim(torch.zeros(1, 17, 2), torch.tensor([[0, 17]]))
+    with pytest.raises(TypeError, match=r"logits: expected a floating-point tensor"):
+        P.bits_per_dim(torch.zeros(1, 17, 2, dtype=torch.long), torch.tensor([[0, 1]]))
+
+
+def test_pixelcnn_follows_the_model_dtype():
+    """model.double() runs: the input is scaled in the model's dtype, not cast with .float()."""
+    torch.manual_seed(0)
+    for cls in (P.PixelCNN, P.GatedPixelCNN):
+        m = cls(channels=8, n_layers=2)
+        x = torch.randint(0, 17, (2, 1, 4, 4))
+        want = m(x)
+        got = m.double()(x)
+        assert got.dtype == torch.float64
+        assert torch.allclose(got.float(), want, atol=1e-5)
+
+
+def test_model_and_data_on_different_devices_name_both():
+    """The meta device stands in for a GPU: the model is there, the data on the CPU."""
+    m = P.PixelCNN(channels=8, n_layers=2, n_classes=3).to("meta")
+    x = torch.zeros(2, 1, 4, 4, dtype=torch.long)
+    labels = torch.tensor([0, 1])
+    with pytest.raises(ValueError, match=r"^x is on cpu but the model is on meta"):
+        m(x, labels)
+    with pytest.raises(ValueError, match=r"^images is on cpu but the model is on meta"):
+        P.evaluate_bpd(m, x, labels)
+    with pytest.raises(ValueError, match=r"^images is on cpu but the model is on meta"):
+        P.fit(m, x, 1, labels=labels, progress=False)
+    with pytest.raises(ValueError, match=r"^labels is on cpu but the model is on meta"):
+        P.sample(m, 2, 4, 4, labels=labels)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"^device: device 'cuda' asked for"):
+            P.raster_sample(lambda c: torch.zeros(c.shape[0], 3, 2, 2), 1, 2, 2, device="cuda")
+
+
 def test_bits_per_dim_and_baselines():
     assert P.bits_per_dim(torch.zeros(3, 17, 4, 4), torch.zeros(3, 4, 4, dtype=torch.long)).item() == pytest.approx(math.log2(17))
     sure = torch.full((1, 4, 2, 2), -1e4)

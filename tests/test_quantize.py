@@ -253,3 +253,79 @@ def test_rvq_no_quantization_rate_bypasses_examples():
     assert not ((rvq(z).z_q - z).abs().amax((1, 2)) == 0).any()          # never at evaluation
     with pytest.raises(ValueError, match="no_quantization_rate"):
         quantize.ResidualVQ(2, 8, 3, no_quantization_rate=1.0)
+
+
+def test_vq_mask_of_the_wrong_shape_or_type_names_mask():
+    vq = quantize.VectorQuantizer(8, 2)
+    z = torch.randn(4, 3, 2)
+    with pytest.raises(ValueError, match=r"^mask: expected a bool tensor of shape \(4, 3\) .* got shape \(4,\)"):
+        vq(z, mask=torch.ones(4, dtype=torch.bool))
+    with pytest.raises(TypeError, match=r"^mask: expected a bool tensor of shape \(4, 3\) .* got dtype torch.int64"):
+        vq(z, mask=torch.ones(4, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"^mask: expected a bool tensor of shape \(12,\)"):
+        quantize.vq_losses(z.reshape(12, 2), z.reshape(12, 2), torch.ones(6, dtype=torch.bool))
+    assert vq(z, mask=torch.rand(4, 3) < 0.5).z_q.shape == z.shape
+
+
+def test_fsq_with_two_levels_splits_the_inputs_evenly():
+    """L = 2 without the even-L shift: the boundary at z = 0 (with the shift atanh(1 / 1.001) ~ 3.8
+    it sat at z ~ -3.8 and 99.99% of the inputs took one level)."""
+    z = torch.randn(20000, 3, generator=torch.Generator().manual_seed(0))
+    out = bitwise.FSQ([2, 2, 3])(z)
+    ints = torch.stack([out.codes % 2, out.codes // 2 % 2], 1)              # the two binary channels
+    assert torch.equal(ints.bool(), z[:, :2] > 0)
+    frac = ints.float().mean(0)
+    assert ((frac > 0.48) & (frac < 0.52)).all(), frac
+    assert set(out.z_q[:, 0].tolist()) == {-1.0, 0.0}
+    # the other even and odd levels keep the shifted bound of the paper's code
+    half_l = 3 * 1.001 / 2
+    want = torch.tanh(z[:, :1] + math.atanh(0.5 / half_l)) * half_l - 0.5
+    assert torch.allclose(bitwise.FSQ([4])(z[:, :1]).z_q * 2, want.round())
+
+
+def test_bsq_maps_zero_to_minus_one_and_divides_the_entropy_by_the_inverse_temperature():
+    z = torch.tensor([[0.0, 1.0, -2.0, 0.5]])
+    u_hat = bitwise.bsq_quantize(z)
+    assert torch.equal(torch.sign(u_hat), torch.tensor([[-1.0, 1.0, -1.0, 1.0]]))     # sign(0) = -1
+    assert torch.allclose(u_hat.norm(dim=-1), torch.ones(1))
+    assert int(bitwise.BSQ(4)(z).codes) == 0b1010                                  # bit 0 for the zero
+    # loss = beta * commitment + zeta * (H_sample - gamma H_codebook) / inv_temperature (bsq-vit)
+    zz = torch.randn(64, 6, generator=torch.Generator().manual_seed(1))
+    q = bitwise.BSQ(6, beta=0.3, entropy_weight=0.7, gamma=0.9, inv_temperature=5.0)
+    u = zz / zz.norm(dim=-1, keepdim=True)
+    h_s, h_b = bitwise.bitwise_entropy_loss(4 * u / math.sqrt(6) * 5.0)
+    commit = (u - bitwise.bsq_quantize(zz)).pow(2).sum(-1).mean()
+    want = 0.7 * (h_s - 0.9 * h_b) / 5.0 + 0.3 * commit
+    assert q(zz).loss.item() == pytest.approx(want.item(), rel=1e-6)
+    # the defaults keep the effective entropy weight of 0.1 (zeta 1.0 / inv_temperature 10)
+    d = bitwise.BSQ(6)
+    h_s, h_b = bitwise.bitwise_entropy_loss(4 * u / math.sqrt(6) * 10.0)
+    assert d(zz).loss.item() == pytest.approx(0.1 * (h_s - h_b).item(), rel=1e-6)
+
+
+def test_dead_code_restarts_follow_the_seed_and_leave_the_global_rng_alone():
+    def restarted(seed):
+        vq = quantize.VectorQuantizer(16, 2, dead_threshold=5.0, seed=seed).train()
+        z = torch.randn(256, 2, generator=torch.Generator().manual_seed(3)) + 4.0
+        vq(z)
+        return vq.codebook.detach().clone(), vq.restarts
+    torch.manual_seed(0)
+    state = torch.get_rng_state()
+    a, n = restarted(0)
+    assert torch.equal(torch.get_rng_state(), state), "restarts draw from their own generator"
+    torch.manual_seed(123)                                                  # another global state
+    b, _ = restarted(0)
+    assert torch.equal(a, b) and n == 1
+    c, _ = restarted(1)
+    assert not torch.equal(a, c)
+
+
+def test_first_step_without_kmeans_restarts_the_unused_codes_from_the_batch():
+    """Documented: counts start at 1, so with a threshold above it the first training step
+    replaces every code the batch does not use enough with a batch vector (EnCodec's behaviour)."""
+    vq = quantize.VectorQuantizer(16, 2, dead_threshold=quantize.dead_code_threshold(1024, 16)).train()
+    z = torch.randn(1024, 2, generator=torch.Generator().manual_seed(0)) * 0.1 + 5.0   # far from N(0, 1)
+    out = vq(z)
+    assert out.stats.terms["restarted"] >= 15
+    batch_rows = (vq.codebook.detach()[:, None] == z[None]).all(-1).any(1)            # (16,) from the batch
+    assert int(batch_rows.sum()) >= 15

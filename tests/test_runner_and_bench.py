@@ -87,7 +87,7 @@ def test_bench_lists_benchmarks_and_rejects_unknown():
 def test_bench_flow2d_quick_reports_every_bar():
     # a small run of the real benchmark: every field the issue asks for, finite and plausible
     from course_lib.bench import flow2d
-    out = flow2d.run(["--n", "1024", "--seeds", "1", "--skip", "conditional"])
+    out = flow2d.run(["--n", "1024", "--seeds", "1", "--tv-n", "4096", "--skip", "conditional"])
     for key in ("swd_euler", "swd_heun", "swd_euler_ot"):
         assert set(out[key]) == {"1", "2", "4", "8", "16", "32", "100"}
     assert 0 < out["noise_floor"] < out["swd_euler"]["1"]
@@ -96,3 +96,9 @@ def test_bench_flow2d_quick_reports_every_bar():
     assert out["swd_euler_ot"]["1"] < 0.5 * out["swd_euler"]["1"]
     assert out["swd_1step_after_reflow"] < out["swd_1step_before_reflow"]
     assert out["train_steps_per_second"] > 0 and out["ot_train_steps_per_second"] > 0
+    # the grid TV beside the SWD (issue 15): its floor, Euler at 1..100 steps, the reflow student
+    assert set(out["tv_euler"]) == {"1", "2", "4", "8", "100"}
+    assert 0 < out["tv_floor"] < out["tv_euler"]["100"] < out["tv_euler"]["1"] <= 1
+    assert 0 < out["tv_1step_after_reflow"] <= 1 and 0 < out["tv_2step_after_reflow"] <= 1
+    assert isinstance(out["bar_tv_euler100_le_1.5x_floor"], bool)
+    assert isinstance(out["bar_tv_reflow_1step_le_2x_floor"], bool)

@@ -106,3 +106,15 @@ def test_autocast_is_cuda_bf16_on_a_cuda_device(monkeypatch):
     assert isinstance(ctx, torch.autocast), type(ctx)
     assert ctx.device == "cuda" and ctx.fast_dtype == torch.bfloat16
     assert type(off) is contextlib.nullcontext, type(off)
+
+
+def test_validate_device_names_the_argument():
+    assert runtime.validate_device("cpu") == torch.device("cpu")
+    assert runtime.validate_device(torch.device("cpu")) == torch.device("cpu")
+    with pytest.raises(ValueError, match="^device: unknown device 'gpu0'"):
+        runtime.validate_device("gpu0")
+    with pytest.raises(ValueError, match="^where: unknown device"):
+        runtime.validate_device("gpu0", "where")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="^device: device 'cuda' asked for, but torch sees no CUDA GPU"):
+            runtime.validate_device("cuda")

@@ -52,6 +52,51 @@ def test_audio_and_video_tokenizer_shapes():
         img(torch.rand(1, 3, 8, 8), n_levels=1)
 
 
+@pytest.mark.parametrize("strides", [(5, 4), (3, 5, 2), (4, 4, 2), (7,)])
+def test_audio_tokenizer_keeps_every_sample_with_odd_strides(strides):
+    """L / prod(strides) frames and L samples back for odd strides too (EnCodec and SoundStream use
+    5): with padding s // 2, strides (5, 4) gave 19 frames for 400 samples."""
+    a = tokenizers.AudioTokenizer(8, 4, strides)
+    hop = a.hop
+    w = torch.randn(2, 20 * hop)
+    assert a.encode(w).shape == (2, 20, 4)
+    assert a(w).recon.shape == w.shape
+    # every output frame sees its own stretch of samples: a change in the last hop moves the last frame
+    w2 = w.clone()
+    w2[:, -hop:] += 1.0
+    moved = (a.encode(w2) - a.encode(w)).abs().sum((0, 2))
+    assert moved[-1] > 0
+
+
+def test_audio_tokenizer_refuses_a_stride_of_one():
+    with pytest.raises(ValueError, match=r"^strides: expected ints >= 2"):
+        tokenizers.AudioTokenizer(8, 4, (4, 1))
+    with pytest.raises(TypeError, match=r"^strides: expected an int"):
+        tokenizers.AudioTokenizer(8, 4, (4, 2.5))
+
+
+def test_tokenizers_name_data_in_another_dtype_or_on_another_device():
+    img = tokenizers.ImageTokenizer(3, 8, 4, 1)
+    with pytest.raises(TypeError, match=r"^x has dtype torch.float64 but the model's weights are torch.float32"):
+        img(torch.rand(1, 3, 4, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"^z has dtype torch.float64"):
+        img.decode(torch.rand(1, 2, 2, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"^x has dtype torch.float64"):
+        tokenizers.evaluate(img, torch.rand(2, 3, 4, 4, dtype=torch.float64))
+    assert img.double()(torch.rand(1, 3, 4, 4, dtype=torch.float64)).recon.dtype == torch.float64
+    titok = TiTok(8, 4, n_tokens=2, token_dim=4, d_model=16, n_layer=1)
+    with pytest.raises(TypeError, match=r"^x has dtype torch.float64"):
+        titok(torch.rand(1, 3, 8, 8, dtype=torch.float64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):     # bf16 activations into fp32 weights: allowed
+        assert titok(torch.rand(1, 3, 8, 8)).recon.shape == (1, 3, 8, 8)
+        assert img.float()(torch.rand(1, 3, 4, 4)).recon.shape == (1, 3, 4, 4)
+    meta = tokenizers.ImageTokenizer(3, 8, 4, 1).to("meta")
+    with pytest.raises(ValueError, match=r"^x is on cpu but the model is on meta"):
+        tokenizers.evaluate(meta, torch.rand(2, 3, 4, 4))
+    with pytest.raises(ValueError, match=r"^x is on cpu but the model is on meta"):
+        TiTok(8, 4, n_tokens=2, token_dim=4, d_model=16, n_layer=1).to("meta")(torch.rand(1, 3, 8, 8))
+
+
 def test_vq_tokenizer_learns_shapes():
     torch.manual_seed(0)
     imgs = data.shapes(512, 16, seed=0).images

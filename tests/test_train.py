@@ -96,3 +96,29 @@ def test_adversary_steps_after_the_model_from_its_start():
     bad = Adversary(critic, lambda s: torch.ones(2, requires_grad=True), adv.optimizer)
     with pytest.raises(TypeError, match="adversary.loss_fn must return a scalar"):
         train(model, loss_fn, 1, adversary=bad, progress=False)
+
+
+def test_a_batch_on_another_device_names_loss_fn_and_the_model_device():
+    """torch's own "not on the expected device" error inside loss_fn comes back as a ValueError
+    that says where the model is; the meta device stands in for a GPU on a CPU-only machine."""
+    model = nn.Linear(3, 1).to("meta")
+    x = torch.randn(4, 3)                                            # on the CPU
+    with pytest.raises(ValueError, match=r"loss_fn\(step=0\): the model is on meta but its batch is not.*cpu"):
+        train(model, lambda step: model(x).sum(), 1, progress=False)
+    # any other RuntimeError passes through unchanged, even one that mentions a device
+    for text in ("something else", "CUDA error: device-side assert triggered"):
+        def broken(step):
+            raise RuntimeError(text)
+        with pytest.raises(RuntimeError, match=text):
+            train(nn.Linear(3, 1), broken, 1, progress=False)
+
+
+def test_progress_in_an_unwatched_run_is_one_line_with_the_final_state(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_STATIC", "1")            # as in `make run` and the notebook tests
+    model, loss_fn = regression_problem()
+    train(model, loss_fn, 30, lr=0.05, desc="toy")
+    captured = capsys.readouterr()
+    text = captured.out + captured.err
+    lines = [line for line in text.splitlines() if line.startswith("toy")]
+    assert len(lines) == 1 and "30/30 steps" in lines[0] and "loss" in lines[0], text
+    assert "0%" not in text and "\r" not in text

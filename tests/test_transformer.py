@@ -39,10 +39,28 @@ def test_gpt_shapes_and_errors():
     assert gpt(idx).shape == (3, 8, 11)
     with pytest.raises(ValueError, match="block_size"):
         gpt(torch.randint(11, (1, 9)))
-    with pytest.raises(ValueError, match="int64"):
+    with pytest.raises(TypeError, match="idx: expected dtype torch.int64"):
         gpt(torch.rand(1, 4))
     with pytest.raises(ValueError, match="divisible"):
         Config(d_model=30, n_head=4)
+
+
+def test_bad_token_ids_and_embeddings_name_the_argument():
+    gpt = GPT(Config(d_model=16, n_layer=1, n_head=2, vocab_size=5, block_size=8))
+    with pytest.raises(ValueError, match=r"idx: expected values in \[0, 4\], got values in \[0, 5\]"):
+        gpt(torch.tensor([[0, 5, 1]]))
+    with pytest.raises(ValueError, match=r"idx: expected values in \[0, 4\]"):
+        gpt(torch.tensor([[-1, 2]]))
+    with pytest.raises(ValueError, match=r"idx: expected a 2-D tensor"):
+        gpt(torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match=r"idx is on cpu but the model is on meta"):
+        gpt.to("meta")(torch.zeros(1, 3, dtype=torch.long))
+    tr = Transformer(Config(d_model=16, n_layer=1, n_head=2))
+    with pytest.raises(TypeError, match=r"x has dtype torch.float64 but the model's weights are torch.float32"):
+        tr(torch.randn(1, 3, 16, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"x: expected embeddings \(B, T, 16\)"):
+        tr(torch.randn(1, 3, 8))
+    assert tr.double()(torch.randn(1, 3, 16, dtype=torch.float64), "causal").dtype == torch.float64
 
 
 def test_gpt_learns_a_repeating_sequence():

@@ -104,6 +104,21 @@ def test_audio_player_and_spectrogram(monkeypatch):
         viz.audio_player(w[None], 8000)
 
 
+def test_audio_player_without_a_plot_shows_its_title(monkeypatch):
+    import IPython.display
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
+    n_figures = len(plt.get_fignums())
+    viz.audio_player(torch.zeros(800), 8000, title="8 bits <quiet>", plot=False)
+    assert len(plt.get_fignums()) == n_figures                    # no figure drawn
+    label, player = shown
+    assert repr(label) == "8 bits <quiet>" and "8 bits &lt;quiet&gt;" in label._repr_html_()
+    assert "<audio" in player._repr_html_()
+    shown.clear()
+    viz.audio_player(torch.zeros(800), 8000, plot=False)         # no title: the player alone
+    assert len(shown) == 1 and "<audio" in shown[0]._repr_html_()
+
+
 def test_animate_and_interact_draw_their_static_view(monkeypatch, capsys):
     monkeypatch.setenv("COURSE_STATIC", "1")
     monkeypatch.setattr(plt, "show", lambda: None)

@@ -79,6 +79,24 @@ def test_forward_rejects_floats():
         W.WaveNet(channels=8, skip_channels=8, dilations=(1,))(torch.zeros(1, 10))
 
 
+def test_levels_out_of_range_and_other_devices_name_the_argument():
+    m = W.WaveNet(levels=16, channels=4, skip_channels=4, dilations=(1, 2))
+    with pytest.raises(ValueError, match=r"q: expected values in \[0, 15\], got values in \[0, 16\]"):
+        m(torch.tensor([[0, 3, 16]]))
+    with pytest.raises(ValueError, match=r"q: expected values in \[0, 15\]"):
+        W.wavenet_loss(m, torch.tensor([[0, -1, 2]]))
+    meta = W.WaveNet(levels=16, channels=4, skip_channels=4, dilations=(1, 2)).to("meta")
+    q = torch.zeros(2, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"^q is on cpu but the model is on meta"):
+        meta(q)
+    with pytest.raises(ValueError, match=r"^prime is on cpu but the model is on meta"):
+        meta.generate(3, q)
+    with pytest.raises(ValueError, match=r"^levels is on cpu but the model is on meta"):
+        W.fit(meta, q, 1, batch=2, crop=4, progress=False)
+    with pytest.raises(ValueError, match=r"^levels is on cpu but the model is on meta"):
+        W.evaluate_bits(meta, q)
+
+
 def test_generate_temperature_top_k_and_errors():
     torch.manual_seed(0)
     m = W.WaveNet(channels=8, skip_channels=8, dilations=(1, 2))

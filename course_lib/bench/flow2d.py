@@ -11,9 +11,17 @@ size) is averaged the same way. Training sizes come from ``recipe.budget()`` of 
 
 A second model, same network and steps, is trained on minibatch-OT pairs (``swd_euler_ot``).
 
+The SWD is nearly blind to a wrong *shape* with the right 1-D projections (the spiral with its inner
+coils filled in, same radial profile, scores close to the spiral: ``recipe.same_radii_disk``), so the bench also reports the grid total variation
+(:func:`course_lib.metrics.grid_tv`: 32 x 32 cells over [-4, 4]^2) on ``--tv-n`` samples (default
+50,000, one evaluation seed) against a fresh draw of the data, with its floor (data against data):
+``tv_floor``, ``tv_euler`` (steps "1", "2", "4", "8", "100"), ``tv_1step_after_reflow``,
+``tv_2step_after_reflow``.
+
 Bars (issue 5): 100-step Euler SWD <= 1.5 x noise floor (reported for both models); 1-step SWD
 after one reflow round <= 0.7 x before; conditional samples in their class region (nearest class
-mean) >= 95%.
+mean) >= 95%. Bars (issue 15): Euler-100 grid TV <= 1.5 x ``tv_floor``; after one reflow round,
+1-step grid TV <= 2 x ``tv_floor``.
 """
 from __future__ import annotations
 
@@ -34,6 +42,7 @@ def run(args: list[str]) -> dict:
     p = argparse.ArgumentParser(prog="python -m course_lib.bench flow2d")
     p.add_argument("--n", type=int, default=16384, help="samples per SWD estimate (>= 16384 for the bars)")
     p.add_argument("--seeds", type=int, default=3, help="seeds every SWD is averaged over")
+    p.add_argument("--tv-n", type=int, default=50000, help="samples per grid-TV estimate (50000 for the bars)")
     p.add_argument("--skip", default="", help="comma list of parts to skip: reflow, ot, conditional")
     a = p.parse_args(args)
     skip = set(filter(None, a.skip.split(",")))
@@ -41,7 +50,7 @@ def run(args: list[str]) -> dict:
     seeds = tuple(range(a.seeds))
     out = {"mode": B.mode, "device": str(runtime.device()), "threads": torch.get_num_threads(),
            "n_samples": a.n, "n_projections": 256, "seeds": a.seeds, "train_steps": B.steps, "batch": B.batch,
-           "network": f"VelocityMLP {B.depth}x{B.hidden} SiLU"}
+           "network": recipe.describe_network(B), "tv_n_samples": a.tv_n, "tv_grid": "32x32 over [-4, 4]^2"}
     t_all = time.perf_counter()
 
     def swd_row(v, steps=recipe.STEP_LIST, method="euler"):
@@ -59,6 +68,13 @@ def run(args: list[str]) -> dict:
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)
     out["euler100_over_floor"] = round(out["swd_euler"]["100"] / floor, 3)
     out["bar_euler100_le_1.5x_floor"] = out["euler100_over_floor"] <= 1.5
+    t0 = time.perf_counter()
+    tv_floor = recipe.tv_floor(a.tv_n)
+    out["tv_floor"] = round(tv_floor, 4)
+    out["tv_euler"] = {str(k): round(recipe.tv(model, k, n=a.tv_n), 4) for k in (1, 2, 4, 8, 100)}
+    out["tv_euler100_over_floor"] = round(out["tv_euler"]["100"] / tv_floor, 3)
+    out["bar_tv_euler100_le_1.5x_floor"] = out["tv_euler100_over_floor"] <= 1.5
+    out["tv_eval_seconds"] = round(time.perf_counter() - t0, 1)
 
     if "reflow" not in skip:
         student, rh = recipe.straighten(model, B, progress=False)
@@ -71,6 +87,10 @@ def run(args: list[str]) -> dict:
         out["straightness_before"] = _straightness(model)
         out["straightness_after"] = _straightness(student)
         out["reflow_seconds"] = round(rh.seconds, 1)
+        out["tv_1step_after_reflow"] = round(recipe.tv(student, 1, n=a.tv_n), 4)
+        out["tv_2step_after_reflow"] = round(recipe.tv(student, 2, n=a.tv_n), 4)
+        out["tv_reflow_1step_over_floor"] = round(out["tv_1step_after_reflow"] / tv_floor, 3)
+        out["bar_tv_reflow_1step_le_2x_floor"] = out["tv_reflow_1step_over_floor"] <= 2.0
         out["reflow_ratio_1step"] = round(out["swd_1step_after_reflow"] / out["swd_1step_before_reflow"], 3)
         out["bar_reflow_1step_le_0.7x"] = out["reflow_ratio_1step"] <= 0.7
 

@@ -35,12 +35,11 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.course.folder import CourseNotFound, course_folder
+from course_lib.course.folder import CHECK_CALL, CourseNotFound, course_folder, exercises_in  # noqa: F401
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()")
 MARKDOWN_STUB = "YOUR ANSWER HERE"
-CHECK_CALL = re.compile(r"""homework\.check\(\s*["']([\w.]+)["']""")
 
 
 class BuildError(Exception):
@@ -162,15 +161,6 @@ def check(course: str | os.PathLike | None = None) -> list[str]:
     return problems
 
 
-def exercises_in(path: Path) -> list[str]:
-    """Exercise names checked by a notebook, in order."""
-    names = []
-    for cell in _read(path).cells:
-        if cell.cell_type == "code":
-            names += [n for n in CHECK_CALL.findall(cell.source) if n not in names]
-    return names
-
-
 def restore_check_cells(submission, solution) -> int:
     """Put the solution's check cells back into a submission (a learner may have edited them).
     Returns how many cells were replaced."""
@@ -216,30 +206,44 @@ def grade_one(path: Path, mode: str = "quick", timeout: int = 600,
         finally:
             for k, v in env_before.items():
                 os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
-        seen = {}
+        seen, why = {}, {}
         if log.exists():
             for line in log.read_text().splitlines():
                 rec = json.loads(line)
                 seen[rec["name"]] = rec["status"]      # the last check of an exercise counts
+                why[rec["name"]] = first_line(rec.get("message", ""))
     result = {name: seen.get(name, "not run") for name in expected}
+    reasons = {name: why[name] for name in expected if result[name] == "failed" and why.get(name)}
+    if reasons:
+        result["_messages"] = reasons                  # exercise -> the first line of its check's message
     if error:
         result["_error"] = error
     return result
 
 
+def first_line(message: str, width: int = 160) -> str:
+    """The first non-empty line of a check's message, cut to ``width`` characters."""
+    line = next((part.strip() for part in str(message).splitlines() if part.strip()), "")
+    return line if len(line) <= width else line[:width - 3] + "..."
+
+
 def grade(paths: list[Path], mode: str = "quick", csv: Path | None = None,
           course: str | os.PathLike | None = None) -> list[dict]:
-    """Grade each submitted notebook (:func:`grade_one`), print a table, optionally write CSV."""
+    """Grade each submitted notebook (:func:`grade_one`), print a table (a failed exercise with the first
+    line of its check's message), optionally write CSV (one ``<exercise>: why`` column per failure)."""
     root = course_folder(course)
     rows = []
     for p in paths:
         r = grade_one(Path(p), mode, course=root)
         ex = {k: v for k, v in r.items() if not k.startswith("_")}
+        reasons = r.pop("_messages", {})
         score = sum(v == "passed" for v in ex.values())
-        rows.append({"notebook": str(p), "score": f"{score}/{len(ex)}", **r})
+        rows.append({"notebook": str(p), "score": f"{score}/{len(ex)}", **r,
+                     **{f"{name}: why": text for name, text in reasons.items()}})
         print(f"\n{p}: {score}/{len(ex)} passed" + (f"  (first error: {r['_error']})" if "_error" in r else ""))
+        width = max((len(name) for name in ex), default=0)
         for name, status in ex.items():
-            print(f"  {status:14s} {name}")
+            print(f"  {status:14s} {name:{width}s}" + (f"  {reasons[name]}" if name in reasons else ""))
     if csv:
         import csv as csvmod
         cols = ["notebook", "score"] + sorted({k for r in rows for k in r} - {"notebook", "score"})

@@ -10,7 +10,11 @@ install) and from an installed wheel::
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+
+# a check cell of a notebook: homework.check("topic.name", ...)
+CHECK_CALL = re.compile(r"""homework\.check\(\s*["']([\w.]+)["']""")
 
 MARKER = "solutions"
 
@@ -35,3 +39,17 @@ def course_folder(course: str | os.PathLike | None = None, start: str | os.PathL
             return folder
     raise CourseNotFound(f"no course folder: neither {here} nor any folder above it holds {MARKER}/; "
                          "run the command inside the course, or pass --course DIR")
+
+
+def exercises_in(path: str | os.PathLike) -> list[str]:
+    """Exercise names a notebook checks (its ``homework.check("...")`` calls), in order."""
+    import nbformat
+    try:
+        nb = nbformat.read(Path(path), as_version=4)
+    except Exception as e:
+        raise ValueError(f"{path} is not a readable notebook ({e})") from e
+    names = []
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            names += [n for n in CHECK_CALL.findall(cell.source) if n not in names]
+    return names

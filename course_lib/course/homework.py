@@ -28,7 +28,8 @@ import os
 from dataclasses import dataclass
 from typing import Callable
 
-from course_lib.course.checking import Case, Exercise, Mismatch, compare, expect_tensor, fingerprint  # noqa: F401
+from course_lib.course.checking import (Case, Exercise, Mismatch, Progress, UsesReference,  # noqa: F401
+                                        compare, expect_tensor, fingerprint, is_reference, tracking)
 from course_lib.course.exercises import REGISTRY
 
 STATUSES = ("passed", "not attempted", "failed")
@@ -75,10 +76,6 @@ def reference(name: str) -> Callable:
     return get(name).reference
 
 
-class _NotAttempted(Exception):
-    pass
-
-
 def _is_not_implemented(err: BaseException) -> bool:
     while err is not None:
         if isinstance(err, NotImplementedError):
@@ -87,25 +84,50 @@ def _is_not_implemented(err: BaseException) -> bool:
     return False
 
 
+def _not_attempted(name: str, ex: Exercise, progress: Progress, err: BaseException | None) -> Result:
+    """Not attempted; but if the function already returned on some cases, say that those parts work."""
+    if not progress.returned:
+        return Result(name, "not attempted", "", ex.points)
+    done = progress.returned[0] or "the first inputs"
+    where = str(err).split(": your function raised")[0] if err is not None else ""
+    where = f" ({where})" if where and where.startswith("on ") else ""
+    return Result(name, "not attempted",
+                  f"your function works on {done}, but still raises NotImplementedError{where}: finish "
+                  f"the part that is left", ex.points)
+
+
 def run_check(name: str, candidate) -> Result:
-    """Check ``candidate`` silently; returns a :class:`Result` (used by tests and the grader)."""
+    """Check ``candidate`` silently; returns a :class:`Result` (used by tests and the grader).
+
+    Handing in the course's reference (the same function, a partial of it, or a wrapper that calls
+    it) is never counted as the learner's work: when grading it fails; in a notebook the usual cause
+    is a check cell run again after it fell back to the reference, and it reports "not attempted"
+    with that explanation."""
     ex = get(name)
     if candidate is None:
         return Result(name, "not attempted", "", ex.points)
-    if candidate is ex.reference and os.environ.get("COURSE_GRADE_LOG"):
+    grading = bool(os.environ.get("COURSE_GRADE_LOG"))
+    if candidate is ex.reference and not grading:
+        return Result(name, "not attempted", "this variable holds the course's reference (the check falls "
+                      "back to it); run your exercise cell again, then this check", ex.points)
+    if is_reference(candidate, ex.reference):      # the reference itself, a partial of it, its code
         return Result(name, "failed", "this is the course's reference implementation, not your code", ex.points)
-    try:
-        ex.checker(candidate)
-    except Mismatch as e:
-        if _is_not_implemented(e):
-            return Result(name, "not attempted", "", ex.points)
-        return Result(name, "failed", str(e), ex.points)
-    except NotImplementedError:
-        return Result(name, "not attempted", "", ex.points)
-    except Exception as e:  # the learner's code crashed: say where, not just "fail"
-        if _is_not_implemented(e):
-            return Result(name, "not attempted", "", ex.points)
-        return Result(name, "failed", f"your code raised {type(e).__name__}: {e}", ex.points)
+    with tracking(ex.reference) as progress:
+        try:
+            ex.checker(candidate)
+        except UsesReference as e:
+            return Result(name, "failed", str(e), ex.points)
+        except Mismatch as e:
+            if _is_not_implemented(e):
+                return _not_attempted(name, ex, progress, e)
+            return Result(name, "failed", str(e), ex.points)
+        except NotImplementedError as e:
+            return _not_attempted(name, ex, progress, e)
+        except Exception as e:  # the check could not use what the function returned
+            if _is_not_implemented(e):
+                return _not_attempted(name, ex, progress, e)
+            return Result(name, "failed", f"the check could not use what your function returned "
+                          f"({type(e).__name__}: {e}); return what the exercise asks for", ex.points)
     return Result(name, "passed", "", ex.points)
 
 
@@ -122,12 +144,40 @@ def check(name: str, candidate) -> Callable:
     return candidate if result.status == "passed" else reference(name)
 
 
-def summary() -> list[Result]:
-    """Print the results of the checks run so far in this session."""
-    results = list(_RESULTS.values())
+def notebook_exercises(notebook: str, start: str | os.PathLike | None = None) -> tuple[list[str] | None, str]:
+    """The exercises that ``solutions/<notebook>.ipynb`` checks, in order, and where they were read;
+    ``(None, why)`` when the course folder or the notebook cannot be found from ``start`` (default:
+    the current directory, which in Jupyter is the notebook's folder)."""
+    from course_lib.course.folder import CourseNotFound, course_folder, exercises_in
+    name = notebook if notebook.endswith(".ipynb") else f"{notebook}.ipynb"
+    try:
+        path = course_folder(start=start) / "solutions" / name
+    except CourseNotFound as e:
+        return None, str(e)
+    if not path.exists():
+        return None, f"{path} does not exist"
+    return exercises_in(path), str(path)
+
+
+def summary(notebook: str | None = None) -> list[Result]:
+    """Print the results of this notebook's checks and the score.
+
+    With ``notebook`` (e.g. ``"02_tokens"``) every exercise that ``solutions/<notebook>.ipynb`` checks
+    is counted, run or not (an exercise whose check cell has not run yet counts as not attempted);
+    without it, or when the course folder cannot be found, only the checks run so far in this
+    session are counted, and the summary says so."""
+    expected, where = notebook_exercises(notebook) if notebook else (None, "")
+    if expected is None:
+        results = list(_RESULTS.values())
+    else:
+        results = [_RESULTS.get(n) or Result(n, "not attempted", "its check cell has not run yet",
+                                             get(n).points if n in REGISTRY else 1) for n in expected]
     for r in results:
         print(r.line().split(" — ")[0])
     got = sum(r.score for r in results)
     total = sum(r.points for r in results)
     print(f"score: {got}/{total}")
+    if notebook and expected is None:
+        print(f"(could not list {notebook}'s exercises: {where}; the score counts only the checks run "
+              f"so far in this session)")
     return results

@@ -42,10 +42,13 @@ def guided_velocity(model: Callable, x: torch.Tensor, t: torch.Tensor, y: torch.
 
     A model with a ``null_class`` attribute gets one batched call of 2N rows (labels y, then the
     null class), as DiT's ``forward_with_cfg`` does (facebookresearch/DiT, ``models.py``); any other
-    model two calls. x (N, D), t (N,), y (N,) int64 -> (N, D).
+    model two calls. x (N, D), t (N,), y (N,) int64 -> (N, D). A model whose ``null_class`` is None
+    (an unconditional :class:`~course_lib.nets.VelocityMLP`) cannot be guided: ValueError naming ``w``.
     """
+    checks.number(w, "w")
     if w == 1.0:
         return model(x, t, y)
+    _check_guidable(model, w)
     null = getattr(model, "null_class", None)
     if null is None:
         v_c, v_u = model(x, t, y), model(x, t, None)                             # (N, D) each
@@ -58,7 +61,15 @@ def guided_velocity(model: Callable, x: torch.Tensor, t: torch.Tensor, y: torch.
 def field(model: Callable, y: torch.Tensor | int | None = None, w: float = 1.0) -> Callable:
     """A velocity field v(x, t) for the solvers and plots: ``model`` with labels ``y`` (a (N,)
     tensor, an int for every point, or None: unconditional) guided with scale ``w`` by
-    :func:`guided_velocity`."""
+    :func:`guided_velocity`.
+
+    The returned ``v`` carries ``v.model = model``, so that the solvers find the model's device and
+    dtype through it (:func:`course_lib.checks.model_device`). ``w != 1`` with labels on a model
+    without a null class is a ValueError naming ``w``, raised here rather than at the first step."""
+    checks.number(w, "w")
+    if y is not None and w != 1.0:
+        _check_guidable(model, w)
+
     def v(x, t):
         if y is None:
             return model(x, t)
@@ -66,4 +77,15 @@ def field(model: Callable, y: torch.Tensor | int | None = None, w: float = 1.0) 
         if yy.shape[0] != x.shape[0]:
             raise ValueError(f"labels y have {yy.shape[0]} entries but x has {x.shape[0]} points")
         return guided_velocity(model, x, t, yy, w)
+    v.model = model
     return v
+
+
+def _check_guidable(model, w: float) -> None:
+    """Guidance with w != 1 mixes in the unconditional velocity: the model needs a null class.
+    A model that says it has none (``null_class`` is None) is refused; a plain function without the
+    attribute is called with ``y=None`` instead."""
+    if hasattr(model, "null_class") and getattr(model, "null_class") is None:
+        raise ValueError(f"w: classifier-free guidance with w = {w:g} needs a conditional model with a "
+                         f"null class (e.g. MLPConfig(n_classes=...)), but this {type(model).__name__} is "
+                         "unconditional: use w=1 (no guidance) or train a conditional model")

@@ -120,13 +120,20 @@ def loss(model: Callable, x1: torch.Tensor, *, x0: torch.Tensor | None = None, t
     x1 (N, D) data. Optional: x0 (N, D) noise (drawn from N(0, I) if None; reflow and minibatch OT
     pass their pairs), t (N,) (drawn with :func:`sample_time` ``time`` if None), y (N,) labels, of
     which a fraction ``p_uncond`` is replaced by ``model.null_class`` (label dropout for
-    classifier-free guidance, Ho & Salimans 2022 §3.2). Returns a scalar.
+    classifier-free guidance, Ho & Salimans 2022 §3.2). Returns a scalar. Data on another device
+    than the model, or in another floating dtype, is an error naming the argument (x1, x0, t, y).
 
     Why it never reaches 0: for a given x_t many pairs (x_0, x_1) pass through it, and the best
     v is their *average* direction E[x_1 - x_0 | x_t] (Lipman et al. 2023, Theorem 2); the loss
     left over is the variance around it.
     """
     checks.tensor(x1, "x1", ndim=2, floating=True, shape="(N, D)")
+    checks.same_place(model, x1, "x1")
+    for name, arg in (("x0", x0), ("t", t), ("y", y)):
+        if arg is not None:
+            checks.same_device(model, arg, name)
+    if x0 is not None:
+        checks.same_dtype(model, x0, "x0")
     n = x1.shape[0]
     if x0 is None:
         x0 = (torch.randn_like(x1) if generator is None else

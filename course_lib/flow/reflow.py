@@ -21,7 +21,7 @@ import torch
 from course_lib import checks
 from course_lib import train as _train
 from course_lib.flow.path import loss
-from course_lib.flow.solvers import integrate, prior
+from course_lib.flow.solvers import device_for, integrate, prior
 
 
 def reflow_pairs(v: Callable, n: int, dim: int, steps: int = 100, method: str = "euler", *, seed: int = 0,
@@ -32,8 +32,9 @@ def reflow_pairs(v: Callable, n: int, dim: int, steps: int = 100, method: str = 
 
     The pairs carry the teacher's solver errors: make them with an accurate solver (Heun, enough
     steps); reflow trades a little accuracy at many steps for much better few-step samples.
+    ``device`` as in :func:`~course_lib.flow.solvers.sample` (checked; default ``v``'s device).
     """
-    x0 = prior(n, dim, seed=seed, device=device or checks.model_device(v))      # (n, dim)
+    x0 = prior(n, dim, seed=seed, device=device_for(v, device))               # (n, dim)
     x1 = torch.cat([integrate(v, chunk, steps, method) for chunk in x0.split(batch)])
     return x0, x1
 
@@ -47,6 +48,10 @@ def reflow(model: torch.nn.Module, x0: torch.Tensor, x1: torch.Tensor, steps: in
     checks.tensor(x0, "x0", ndim=2, floating=True, shape="(N, D)")
     if x0.shape != x1.shape:
         raise ValueError(f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
+    checks.same_place(model, x0, "x0")
+    checks.same_place(model, x1, "x1")
+    if y is not None:
+        checks.same_device(model, y, "y")
     n = x0.shape[0]
 
     def loss_fn(step):

@@ -24,6 +24,19 @@ import torch
 from course_lib import checks, runtime
 
 
+def device_for(v: Callable, device) -> torch.device | None:
+    """Where a sampler draws its noise: ``device`` (checked: it exists here and is ``v``'s own when
+    ``v`` is a module), else ``v``'s device (None: the course's device)."""
+    if device is None:
+        return checks.model_device(v)
+    dev = runtime.validate_device(device)
+    own = checks.model_device(v)
+    if own is not None and (dev.type != own.type or dev.index not in (None, own.index)):
+        raise ValueError(f"device: the noise would be drawn on {dev} but the model is on {own}: "
+                         f"pass device={str(own)!r} or leave it unset")
+    return dev
+
+
 def _times(x: torch.Tensor, t: float) -> torch.Tensor:
     return torch.full((x.shape[0],), float(t), device=x.device, dtype=x.dtype)  # (N,) one time per point
 
@@ -66,9 +79,12 @@ def integrate(v: Callable, x0: torch.Tensor, steps: int, method: str = "euler", 
     ``t0 = 0, t1 = 1`` turns noise into data; ``t0 = 1, t1 = 0`` runs it backwards (data to noise).
     Runs under ``torch.no_grad()`` unless ``grad=True``.
 
-    x0: (N, D). Returns x(t1) (N, D), or (x(t1), trajectory (steps+1, N, D)) with ``trajectory=True``.
+    x0: (N, D), on ``v``'s device and in its dtype when ``v`` is a module (or :func:`~course_lib.flow.field`
+    of one), else an error naming x0 and both devices (dtypes). Returns x(t1) (N, D), or
+    (x(t1), trajectory (steps+1, N, D)) with ``trajectory=True``.
     """
     checks.tensor(x0, "x0", ndim=2, floating=True, shape="(N, D)")
+    checks.same_place(v, x0, "x0")
     checks.positive_int(steps, "steps")
     step = STEPS[checks.one_of(method, "method", tuple(STEPS))]
     h = (t1 - t0) / steps
@@ -101,7 +117,9 @@ def euler_paths(v: Callable, x0: torch.Tensor, steps: int) -> torch.Tensor:
 
 def prior(n: int, dim: int, *, seed: int = 0, device=None) -> torch.Tensor:
     """n seeded draws of the source x_0 ~ N(0, I), (n, dim), drawn on the CPU (the same numbers on
-    every device) and moved to ``device`` (default: the course's device)."""
+    every device) and moved to ``device`` (default: the course's device; a device this machine lacks,
+    e.g. ``"cuda"`` without a GPU, is a ValueError naming ``device``)."""
+    device = runtime.validate_device(device) if device is not None else None
     x0 = torch.randn(checks.positive_int(n, "n"), checks.positive_int(dim, "dim"),
                      generator=torch.Generator().manual_seed(seed))
     return x0.to(device if device is not None else runtime.device())
@@ -110,6 +128,7 @@ def prior(n: int, dim: int, *, seed: int = 0, device=None) -> torch.Tensor:
 def sample(v: Callable, n: int, dim: int, steps: int = 100, method: str = "euler", *, seed: int = 0,
            device=None, trajectory: bool = False):
     """Draw n samples: :func:`prior` noise (seeded, (n, dim), on ``v``'s device unless ``device`` is
-    given), then :func:`integrate` from 0 to 1. Returns (n, dim) (and the trajectory)."""
-    x0 = prior(n, dim, seed=seed, device=device or checks.model_device(v))
+    given), then :func:`integrate` from 0 to 1. Returns (n, dim) (and the trajectory). A ``device``
+    this machine lacks, or one other than the model's, is a ValueError naming ``device``."""
+    x0 = prior(n, dim, seed=seed, device=device_for(v, device))
     return integrate(v, x0, steps, method, trajectory=trajectory)

@@ -11,6 +11,9 @@ flow-matching head of notebook 09 and the average-velocity field u(z, r, t) of M
   There is no integer lookup table anywhere.
 * **more than one time input** is a config switch: ``time_inputs=2`` embeds a second scalar ``r``
   with its own Fourier features (MeanFlow feeds (t, r) or (t, t - r)).
+* **optional Fourier features of x** (``space_features``, random frequencies as in Tancik et al.
+  2020): an MLP on raw 2-D coordinates is slow to learn fine detail; notebook 08 uses them so that
+  its spiral keeps its inner coils within the lecture's step budget.
 * **an optional class label with a null class** for classifier-free guidance (Ho & Salimans 2022):
   labels 0..n_classes-1 are classes, ``n_classes`` (= ``model.null_class``) means "no label", and
   ``y=None`` gives the unconditional velocity.
@@ -31,6 +34,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from course_lib import checks
+
 
 @dataclass
 class MLPConfig:
@@ -44,8 +49,15 @@ class MLPConfig:
     n_classes: int = 0          # 0: unconditional; else labels 0..n_classes-1 plus a null class
     class_dim: int = 32         # size of the learned class embedding
     out_dim: int | None = None  # output size; None means dim (a velocity)
+    space_features: int = 0     # Fourier features of x (even; 0: x enters as it is, the default)
+    space_scale: float = 1.0    # std of their frequencies (cycles per unit of x)
 
     def __post_init__(self):
+        if isinstance(self.space_features, bool) or not isinstance(self.space_features, int) \
+                or self.space_features < 0 or self.space_features % 2:
+            raise ValueError(f"MLPConfig.space_features must be an even int >= 0, got {self.space_features!r}")
+        if not self.space_scale > 0:
+            raise ValueError(f"MLPConfig.space_scale must be > 0, got {self.space_scale!r}")
         for name in ("dim", "hidden", "depth", "time_features", "class_dim"):
             val = getattr(self, name)
             if isinstance(val, bool) or not isinstance(val, int) or val <= 0:
@@ -77,6 +89,25 @@ class FourierTime(nn.Module):
         return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)         # (B, 2K)
 
 
+class FourierSpace(nn.Module):
+    """Random Fourier features of a point (Tancik et al. 2020, "Fourier Features Let Networks Learn
+    High Frequency Functions in Low Dimensional Domains", §5): gamma(x) = [sin(2 pi x W), cos(2 pi x W)]
+    with W (D, K) drawn once from N(0, scale^2) by a generator of its own (seed 0), so building the
+    network draws nothing from the global random stream. An MLP on raw coordinates learns
+    high-frequency detail (the tight inner coils of a spiral) slowly; with these features it does not.
+    x: (B, D) -> (B, 2K).
+    """
+
+    def __init__(self, dim: int, n_features: int, scale: float = 1.0):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("W", torch.randn(dim, n_features // 2, generator=g) * scale)    # (D, K)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angles = 2 * math.pi * x @ self.W.to(x.dtype)                           # (B, K)
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)         # (B, 2K)
+
+
 def _as_time(t, batch: int, ref: torch.Tensor, name: str) -> torch.Tensor:
     """A float time (python number, 0-d or (B,) tensor) as a (B,) tensor on ref's device/dtype."""
     if isinstance(t, (int, float)) and not isinstance(t, bool):
@@ -99,6 +130,7 @@ class VelocityMLP(nn.Module):
 
     x: (B, D) float; t: (B,) float or a number; r: like t, only with ``time_inputs=2``;
     y: (B,) int64 class labels in 0..n_classes (n_classes = the null class) or None (all null).
+    x and y must be on the model's device, x in its dtype (else an error naming them).
     Returns (B, out_dim). The last layer starts at zero, so an untrained model predicts v = 0.
     """
 
@@ -112,7 +144,9 @@ class VelocityMLP(nn.Module):
         self.time_embed = nn.ModuleList(FourierTime(cfg.time_features, cfg.max_freq)
                                         for _ in range(cfg.time_inputs))
         self.class_embed = nn.Embedding(cfg.n_classes + 1, cfg.class_dim) if cfg.n_classes else None
-        width_in = cfg.dim + cfg.time_inputs * cfg.time_features + (cfg.class_dim if cfg.n_classes else 0)
+        self.space_embed = (FourierSpace(cfg.dim, cfg.space_features, cfg.space_scale)
+                            if cfg.space_features else None)
+        width_in = cfg.dim + cfg.space_features + cfg.time_inputs * cfg.time_features + (cfg.class_dim if cfg.n_classes else 0)
         layers, width = [], width_in
         for _ in range(cfg.depth):
             layers += [nn.Linear(width, cfg.hidden), nn.SiLU()]
@@ -134,8 +168,11 @@ class VelocityMLP(nn.Module):
                             f"{getattr(x, 'dtype', type(x).__name__)}")
         if x.dim() != 2 or x.shape[1] != cfg.dim:
             raise ValueError(f"x must have shape (B, {cfg.dim}), got {tuple(x.shape)}")
+        checks.same_place(self, x, "x")
         B = x.shape[0]
         feats = [x, self.time_embed[0](_as_time(t, B, x, "t"))]                 # (B, D), (B, F)
+        if self.space_embed is not None:
+            feats.append(self.space_embed(x))                                    # (B, S)
         if cfg.time_inputs == 2:
             if r is None:
                 raise ValueError("this model has time_inputs=2: pass r as well as t")
@@ -160,6 +197,7 @@ class VelocityMLP(nn.Module):
             y = y.expand(batch)
         if y.shape != (batch,):
             raise ValueError(f"y must have shape ({batch},), got {tuple(y.shape)}")
+        checks.same_device(self, y, "y")
         if y.numel() and (int(y.min()) < 0 or int(y.max()) > null):
             raise ValueError(f"labels must be in 0..{null} ({null} = no label), got "
                              f"{int(y.min())}..{int(y.max())}")

@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from course_lib import checks
+
 MASKS = ("causal", "bidirectional", "block_causal")
 
 
@@ -111,8 +113,11 @@ class Transformer(nn.Module):
         self.apply(_init_weights)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | str | None = None) -> torch.Tensor:
+        """x (B, T, d_model) float in the model's dtype and on its device; mask as in :func:`make_mask`."""
+        checks.tensor(x, "x", floating=True, shape=f"(B, T, {self.cfg.d_model})")
         if x.dim() != 3 or x.shape[-1] != self.cfg.d_model:
-            raise ValueError(f"expected embeddings (B, T, {self.cfg.d_model}), got {tuple(x.shape)}")
+            raise ValueError(f"x: expected embeddings (B, T, {self.cfg.d_model}), got {tuple(x.shape)}")
+        checks.same_place(self, x, "x")
         if isinstance(mask, str):
             mask = make_mask(mask, x.shape[1], device=x.device)
         if mask is not None and tuple(mask.shape[-2:]) != (x.shape[1], x.shape[1]):
@@ -125,7 +130,9 @@ class Transformer(nn.Module):
 class GPT(nn.Module):
     """Token and position embeddings, a :class:`Transformer`, a linear head to vocab_size logits.
 
-    forward(idx (B, T) int64, mask="causal") -> logits (B, T, vocab_size).
+    forward(idx (B, T) int64 in 0..vocab_size-1, mask="causal") -> logits (B, T, vocab_size). A
+    float idx is a TypeError; an id outside the vocabulary, or idx on another device than the
+    model, a ValueError naming ``idx``.
     """
 
     def __init__(self, cfg: Config):
@@ -140,10 +147,12 @@ class GPT(nn.Module):
         nn.init.normal_(self.head.weight, std=0.02)
 
     def forward(self, idx: torch.Tensor, mask: torch.Tensor | str | None = "causal") -> torch.Tensor:
-        if idx.dim() != 2 or idx.dtype != torch.long:
-            raise ValueError(f"expected int64 token ids (B, T), got {idx.dtype} {tuple(idx.shape)}")
+        checks.tensor(idx, "idx", ndim=2, dtype=torch.long, shape="(B, T) int64 token ids")
         if idx.shape[1] > self.cfg.block_size:
-            raise ValueError(f"sequence of {idx.shape[1]} tokens is longer than block_size {self.cfg.block_size}")
+            raise ValueError(f"idx: sequence of {idx.shape[1]} tokens is longer than block_size "
+                             f"{self.cfg.block_size}")
+        checks.same_device(self, idx, "idx")
+        checks.index_range(idx, "idx", self.cfg.vocab_size)
         x = self.tok(idx) + self.pos[:, :idx.shape[1]]                                  # (B, T, D)
         return self.head(self.body(x, mask))
 

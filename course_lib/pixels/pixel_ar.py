@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import checks
+from course_lib import checks, runtime
 from course_lib.nets.sampling import sample_logits
 from course_lib.train import History, train
 
@@ -88,10 +88,25 @@ def _check_images(x: torch.Tensor, name: str = "images") -> torch.Tensor:
     return x
 
 
-def _inputs(x: torch.Tensor, labels, cond: _Conditioner, levels: int):
-    """Checked images (N, 1, H, W) scaled from 0..levels-1 to [-1, 1], and the per-layer class terms."""
+def _check_levels(x: torch.Tensor, name: str, levels: int) -> torch.Tensor:
+    """Every pixel of ``x`` a level in 0..levels-1 (int64: those integers; float: that interval)."""
+    if not x.is_floating_point():
+        return checks.index_range(x, name, levels)
+    lo, hi = (float(x.detach().min()), float(x.detach().max())) if x.numel() else (0.0, 0.0)
+    if lo < 0 or hi > levels - 1:
+        raise ValueError(f"{name}: expected pixel levels in [0, {levels - 1}] (this model has "
+                         f"levels={levels}), got values in [{lo:g}, {hi:g}]")
+    return x
+
+
+def _inputs(model: nn.Module, x: torch.Tensor, labels):
+    """Checked images (N, 1, H, W) scaled from 0..levels-1 to [-1, 1] in the model's dtype, and the
+    per-layer class terms."""
     _check_images(x, "x")
-    return x.float() / (levels - 1) * 2 - 1, cond(labels, x.shape[0])
+    checks.same_device(model, x, "x")
+    _check_levels(x, "x", model.levels)
+    dtype = checks.model_dtype(model) or torch.float32
+    return x.to(dtype) / (model.levels - 1) * 2 - 1, model.cond(labels, x.shape[0])
 
 
 def _output_head(channels: int, levels: int) -> nn.Sequential:
@@ -116,8 +131,11 @@ class _Conditioner(nn.Module):
             return [0.0] * self.n_layers
         if labels is None:
             raise ValueError(f"this model is class-conditional ({self.n_classes} classes): pass labels")
+        checks.tensor(labels, "labels", floating=False, shape=f"({n},)")
         if labels.shape != (n,):
-            raise ValueError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+            raise ValueError(f"labels: expected shape ({n},), one per image, got {tuple(labels.shape)}")
+        checks.same_device(self, labels, "labels")
+        checks.index_range(labels, "labels", self.n_classes)
         e = self.embed(labels)                                      # (N, C * layers)
         return list(e.view(n, -1, self.channels, 1, 1).unbind(1))  # layers x (N, C, 1, 1)
 
@@ -129,7 +147,9 @@ class PixelCNN(nn.Module):
     then two 1x1 convs to a ``levels``-way softmax per pixel. Optional class conditioning.
 
     forward(x (N, 1, H, W) int64 in 0..levels-1, labels (N,) or None) -> logits (N, levels, H, W).
-    (A float x in the same range is accepted too, so that gradients can reach the input.)
+    (A float x in the same range is accepted too, so that gradients can reach the input.) The input
+    is scaled in the model's own dtype, so ``model.double()`` runs too. A level outside 0..levels-1,
+    or x on another device than the model, is a ValueError naming ``x``.
     """
 
     def __init__(self, levels: int = 17, channels: int = 64, n_layers: int = 7, first_kernel: int = 7,
@@ -145,7 +165,7 @@ class PixelCNN(nn.Module):
         self.head = _output_head(channels, levels)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h, cond = _inputs(x, labels, self.cond, self.levels)        # (N, 1, H, W) in [-1, 1]
+        h, cond = _inputs(self, x, labels)                          # (N, 1, H, W) in [-1, 1]
         h = self.first(h) + cond[0]                                 # (N, C, H, W)
         for i, layer in enumerate(self.layers):
             h = h + self.drop(layer(F.relu(h)) + cond[i + 1])       # residual, mask B
@@ -213,7 +233,7 @@ class GatedPixelCNN(nn.Module):
         self.head = _output_head(channels, levels)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        z, cond = _inputs(x, labels, self.cond, self.levels)        # (N, 1, H, W) in [-1, 1]
+        z, cond = _inputs(self, x, labels)                          # (N, 1, H, W) in [-1, 1]
         v, h = self.v_in(down_shift(z)), self.h_in(right_shift(z))  # (N, C, H, W) each
         for i, layer in enumerate(self.layers):
             v, h = layer(v, h, cond[i])
@@ -227,11 +247,15 @@ def bits_per_dim(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 
     logits: (N, K, *dims) unnormalised scores over K values; targets: (N, *dims) int64 in 0..K-1.
     bits/dim = sum of -log p(target) in nats / (number of target values * ln 2). Returns a scalar.
+    Float targets are a TypeError, targets outside 0..K-1 a ValueError, both naming ``targets``.
     """
+    checks.tensor(logits, "logits", floating=True, shape="(N, K, *dims)")
+    checks.tensor(targets, "targets", floating=False, shape="(N, *dims) int64")
     if logits.dim() < 2 or targets.shape != logits.shape[:1] + logits.shape[2:]:
         raise ValueError(f"logits (N, K, *dims) and targets (N, *dims) do not match: "
                          f"{tuple(logits.shape)} vs {tuple(targets.shape)}")
-    nll = F.cross_entropy(logits.float(), targets, reduction="sum")         # nats, summed
+    checks.index_range(targets, "targets", logits.shape[1])
+    nll = F.cross_entropy(logits.float(), targets.long(), reduction="sum")  # nats, summed
     return nll / (targets.numel() * LN2)
 
 
@@ -239,6 +263,10 @@ def bits_per_dim(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 def evaluate_bpd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
                  batch: int = 512) -> float:
     """Bits/dim of ``model`` on a whole split (images (N, 1, H, W) int64), evaluated in batches."""
+    _check_images(images, "images")
+    checks.same_device(model, images, "images")
+    if labels is not None:
+        checks.same_device(model, labels, "labels")
     model.eval()
     total, count = 0.0, 0
     for i in range(0, images.shape[0], batch):
@@ -287,6 +315,8 @@ def raster_sample(logits_fn: Callable[[torch.Tensor], torch.Tensor], n: int, hei
     """
     n = checks.positive_int(n, "n")
     height, width = checks.positive_int(height, "height"), checks.positive_int(width, "width")
+    if device is not None:
+        device = runtime.validate_device(device)
     x = torch.zeros(n, 1, height, width, dtype=torch.long, device=device)
     for i in range(height):
         for j in range(width):
@@ -299,6 +329,8 @@ def sample(model: nn.Module, n: int, height: int = 8, width: int = 8, temperatur
            labels: torch.Tensor | None = None, generator: torch.Generator | None = None, *,
            top_k: int | None = None) -> torch.Tensor:
     """Draw ``n`` images from a (class-conditional) PixelCNN with :func:`raster_sample`."""
+    if labels is not None:
+        checks.same_device(model, labels, "labels")
     model.eval()
     fn = (lambda x: model(x, labels)) if labels is not None else model
     return raster_sample(fn, n, height, width, temperature, generator, device=checks.model_device(model),
@@ -335,6 +367,7 @@ def fit(model: nn.Module, images: torch.Tensor, steps: int, batch: int = 64, lr:
     learner's own). ``train_kwargs`` go to :func:`course_lib.train.train` (e.g. ``schedule``).
     """
     _check_images(images, "images")
+    checks.same_device(model, images, "images")
     if labels is not None and labels.shape != images.shape[:1]:
         raise ValueError(f"labels: expected shape ({images.shape[0]},), one per image, "
                          f"got {tuple(labels.shape)}")

@@ -105,7 +105,8 @@ class WaveNet(nn.Module):
     """A small WaveNet over mu-law levels.
 
     forward(q (N, L) int64 in 0..levels-1) -> logits (N, levels, L), where logits[:, :, t] is the
-    distribution of q[:, t + 1] given q[:, :t + 1] (train with :func:`wavenet_loss`).
+    distribution of q[:, t + 1] given q[:, :t + 1] (train with :func:`wavenet_loss`). A level
+    outside 0..levels-1, or q on another device than the model, is a ValueError naming ``q``.
     """
 
     def __init__(self, levels: int = 256, channels: int = 32, skip_channels: int = 64,
@@ -125,6 +126,8 @@ class WaveNet(nn.Module):
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         checks.tensor(q, "q", ndim=2, dtype=torch.long, shape="(N, L)")
+        checks.same_device(self, q, "q")
+        checks.index_range(q, "q", self.levels)
         x = self.embed(q).transpose(1, 2)                            # (N, L) -> (N, C, L)
         skips = 0
         for block in self.blocks:
@@ -145,6 +148,7 @@ class WaveNet(nn.Module):
         if prime.shape[1] < 1:
             raise ValueError(f"prime: expected at least one sample, shape (N, P) with P >= 1, "
                              f"got {tuple(prime.shape)}")
+        checks.same_device(self, prime, "prime")
         checks.index_range(prime, "prime", self.levels)
         n_samples = checks.positive_int(n_samples, "n_samples", minimum=0)
         per_clip = isinstance(temperature, torch.Tensor) and temperature.dim() == 1
@@ -211,6 +215,7 @@ def fit(model: WaveNet, levels: torch.Tensor, steps: int, batch: int = 16, crop:
     a generator seeded by ``seed``); only the last ``crop`` predictions, those with a full context,
     count in the loss :func:`wavenet_loss`. ``train_kwargs`` go to :func:`course_lib.train.train`."""
     checks.tensor(levels, "levels", ndim=2, dtype=torch.long, shape="(N, L)")
+    checks.same_device(model, levels, "levels")
     g = torch.Generator().manual_seed(seed)
     skip = model.receptive_field - 1
     length = min(crop + skip + 1, levels.shape[1])
@@ -224,6 +229,8 @@ def fit(model: WaveNet, levels: torch.Tensor, steps: int, batch: int = 16, crop:
 @torch.no_grad()
 def evaluate_bits(model: WaveNet, levels: torch.Tensor, batch: int = 8) -> float:
     """Bits per sample of ``model`` on whole clips (N, L), skipping the first receptive field."""
+    checks.tensor(levels, "levels", ndim=2, dtype=torch.long, shape="(N, L)")
+    checks.same_device(model, levels, "levels")
     model.eval()
     skip = min(model.receptive_field - 1, levels.shape[1] - 2)
     total, count = 0.0, 0

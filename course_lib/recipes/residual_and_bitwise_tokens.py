@@ -151,3 +151,14 @@ def train_video(B: SimpleNamespace, clips, test, **fit_kw) -> tokenizers.Run:
     vtok = tokenizers.VideoTokenizer(3, B.hidden, 8, t=2, p=4, quantizer=q).to(runtime.device())
     return tokenizers.train_and_evaluate(vtok, tokenizers.sample_batch(clips, B.batch), test, B.video_steps,
                                          lr=2e-3, desc="video tokens", **fit_kw)
+
+
+def colour_accuracy(recon: torch.Tensor, shapes) -> float:
+    """Does a reconstruction keep the shape's colour? For each image, the mean colour of ``recon``
+    (N, 3, S, S) over the pixels the shape covers in the original (``shapes``: a data.Shapes), then
+    the nearest of data.COLORS; returns the fraction that match the caption's colour (chance: 1/6)."""
+    palette = torch.tensor(list(data.COLORS.values()), device=recon.device)          # (6, 3)
+    covered = (shapes.images.to(recon.device).amax(1, keepdim=True) > 0.3).float()   # (N, 1, S, S)
+    mean_rgb = (recon.clamp(0, 1) * covered).sum((2, 3)) / covered.sum((2, 3)).clamp_min(1)   # (N, 3)
+    nearest = torch.cdist(mean_rgb, palette).argmin(1)                                # (N,)
+    return (nearest == shapes.color.to(recon.device)).float().mean().item()

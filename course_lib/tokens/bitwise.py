@@ -5,14 +5,21 @@
   prod(L_i) codes, index in mixed radix (paper §3: bound with tanh, round). The bound
   for even L follows lucidrains/vector-quantize-pytorch, finite_scalar_quantization.py:
   half_l = (L-1)(1+1e-3)/2, offset 0.5 for even L, shift = atanh(offset / half_l),
-  z_hat = round(tanh(z + shift) half_l - offset) / (L // 2).
+  z_hat = round(tanh(z + shift) half_l - offset) / (L // 2). One exception, L = 2: there
+  offset / half_l = 1 / (1 + eps), the shift is atanh(0.999) ~ 3.8, the boundary between the two
+  levels sits at z ~ -3.8 and 99.99% of unit-Gaussian inputs land on one level. Here L = 2 takes no
+  shift: the boundary is at z = 0, half the inputs on each level (levels -1 and 0 after the
+  division, as the formula gives).
 * :class:`LFQ` (MAGVIT-v2, Yu et al. 2023, "Language Model Beats Diffusion", §3.1): code =
   sign(z) in {-1, +1}^d, index sum_i 2^i [z_i > 0], an implicit vocabulary of 2^d; entropy
   penalty E[H(q(z))] - gamma H(E[q(z)]).
 * :class:`BSQ` (Zhao et al. 2024, "Image and Video Tokenization with Binary Spherical
   Quantization"): L2-normalise u = z / |z| then u_hat = sign(u) / sqrt(d): codes lie on the
   unit sphere, so the quantization error is bounded (official code: zhaoyue-zephyrus/bsq-vit,
-  transcoder/models/quantizer/bsq.py).
+  transcoder/models/quantizer/bsq.py). sign(0) = -1 there (``torch.where(z > 0, 1, -1)``) and here:
+  a zero coordinate becomes bit 0, so u_hat stays on the sphere. As in that code the entropy
+  penalty is divided by the inverse temperature: loss = beta * commitment + zeta * (H_sample -
+  gamma H_codebook) / inv_temperature.
 
 Entropy penalty (MAGVIT-v2 §3.1; BSQ §3.3): L = E_x[H(q(c|x))] - gamma H(E_x[q(c|x)]), q(c|x) the
 softmax over the 2^d codes of -|z - c|^2 * inv_temperature. Because the distance is a sum over bits,
@@ -56,7 +63,8 @@ def index_to_bits(index: torch.Tensor, d: int) -> torch.Tensor:
 
 
 def bsq_quantize(z: torch.Tensor) -> torch.Tensor:
-    """BSQ: u = z / |z|, u_hat = sign(u) / sqrt(d) (sign(0) = +1), straight-through on the sign.
+    """BSQ: u = z / |z|, u_hat = sign(u) / sqrt(d) with sign(0) = -1 (bit 0, as bsq-vit's
+    ``torch.where(z > 0, 1, -1)``), straight-through on the sign.
 
     z: (..., d). Returns (..., d) on the unit sphere whose gradient w.r.t. u is the identity.
     """
@@ -106,7 +114,8 @@ def bitwise_entropy_loss(logit_pos: torch.Tensor,
 
 
 class FSQ(Quantizer):
-    """Finite scalar quantization over channel-last vectors (..., len(levels))."""
+    """Finite scalar quantization over channel-last vectors (..., len(levels)); each level count
+    L_i >= 2 (L = 2 without the shift: module docstring)."""
 
     def __init__(self, levels=(8, 5, 5, 5), eps: float = 1e-3):
         super().__init__()
@@ -120,9 +129,10 @@ class FSQ(Quantizer):
         self.register_buffer("_basis", basis, persistent=False)
 
     def bound(self, z: torch.Tensor) -> torch.Tensor:
+        """tanh(z + shift) half_l - offset: (..., d) in (-L/2, L/2) (module docstring; no shift for L = 2)."""
         half_l = (self._levels - 1) * (1 + self.eps) / 2
         offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
-        shift = torch.atanh(offset / half_l)
+        shift = torch.where(self._levels == 2, 0.0, torch.atanh(offset / half_l))
         return torch.tanh(z + shift) * half_l - offset
 
     def forward(self, z: torch.Tensor) -> QuantOut:
@@ -185,13 +195,17 @@ class LFQ(BitwiseQuantizer):
 class BSQ(BitwiseQuantizer):
     """Binary spherical quantization, d bits per token (an implicit vocabulary of 2^d).
 
-    beta: commitment weight on |u - sg(u_hat)|^2 (0 in BSQ's official config); entropy_weight,
-    gamma, inv_temperature: the entropy penalty, P(bit = 1) = sigmoid(4 u_i / sqrt(d) *
-    inv_temperature) (bsq-vit's analytic per-bit form, u on the unit sphere); group_size: bits per
-    group of the codebook entropy (module docstring).
+    beta: commitment weight on |u - sg(u_hat)|^2 (0 in BSQ's official config); entropy_weight
+    (bsq-vit's zeta), gamma, inv_temperature: the entropy penalty, P(bit = 1) = sigmoid(4 u_i /
+    sqrt(d) * inv_temperature) (bsq-vit's analytic per-bit form, u on the unit sphere), weighted
+    entropy_weight / inv_temperature as bsq-vit's ``BinarySphericalQuantizer.forward`` does: a
+    sharper softmax gives larger entropy gradients, and the division keeps their size comparable
+    across temperatures. The default entropy_weight 1.0 with inv_temperature 10 gives the penalty an
+    effective weight of 0.1, LFQ's. group_size: bits per group of the codebook entropy (module
+    docstring).
     """
 
-    def __init__(self, dim: int, beta: float = 0.0, entropy_weight: float = 0.1, gamma: float = 1.0,
+    def __init__(self, dim: int, beta: float = 0.0, entropy_weight: float = 1.0, gamma: float = 1.0,
                  inv_temperature: float = 10.0, group_size: int | None = None):
         super().__init__(dim, entropy_weight, gamma, inv_temperature, group_size)
         self.beta = beta
@@ -201,7 +215,7 @@ class BSQ(BitwiseQuantizer):
         u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)                      # (..., d) unit
         u_hat = bsq_quantize(z)
         flat = u.reshape(-1, self.dim).float()                                     # (N, d)
-        loss, terms = self.entropy_penalty(4 * flat / math.sqrt(self.dim) * self.inv_temperature)
-        loss = loss + self.beta * (u - u_hat.detach()).pow(2).sum(-1).mean()
+        penalty, terms = self.entropy_penalty(4 * flat / math.sqrt(self.dim) * self.inv_temperature)
+        loss = penalty / self.inv_temperature + self.beta * (u - u_hat.detach()).pow(2).sum(-1).mean()
         codes = bits_to_index(z > 0)
         return QuantOut(u_hat, codes, loss, self.code_stats(codes, **terms))

@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from course_lib import checks
 from course_lib.nets.transformer import Config, Transformer
 from course_lib.tokens.tokenizers import AEOut, Tokenizer
 
@@ -69,6 +70,7 @@ class TiTok(Tokenizer):
         return t.reshape(B, self.channels, s * p, s * p)                            # (B, C, H, W)
 
     def _check(self, x):
+        checks.tensor(x, "x", floating=True, shape=f"(B, {self.channels}, {self.image_size}, {self.image_size})")
         if x.dim() != 4 or tuple(x.shape[1:]) != (self.channels, self.image_size, self.image_size):
             raise ValueError(f"expected images (B, {self.channels}, {self.image_size}, {self.image_size}), "
                              f"got {tuple(x.shape)}")
@@ -76,6 +78,7 @@ class TiTok(Tokenizer):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) -> the K continuous latent tokens (B, K, token_dim)."""
         self._check(x)
+        checks.same_place(self, x, "x")
         B = x.shape[0]
         h = torch.cat([self.patch_in(self._patchify(x)) + self.pos_enc,
                        self.latents.expand(B, -1, -1)], 1)                           # (B, N + K, d)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import metrics
+from course_lib import checks, metrics
 from course_lib.tokens import losses
 from course_lib.tokens.vq import QuantOut, Quantizer, ResidualVQ
 from course_lib.train import Adversary, History, train
@@ -60,8 +60,10 @@ class Tokenizer(nn.Module):
     quantizer: Quantizer | None
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """x -> continuous tokens, channel last (B, *grid, D)."""
+        """x -> continuous tokens, channel last (B, *grid, D). x on another device than the model,
+        or in another floating dtype, is an error naming ``x``."""
         self._check(x)
+        checks.same_place(self, x, "x")
         return self.encoder(self._pre(x)).movedim(1, -1)                        # (B, *grid, D)
 
     def quantize(self, z: torch.Tensor, n_levels: int | None = None) -> QuantOut | None:
@@ -76,6 +78,8 @@ class Tokenizer(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Tokens, channel last (B, *grid, D) -> a reconstruction shaped like the input."""
+        checks.tensor(z, "z", floating=True, shape="(B, *grid, D)")
+        checks.same_place(self, z, "z")
         return self._post(self.decoder(z.movedim(-1, 1)))                         # (B, D, *grid) in
 
     def forward(self, x: torch.Tensor, n_levels: int | None = None) -> AEOut:
@@ -130,21 +134,35 @@ class ImageTokenizer(Tokenizer):
 
 class AudioTokenizer(Tokenizer):
     """Strided 1-D conv autoencoder for (B, L) waves (a SoundStream/EnCodec-shaped toy):
-    frames per second = sample_rate / prod(strides)."""
+    frames per second = sample_rate / prod(strides), exactly L / prod(strides) frames.
+
+    Each down-sampling conv has kernel 2s and stride s (SoundStream §3.1, EnCodec §3.1), padded
+    ceil(s / 2) on both sides: L / s frames for every stride s >= 2, odd ones too (EnCodec and
+    SoundStream use 5), where EnCodec pads k - s = s samples asymmetrically. Each transposed conv
+    undoes it exactly (an output padding of 1 for an odd s). A stride of 1 is refused.
+    """
 
     def __init__(self, hidden: int = 32, latent_dim: int = 16, strides=(4, 4, 2),
                  quantizer: nn.Module | None = None):
         super().__init__()
-        self.strides, self.latent_dim = tuple(strides), latent_dim
+        strides = tuple(strides)
+        if not strides:
+            raise ValueError("strides: expected at least one stride, got ()")
+        for s in strides:
+            if checks.positive_int(s, "strides") < 2:
+                raise ValueError(f"strides: expected ints >= 2 (a stride of 1 does not down-sample), "
+                                 f"got {strides}")
+        self.strides, self.latent_dim = strides, latent_dim
         self.hop = math.prod(self.strides)
         enc, dec, c = [nn.Conv1d(1, hidden, 7, padding=3), nn.SiLU()], [], hidden
         for s in self.strides:
-            enc += [nn.Conv1d(c, 2 * c, 2 * s, stride=s, padding=s // 2), nn.SiLU()]
+            enc += [nn.Conv1d(c, 2 * c, 2 * s, stride=s, padding=(s + 1) // 2), nn.SiLU()]   # L -> L / s
             c *= 2
         enc += [ResBlock(c, nn.Conv1d), nn.SiLU(), nn.Conv1d(c, latent_dim, 3, padding=1)]
         dec = [nn.Conv1d(latent_dim, c, 3, padding=1), ResBlock(c, nn.Conv1d), nn.SiLU()]
         for s in reversed(self.strides):
-            dec += [nn.ConvTranspose1d(c, c // 2, 2 * s, stride=s, padding=s // 2), nn.SiLU()]
+            dec += [nn.ConvTranspose1d(c, c // 2, 2 * s, stride=s, padding=(s + 1) // 2,
+                                       output_padding=s % 2), nn.SiLU()]                  # L / s -> L
             c //= 2
         dec += [nn.Conv1d(c, 1, 7, padding=3)]
         self.encoder, self.decoder = nn.Sequential(*enc), nn.Sequential(*dec)
@@ -296,6 +314,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, batch: int = 256, *, n_levels: i
     "stats" (:class:`~course_lib.tokens.vq.CodeStats` of all the codes), "perplexity", "usage"}.
     """
     kw = {k: v for k, v in (("n_levels", n_levels), ("n_tokens", n_tokens)) if v is not None}
+    checks.tensor(x, "x", floating=True)
+    checks.same_place(model, x, "x")
     was = model.training
     model.eval()
     outs = [model(x[i:i + batch], **kw) for i in range(0, len(x), batch)]

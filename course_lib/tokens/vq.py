@@ -141,6 +141,7 @@ def vq_losses(z_e: torch.Tensor, z_q: torch.Tensor,
     """
     if mask is None:
         return (z_e.detach() - z_q).pow(2).mean(), (z_e - z_q.detach()).pow(2).mean()
+    checks.bool_mask(mask, "mask", z_e.shape[:1], "one flag per row of z_e")
     w = mask.float()[:, None]                                                    # (N, 1)
     denom = (w.sum() * z_e.shape[-1]).clamp_min(1)
     codebook = ((z_e.detach() - z_q).pow(2) * w).sum() / denom
@@ -204,6 +205,15 @@ class VectorQuantizer(Quantizer):
     (kmeans_iters Lloyd steps); dead_threshold: in training, restart codes whose EMA count (kept
     in both modes, decay ``decay``) falls below it with random vectors of the batch (0 = never;
     :func:`dead_code_threshold` gives Mimi's rule).
+
+    ``seed`` fixes every draw: the initial codebook, k-means, and each restart's picks (the n-th
+    restart draws on the CPU from a generator seeded by ``seed`` and n; the global RNG is untouched).
+
+    Without k-means the EMA counts start at 1, so with a threshold above ~1 (Mimi's rule at most
+    batch sizes) the first training step restarts every code the batch uses too little: the codebook
+    is in effect initialised from random batch vectors, as in EnCodec, whose counts start at 0
+    (facebookresearch/encodec, encodec/quantization/core_vq.py, ``expire_codes_``). With
+    ``kmeans_init`` the counts start at the k-means cluster sizes instead.
     """
 
     def __init__(self, codebook_size: int, dim: int, beta: float = 0.25, ema: bool = False,
@@ -226,6 +236,7 @@ class VectorQuantizer(Quantizer):
         self.register_buffer("embed_sum", init.clone())                    # EMA sums m_i
         self.register_buffer("initted", torch.tensor(not kmeans_init))
         self.seed = seed
+        self.restarts = 0                                  # restart draws so far (seeds the next one)
 
     @torch.no_grad()
     def _init(self, flat: torch.Tensor):
@@ -242,7 +253,9 @@ class VectorQuantizer(Quantizer):
         n_dead = int(dead.sum())
         if n_dead == 0 or flat.shape[0] == 0:
             return 0
-        pick = torch.randint(flat.shape[0], (n_dead,), device=flat.device)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.restarts)
+        self.restarts += 1
+        pick = torch.randint(flat.shape[0], (n_dead,), generator=g).to(flat.device)
         new = flat[pick].float()
         self.codebook.data[dead] = new
         self.cluster_size[dead] = self.dead_threshold
@@ -269,8 +282,11 @@ class VectorQuantizer(Quantizer):
         return self.codebook[codes.long()]
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> QuantOut:
-        """z: (..., D). mask (optional, bool (...,)): vectors that count for losses and updates."""
+        """z: (..., D). mask (optional, bool (...,) = z.shape[:-1]): vectors that count for losses
+        and updates."""
         self.check_input(z)
+        if mask is not None:
+            checks.bool_mask(mask, "mask", z.shape[:-1], "z.shape[:-1]: one flag per vector")
         flat = z.reshape(-1, self.dim)                                            # (N, D)
         m = None if mask is None else mask.reshape(-1)                            # (N,)
         active = flat if m is None else flat[m]                                   # (N_active, D)
