@@ -35,9 +35,6 @@ ALLOWED: dict[str, list[str]] = {
                               "10%"],                               # chance among 10 digits
     "02_tokens": ["10%"],                                           # the restart threshold of the EMA VQ
     "03_residual_and_bitwise_tokens": ["6 kbps", "1.1 kbps", "256 kbps"],   # bitrates from the specs
-    # ---- notebook 08: what the scanner flags there today. Owned by the notebook-08 helper of issue 15:
-    # ---- move each definition up into a normal entry, rewrite each result so the run prints it, and
-    # ---- leave this list empty.
     "08_flow_matching_2d": ["10%"],                                 # the label-drop rate of CFG training
 }
 

@@ -71,7 +71,8 @@ def bsq_quantize(z: torch.Tensor) -> torch.Tensor:
     checks.tensor(z, "z", floating=True, shape="(..., d)")
     d = z.shape[-1]
     u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-    u_hat = torch.where(u > 0, 1.0, -1.0).to(z.dtype) / math.sqrt(d)
+    # the sign of z is the sign of u, and stays right where |z| overflows (u would be 0 there)
+    u_hat = torch.where(z > 0, 1.0, -1.0).to(z.dtype) / math.sqrt(d)
     return straight_through(u, u_hat)
 
 
