@@ -118,3 +118,35 @@ def test_validate_device_names_the_argument():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="^device: device 'cuda' asked for, but torch sees no CUDA GPU"):
             runtime.validate_device("cuda")
+
+
+def _fresh(code: str, **env) -> str:
+    """Run ``code`` in a new interpreter (OpenMP and torch threads are set once per process)."""
+    import os
+    import subprocess
+    import sys
+    clean = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "KMP_BLOCKTIME", "COURSE_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env={**clean, **env}, capture_output=True, text=True)
+    return out.stdout.strip() + out.stderr.strip()
+
+
+def test_threads_are_set_once_on_import_and_openmp_waits_briefly():
+    code = ("import os\nfrom course_lib import runtime\nimport torch\n"
+            "print(os.environ['GOMP_SPINCOUNT'], os.environ['KMP_BLOCKTIME'], torch.get_num_threads())")
+    spin, block, threads = _fresh(code).split()
+    assert (spin, block) == ("1000", "1")
+    assert int(threads) >= 1
+    assert _fresh(code, COURSE_THREADS="1").split()[2] == "1"
+    assert _fresh(code, GOMP_SPINCOUNT="5").split()[0] == "5"          # a learner's own setting wins
+    assert "COURSE_THREADS must be a positive integer, got 'two'" in _fresh(code, COURSE_THREADS="two")
+
+
+def test_set_threads_validates_and_sets():
+    before = torch.get_num_threads()
+    try:
+        assert runtime.set_threads(1) == 1 and torch.get_num_threads() == 1
+        for bad in (0, -2, 1.5, True, "2"):
+            with pytest.raises(ValueError, match="threads must be a positive int"):
+                runtime.set_threads(bad)
+    finally:
+        torch.set_num_threads(before)
