@@ -247,7 +247,7 @@ def test_minibatch_ot_is_the_optimal_permutation():
 def test_minibatch_ot_blocks_stay_inside_their_block():
     g = torch.Generator().manual_seed(1)
     x0, x1 = torch.randn(10, 3, generator=g), torch.randn(10, 3, generator=g)
-    _, b = flow.minibatch_ot(x0, x1, block=4)
+    _, b = flow.minibatch_ot(x0, x1, block=4, order="batch")
     for start in (0, 4, 8):
         got = {tuple(r) for r in b[start:start + 4].tolist()}
         assert got == {tuple(r) for r in x1[start:start + 4].tolist()}
@@ -255,3 +255,29 @@ def test_minibatch_ot_blocks_stay_inside_their_block():
         flow.minibatch_ot(torch.randn(4, 2), torch.randn(5, 2))
     with pytest.raises(ValueError, match="block"):
         flow.minibatch_ot(torch.randn(4, 2), torch.randn(4, 2), block=0)
+
+
+def test_minibatch_ot_similar_blocks_are_a_permutation_close_to_the_exact_cost():
+    from course_lib import data
+    g = torch.Generator().manual_seed(2)
+    for name in ("spirals", "checkerboard"):
+        x1 = data.toy_2d(name, 1024, seed=3)
+        x0 = torch.randn(1024, 2, generator=g)
+        cost = {}
+        for key, kw in {"exact": dict(block=None), "batch": dict(block=256, order="batch"),
+                        "similar": dict(block=256), "independent": None}.items():
+            if kw is None:
+                cost[key] = (x0 - x1).pow(2).sum(1).mean().item()
+                continue
+            a, b = flow.minibatch_ot(x0, x1, **kw)
+            assert torch.equal(a, x0)
+            assert torch.equal(torch.sort(b, dim=0).values, torch.sort(x1, dim=0).values)   # only re-ordered
+            cost[key] = (a - b).pow(2).sum(1).mean().item()
+        # exact is the least; blocks of similar points come within 5% of it and beat blocks in batch order
+        assert cost["exact"] <= cost["similar"] <= 1.05 * cost["exact"], (name, cost)
+        assert cost["similar"] < cost["batch"] < cost["independent"], (name, cost)
+
+
+def test_minibatch_ot_names_a_bad_order():
+    with pytest.raises(ValueError, match="order: expected one of 'similar', 'batch', got 'sorted'"):
+        flow.minibatch_ot(torch.randn(8, 2), torch.randn(8, 2), block=4, order="sorted")

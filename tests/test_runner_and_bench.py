@@ -87,7 +87,8 @@ def test_bench_lists_benchmarks_and_rejects_unknown():
 def test_bench_flow2d_quick_reports_every_bar():
     # a small run of the real benchmark: every field the issue asks for, finite and plausible
     from course_lib.bench import flow2d
-    out = flow2d.run(["--n", "1024", "--seeds", "1", "--tv-n", "4096", "--skip", "conditional"])
+    out = flow2d.run(["--n", "1024", "--seeds", "1", "--tv-n", "4096", "--skip", "conditional",
+                      "--pairing-steps", "60", "--pairing-batch", "128", "--pairing-second", "checkerboard"])
     for key in ("swd_euler", "swd_heun", "swd_euler_ot"):
         assert set(out[key]) == {"1", "2", "4", "8", "16", "32", "100"}
     assert 0 < out["noise_floor"] < out["swd_euler"]["1"]
@@ -102,3 +103,12 @@ def test_bench_flow2d_quick_reports_every_bar():
     assert 0 < out["tv_1step_after_reflow"] <= 1 and 0 < out["tv_2step_after_reflow"] <= 1
     assert isinstance(out["bar_tv_euler100_le_1.5x_floor"], bool)
     assert isinstance(out["bar_tv_reflow_1step_le_2x_floor"], bool)
+    # the pairings part (issue 15): every pairing with its speed and quality, on both sets, and the goal
+    for key in ("pairings", "pairings_checkerboard"):
+        rows = out[key]
+        assert {"independent", "block256", "exact", "default", "noise_floor", "tv_floor", "goal"} <= set(rows)
+        for name in ("independent", "block256", "exact", "default"):
+            assert set(rows[name]["swd"]) == set(rows[name]["tv"]) == {"1", "2", "4", "100"}
+            assert rows[name]["steps_per_second"] > 0
+        assert rows["independent"]["solver_ms"] == 0 < rows["default"]["solver_ms"]
+        assert isinstance(rows["goal"]["met"], bool)

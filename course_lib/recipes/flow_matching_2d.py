@@ -9,7 +9,7 @@ keeps the plumbing: which network, how long to train, with which seeds, and how 
 | --- | --- |
 | the main model on spirals (section 3) | :func:`build_model`, :func:`train_spirals`, :func:`loss_by_time` |
 | steps against quality (section 5) | :func:`swd`, :func:`swd_table`, :func:`noise_floor`, :func:`tv`, :func:`tv_floor`, :func:`same_radii_disk` |
-| reflow and minibatch OT (section 6) | :func:`straighten`, :func:`start_noise`, ``train_spirals(ot_block=...)`` |
+| reflow and minibatch OT (section 6) | :func:`straighten`, :func:`start_noise`, :data:`PAIRINGS`, :func:`compare_pairings` |
 | conditional flow and guidance (section 7) | :func:`train_conditional`, :func:`class_centres`, :func:`guided_samples`, :func:`class_accuracy` |
 | digits as 64-D points (section 8) | :func:`digit_vectors`, :func:`train_digits`, :func:`digit_judge`, :func:`to_images` |
 
@@ -26,21 +26,21 @@ from typing import Callable
 
 import torch
 
-from course_lib import data, flow, metrics, nets, runtime, train
+from course_lib import checks, data, flow, metrics, nets, runtime, train
 
 BUDGETS = {
     "quick": dict(hidden=128, depth=3, batch=512, steps=800, lr=3e-3, n_eval=2048,
-                  reflow_pairs=4096, reflow_teacher_steps=8, reflow_steps=300, ot_steps=400, ot_block=128,
+                  reflow_pairs=4096, reflow_teacher_steps=8, reflow_steps=300, ot_steps=400, ot_batch=256,
                   cond_steps=600, guidance=3.0, digits_hidden=256, digits_steps=800, digits_batch=128,
                   regress_steps=150, n_frames=6, eval_seeds=1,
                   space_features=64, space_scale=1.0, ema=None, n_tv=4096, reflow_lr=1.5e-3),
     "lecture": dict(hidden=256, depth=4, batch=1024, steps=8000, lr=2e-3, n_eval=8192,
-                    reflow_pairs=50000, reflow_teacher_steps=32, reflow_steps=3000, ot_steps=600, ot_block=128,
+                    reflow_pairs=50000, reflow_teacher_steps=32, reflow_steps=3000, ot_steps=600, ot_batch=512,
                     cond_steps=1200, guidance=3.0, digits_hidden=512, digits_steps=1200, digits_batch=256,
                     regress_steps=400, n_frames=11, eval_seeds=1,
                     space_features=64, space_scale=1.0, ema=None, n_tv=10000, reflow_lr=2e-3),
     "full": dict(hidden=512, depth=5, batch=4096, steps=20000, lr=1e-3, n_eval=16384,
-                 reflow_pairs=100000, reflow_teacher_steps=64, reflow_steps=10000, ot_steps=20000, ot_block=256,
+                 reflow_pairs=100000, reflow_teacher_steps=64, reflow_steps=10000, ot_steps=20000, ot_batch=1024,
                  cond_steps=10000, guidance=3.0, digits_hidden=1024, digits_steps=20000, digits_batch=512,
                  regress_steps=1000, n_frames=21, eval_seeds=3,
                  space_features=64, space_scale=1.0, ema=None, n_tv=50000, reflow_lr=5e-4),
@@ -83,35 +83,37 @@ def describe_network(B) -> str:
     return f"VelocityMLP {B.depth}x{B.hidden} SiLU{feats}"
 
 
-def spirals_loss(model: Callable, x1: torch.Tensor, ot_block: int | None = None) -> torch.Tensor:
-    """The flow-matching loss on a batch x1 (B, 2) with fresh noise x0 ~ N(0, I); with ``ot_block``
-    the pairs are re-paired by minibatch OT first (:func:`course_lib.flow.minibatch_ot`)."""
+def spirals_loss(model: Callable, x1: torch.Tensor, pairing: Callable | None = None) -> torch.Tensor:
+    """The flow-matching loss on a batch x1 (B, 2) with fresh noise x0 ~ N(0, I); with a ``pairing``
+    (:func:`pairing`) the pairs are re-paired by minibatch OT first."""
     x0 = torch.randn_like(x1)                                                    # (B, 2) noise
-    if ot_block:
-        x0, x1 = flow.minibatch_ot(x0, x1, ot_block)                             # x1 permuted
+    if pairing is not None:
+        x0, x1 = pairing(x0, x1)                                                 # x1 permuted
     return flow.loss(model, x1, x0=x0)
 
 
-def train_spirals(B, rule: Callable | None = None, *, steps: int | None = None, ot_block: int | None = None,
-                  seed: int = 0, progress: bool = True):
+def train_spirals(B, rule: Callable | None = None, *, steps: int | None = None, pairing: Callable | None = None,
+                  batch: int | None = None, data_fn: Callable = None, seed: int = 0, progress: bool = True):
     """Seed, build the main model and train it on fresh spiral batches (batch ``B.batch``, data seed =
     step) for ``steps`` (default ``B.steps``) steps with a cosine schedule. With ``B.ema`` (a decay)
     the returned model holds the exponential moving average of the weights (Polyak averaging: less
     step-to-step noise in the field, which shows as fuzz on the spiral's arms).
 
     ``rule(model, x1) -> loss`` is the training rule (the notebook passes the one it writes out);
-    the default is :func:`spirals_loss` (with ``ot_block`` for minibatch-OT pairs). Both draw the
-    noise and the times in the same order, so they train the same model.
+    the default is :func:`spirals_loss` (with ``pairing`` for minibatch-OT pairs). Both draw the
+    noise and the times in the same order, so they train the same model. ``batch`` and
+    ``data_fn(n, seed) -> (n, 2)`` replace the batch size and the spirals (section 6's comparison).
     Returns (model, :class:`course_lib.train.History`).
     """
     runtime.seed_everything(seed)
     model = build_model(B, space=True)
-    rule = rule or functools.partial(spirals_loss, ot_block=ot_block)
+    rule = rule or functools.partial(spirals_loss, pairing=pairing)
+    data_fn = data_fn or spirals
 
     def loss_fn(step):
-        return rule(model, spirals(B.batch, step))
+        return rule(model, data_fn(batch or B.batch, step))
     hist = train.train(model, loss_fn, steps or B.steps, lr=B.lr, schedule="cosine", progress=progress,
-                       desc="flow matching" + (" (minibatch OT)" if ot_block else ""), ema_decay=B.ema)
+                       desc="flow matching" + (" (minibatch OT)" if pairing else ""), ema_decay=B.ema)
     if hist.ema is not None:
         model.load_state_dict(hist.ema.model.state_dict())                       # sample with the EMA weights
     return model, hist
@@ -134,37 +136,49 @@ def loss_by_time(model: Callable, times, n: int = 8192, pair: Callable = flow.fm
 # ----------------------------------------------------------------------------- steps against quality
 
 def swd(v: Callable, steps: int, method: str = "euler", *, n: int, seeds=(0,),
-        distance: Callable = metrics.sliced_wasserstein) -> float:
+        distance: Callable = metrics.sliced_wasserstein, data_fn: Callable | None = None) -> float:
     """SWD of ``v``'s samples (``steps`` steps of ``method`` from noise seed 100 + s) to held-out
     spirals, averaged over evaluation seeds s (:func:`course_lib.metrics.swd_to_data`, 256
     projections)."""
     def sample_fn(m, s):
         return flow.sample(v, m, 2, steps, method, seed=NOISE_SEED + s)
-    return metrics.swd_to_data(sample_fn, spirals, n, seeds, distance=distance)
+    return metrics.swd_to_data(sample_fn, data_fn or spirals, n, seeds, distance=distance)
 
 
 def swd_table(v: Callable, *, n: int, seeds=(0,), steps=STEP_LIST, methods=("euler", "heun"),
-              distance: Callable = metrics.sliced_wasserstein) -> dict:
-    """{(method, steps): :func:`swd`} for every method and step count."""
-    return {(m, k): swd(v, k, m, n=n, seeds=seeds, distance=distance) for m in methods for k in steps}
+              distance: Callable = metrics.sliced_wasserstein, progress: bool = True) -> dict:
+    """{(method, steps): :func:`swd`} for every method and step count (with ``progress``, a bar
+    over the entries: in lecture mode the table takes several seconds)."""
+    entries = [(m, k) for m in methods for k in steps]
+    bar = train.progress_bar(len(entries), "SWD table") if progress else None
+    table = {}
+    for m, k in entries:
+        table[m, k] = swd(v, k, m, n=n, seeds=seeds, distance=distance)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return table
 
 
-def noise_floor(n: int, seeds=(0,), distance: Callable = metrics.sliced_wasserstein) -> float:
+def noise_floor(n: int, seeds=(0,), distance: Callable = metrics.sliced_wasserstein,
+                data_fn: Callable | None = None) -> float:
     """The spirals' noise floor at n points (:func:`course_lib.metrics.noise_floor`)."""
-    return metrics.noise_floor(spirals, n, seeds, distance=distance)
+    return metrics.noise_floor(data_fn or spirals, n, seeds, distance=distance)
 
 
-def tv(v: Callable, steps: int, method: str = "euler", *, n: int, seeds=(0,)) -> float:
+def tv(v: Callable, steps: int, method: str = "euler", *, n: int, seeds=(0,),
+       data_fn: Callable | None = None) -> float:
     """Grid TV (:func:`course_lib.metrics.grid_tv`, 32 x 32 cells over [-4, 4]^2) of ``v``'s samples
     to held-out spirals: the same samples and reference draws as :func:`swd`."""
     def sample_fn(m, s):
         return flow.sample(v, m, 2, steps, method, seed=NOISE_SEED + s)
-    return metrics.grid_tv_to_data(sample_fn, spirals, n, seeds)
+    return metrics.grid_tv_to_data(sample_fn, data_fn or spirals, n, seeds)
 
 
-def tv_floor(n: int, seeds=(0,)) -> float:
+def tv_floor(n: int, seeds=(0,), data_fn: Callable | None = None) -> float:
     """The grid TV of a second draw of the spirals at n points (:func:`course_lib.metrics.grid_tv_floor`)."""
-    return metrics.grid_tv_floor(spirals, n, seeds)
+    return metrics.grid_tv_floor(data_fn or spirals, n, seeds)
 
 
 def same_radii_disk(x: torch.Tensor, seed: int = 0, radius: float | None = None) -> torch.Tensor:
@@ -200,6 +214,52 @@ def straighten(model: torch.nn.Module, B, progress: bool = True):
     hist = flow.reflow(student, x0, x1, B.reflow_steps, batch=B.batch, lr=B.reflow_lr, schedule="cosine",
                        progress=progress)
     return student, hist
+
+
+# ----------------------------------------------------------------------------- minibatch-OT pairings
+
+# Section 6's ways of pairing a batch's noise with its data: name -> flow.minibatch_ot keywords, with
+# blocks of a quarter batch (None: independent pairs, plain flow matching).
+PAIRINGS = {
+    "independent": None,
+    "blocks in batch order": dict(order="batch"),
+    "blocks of similar points": dict(order="similar"),          # the course's default
+    "exact, whole batch": dict(block=None),
+}
+
+
+def pairing(name: str, batch: int) -> Callable | None:
+    """The pairing ``name`` of :data:`PAIRINGS` for batches of ``batch``: a function
+    (x0, x1) -> (x0, x1 permuted), or None for independent pairs."""
+    kw = PAIRINGS[checks.one_of(name, "pairing", tuple(PAIRINGS))]
+    if kw is None:
+        return None
+    return functools.partial(flow.minibatch_ot, **{"block": max(batch // 4, 1), **kw})
+
+
+def toy_data(name: str) -> Callable:
+    """``data_fn(n, seed) -> (n, 2)`` for the 2-D set ``name`` of :func:`course_lib.data.toy_2d`."""
+    return spirals if name == "spirals" else functools.partial(data.toy_2d, name)
+
+
+def compare_pairings(B, names=tuple(PAIRINGS), *, steps: int, batch: int, data_name: str = "spirals",
+                     eval_steps=(1,), n_swd: int | None = None, n_tv: int | None = None,
+                     progress: bool = True) -> dict:
+    """Train the main model once per pairing of ``names`` (same seed, network, batches and
+    ``steps`` steps of ``batch`` points of ``data_name``) and measure each: seconds per training step
+    (the solver included) and, at each of ``eval_steps`` Euler steps, the SWD (``n_swd`` points,
+    default ``B.n_eval``) and the grid TV (``n_tv``, default ``B.n_tv``) to held-out data.
+    Returns {name: SimpleNamespace(model, history, seconds_per_step, swd={k: ...}, tv={k: ...})}."""
+    data_fn = toy_data(data_name)
+    out = {}
+    for name in names:
+        model, hist = train_spirals(B, steps=steps, batch=batch, data_fn=data_fn,
+                                    pairing=pairing(name, batch), progress=progress)
+        out[name] = SimpleNamespace(
+            model=model, history=hist, seconds_per_step=hist.seconds / steps,
+            swd={k: swd(model, k, n=n_swd or B.n_eval, data_fn=data_fn) for k in eval_steps},
+            tv={k: tv(model, k, n=n_tv or B.n_tv, data_fn=data_fn) for k in eval_steps})
+    return out
 
 
 # ----------------------------------------------------------------------------- conditional flow
