@@ -9,7 +9,7 @@ COURSE_DIR ?= $(CURDIR)
 # JupyterLab refuses to start as root (containers, some cloud machines) unless told to
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test run student check grade bench wheel clean
+.PHONY: setup lab test run site student check grade bench wheel clean
 
 setup: $(VENV)/.installed
 
@@ -28,6 +28,9 @@ test: setup           ## unit tests, homework-check tests, sync check, every not
 
 run: setup            ## execute every notebook headless in $(COURSE_MODE) mode into build/ (TIMEOUT=s per cell)
 	$(PY) -m course_lib.course.runner --course $(COURSE_DIR) --html --out build $(if $(TIMEOUT),--timeout $(TIMEOUT),)
+
+site: setup           ## the course as a static site in build/site (open build/site/index.html); reuses `make run`'s build/solutions
+	$(PY) -m course_lib.course.site --course $(COURSE_DIR) --out build/site --executed build/solutions $(if $(TIMEOUT),--timeout $(TIMEOUT),)
 
 student: setup        ## regenerate notebooks/ from solutions/
 	$(PY) -m course_lib.course.assignments build --course $(COURSE_DIR)

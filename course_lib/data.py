@@ -139,6 +139,8 @@ COLORS = {"red": (0.95, 0.15, 0.15), "green": (0.15, 0.85, 0.2), "blue": (0.2, 0
 POSITIONS = ("top left", "top", "top right", "left", "center", "right",
              "bottom left", "bottom", "bottom right")
 SIZES = ("small", "large")
+ATTRIBUTES = ("shape", "color", "position", "size")          # the four words of a prompt, in order
+N_VALUES = (len(SHAPES), len(COLORS), len(POSITIONS), len(SIZES))   # (4, 6, 9, 2): 432 prompts
 
 
 @dataclass
@@ -154,6 +156,20 @@ class Shapes:
 
     def __len__(self):
         return self.images.shape[0]
+
+    @property
+    def prompts(self) -> torch.Tensor:
+        """(N, 4) int64: (shape, color, position, size) per image, the order of ATTRIBUTES; the
+        prompt a conditional generator gets (notebooks 04-06)."""
+        return torch.stack([self.shape, self.color, self.position, self.size], dim=1)   # (N, 4)
+
+
+def prompt_caption(prompt) -> str:
+    """The caption of one prompt (a length-4 sequence or (4,) tensor of attribute indices)."""
+    values = [int(v) for v in prompt]
+    if len(values) != 4 or any(not 0 <= v < n for v, n in zip(values, N_VALUES)):
+        raise ValueError(f"prompt: expected 4 indices (shape < 4, color < 6, position < 9, size < 2), got {values}")
+    return caption(*values)
 
 
 def _inside(kind: torch.Tensor, dx: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
@@ -192,6 +208,27 @@ def _shape_params(n, size, g):
     cx = (0.25 + 0.25 * (position % 3)).float() * size + jitter[:, 0]
     cy = (0.25 + 0.25 * (position // 3)).float() * size + jitter[:, 1]
     return shape, color, position, big, cx, cy, radius
+
+
+def render_prompts(prompts: torch.Tensor, size: int = 16, seed: int = 0) -> torch.Tensor:
+    """Real images for given prompts: (N, 4) (shape, color, position, size) -> (N, 3, size, size),
+    each shape placed with a fresh random jitter drawn from ``seed`` (as :func:`shapes` places it).
+    Two calls with different seeds are two real draws of the same prompts."""
+    checks.tensor(prompts, "prompts", ndim=2, floating=False, shape="(N, 4) int64")
+    if prompts.shape[1] != 4:
+        raise ValueError(f"prompts: expected shape (N, 4), got {tuple(prompts.shape)}")
+    if size not in (16, 32):
+        raise ValueError(f"size must be 16 or 32, got {size!r}")
+    p = prompts.cpu().long()
+    n = p.shape[0]
+    shape, color, position, big = p.unbind(1)
+    radius = torch.where(big == 1, 0.22, 0.14) * size
+    jitter = (torch.rand(n, 2, generator=_gen(seed)) - 0.5) * (size / 16)
+    cx = (0.25 + 0.25 * (position % 3)).float() * size + jitter[:, 0]
+    cy = (0.25 + 0.25 * (position // 3)).float() * size + jitter[:, 1]
+    images = torch.cat([render_shapes(shape[i:i + 512], color[i:i + 512], cx[i:i + 512], cy[i:i + 512],
+                                      radius[i:i + 512], size) for i in range(0, n, 512)])
+    return images.to(runtime.device())
 
 
 def caption(shape: int, color: int, position: int, size: int) -> str:

@@ -7,6 +7,8 @@
 * :func:`grid_tv`: total variation between 2-D histograms, and :func:`grid_tv_floor`: its value for
   two draws of the data (an SWD is blind to a shape that keeps every 1-D projection; this is not);
 * :func:`mmd`: maximum mean discrepancy with a sum of RBF kernels (unbiased estimate);
+* :func:`frechet_distance`: the Fréchet distance between Gaussians fitted to two sets of features
+  (FID's formula; the course's feature extractor is :mod:`course_lib.evaluator`);
 * :func:`psnr` for images, :func:`snr_db` for audio;
 * :func:`code_histogram`, :func:`perplexity`, :func:`usage`: how a tokenizer uses its codebook.
 """
@@ -185,6 +187,35 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.1, 0.2, 0.5, 1.0, 2.0)) 
 
 
 # ----------------------------------------------------------------------------- signal quality
+
+def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (Heusel et al. 2017, "GANs
+    Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium", §"Fréchet
+    Inception Distance"; the formula of Dowson & Landau 1982):
+
+        d^2 = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))
+
+    feats_a (N, F), feats_b (M, F), each with at least 2 rows. Computed in float64, with
+    tr((S_a S_b)^(1/2)) = sum sqrt(eig(S_a^(1/2) S_b S_a^(1/2))), a symmetric PSD matrix (no complex
+    square root, unlike scipy.linalg.sqrtm). Returns d^2 (as FID reports it). With few samples the
+    estimate is biased upwards: compare it to two draws of real data at the same N."""
+    checks.tensor(feats_a, "feats_a", ndim=2, floating=True, shape="(N, F)")
+    checks.tensor(feats_b, "feats_b", ndim=2, floating=True, shape="(M, F)")
+    if feats_a.shape[1] != feats_b.shape[1]:
+        raise ValueError(f"feats_a and feats_b must have the same feature size, got {feats_a.shape[1]} "
+                         f"and {feats_b.shape[1]}")
+    if feats_a.shape[0] < 2 or feats_b.shape[0] < 2:
+        raise ValueError(f"need at least 2 rows in each set, got {feats_a.shape[0]} and {feats_b.shape[0]}")
+    a, b = feats_a.detach().double().cpu(), feats_b.detach().double().cpu()
+    mu_a, mu_b = a.mean(0), b.mean(0)                                        # (F,)
+    cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)                            # (F, F)
+    ev, vecs = torch.linalg.eigh(cov_a)
+    root_a = vecs @ torch.diag(ev.clamp(min=0).sqrt()) @ vecs.T              # S_a^(1/2)
+    mid = root_a @ cov_b @ root_a
+    tr_sqrt = torch.linalg.eigvalsh((mid + mid.T) / 2).clamp(min=0).sqrt().sum()
+    d2 = (mu_a - mu_b).pow(2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * tr_sqrt
+    return max(float(d2), 0.0)
+
 
 def psnr(x: torch.Tensor, y: torch.Tensor, max_value: float = 1.0) -> float:
     """Peak signal-to-noise ratio in dB, 10 log10(max^2 / MSE), over all elements."""

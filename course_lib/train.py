@@ -19,12 +19,22 @@ optimizer) and each step is two steps, the model's and then the adversary's, on 
 
     adv = Adversary(disc, lambda step: hinge_d_loss(disc(x_real), disc(x_fake.detach())), d_opt)
     train(model, loss_fn, steps, adversary=adv)
+
+A model that several notebooks (or a notebook and its benchmark) share is trained once and kept on
+disk with :func:`cached`::
+
+    gpt = cached("gpt", dict(mode=B.mode, d_model=128, steps=B.steps),
+                 build=lambda: GPT(cfg), fit=lambda m: train(m, loss_fn, B.steps))
 """
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import math
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -168,6 +178,13 @@ def _progress_bar(steps: int, desc: str):
     return _FinalLine(steps, desc, sys.stdout if in_kernel else sys.stderr)
 
 
+def progress_bar(total: int, desc: str = ""):
+    """The course's progress bar for any loop of ``total`` steps (a training, a generation): tqdm's
+    widget in a live notebook, its text bar in a terminal, one final line in an executed notebook.
+    Use ``bar.update()``, ``bar.set_postfix(...)``, ``bar.close()``."""
+    return _progress_bar(total, desc)
+
+
 def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps: int, *,
           lr: float = 1e-3, optimizer: torch.optim.Optimizer | None = None, weight_decay: float = 0.0,
           schedule: str = "constant", warmup: int = 0, grad_clip: float | None = 1.0,
@@ -245,3 +262,62 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
         hist.seconds += time.perf_counter() - t0
         model.eval()
     return hist
+
+
+# ----------------------------------------------------------------------------- the disk cache
+
+def cache_path(name: str, config: dict) -> "os.PathLike":
+    """Where :func:`cached` keeps the model ``name`` trained with ``config``:
+    ``runtime.cache_dir() / f"{name}-{hash of config}.pt"`` (config as sorted JSON, sha256)."""
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise ValueError(f"name: expected a non-empty string of letters, digits, '-', '_', '.', got {name!r}")
+    if not isinstance(config, dict):
+        raise TypeError(f"config: expected a dict of the settings that define the model, got {type(config).__name__}")
+    try:
+        text = json.dumps(config, sort_keys=True)
+    except TypeError as e:
+        raise TypeError(f"config: every value must be JSON-serialisable (numbers, strings, lists, dicts): {e}") from e
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return runtime.cache_dir() / f"{name}-{digest}.pt"
+
+
+def cached(name: str, config: dict, build: Callable[[], nn.Module], fit: Callable[[nn.Module], object],
+           verbose: bool = True) -> nn.Module:
+    """``build()`` a model, then load its weights from the disk cache if they are there, else
+    ``fit(model)`` and save them. Returns the model in eval mode, on the device ``build`` put it on.
+
+    ``config`` must hold everything that changes the trained weights (mode, sizes, steps, seed, a
+    version string of the code): its hash is the cache key (:func:`cache_path`). Weights are saved
+    atomically (a second process never reads half a file) as a plain ``state_dict`` and loaded with
+    ``torch.load(..., weights_only=True)``. ``model.from_cache`` tells which way it went.
+    Set ``COURSE_CACHE`` to use another folder; delete the file (or the folder) to retrain.
+    ``fit`` runs with gradients enabled even if the caller is inside ``torch.no_grad()``."""
+    path = cache_path(name, config)
+    model = build()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"build: expected a function returning an nn.Module, got {type(model).__name__}")
+    if path.exists():
+        try:
+            state = torch.load(path, map_location=checks.model_device(model) or "cpu", weights_only=True)
+            model.load_state_dict(state)
+            model.from_cache = True
+            if verbose:
+                print(f"{name}: loaded from the cache ({path})")
+            return model.eval()
+        except (RuntimeError, EOFError, OSError, KeyError) as e:    # a stale or broken file: retrain
+            if verbose:
+                print(f"{name}: cached file unusable ({type(e).__name__}), training again")
+            model = build()                                 # from scratch, not half-loaded
+    with torch.enable_grad():                               # even when called under no_grad
+        fit(model)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(model.state_dict(), tmp)
+        os.chmod(tmp, 0o644)                                # mkstemp makes it private
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    model.from_cache = False
+    return model.eval()

@@ -35,6 +35,8 @@ ALLOWED: dict[str, list[str]] = {
                               "10%"],                               # chance among 10 digits
     "02_tokens": ["10%"],                                           # the restart threshold of the EMA VQ
     "03_residual_and_bitwise_tokens": ["6 kbps", "1.1 kbps", "256 kbps"],   # bitrates from the specs
+    "04_chaining_tokens": ["10%"],                                  # the null-prompt rate of CFG training
+    "05_maskgit": ["10%"],                                          # the null-prompt rate of CFG training
     "08_flow_matching_2d": ["10%"],                                 # the label-drop rate of CFG training
 }
 

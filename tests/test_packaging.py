@@ -57,7 +57,7 @@ def test_ci_installs_torch_first_then_runs_the_readme_test_command():
 # bench/ may use everything. Nothing but bench/ (and the notebooks) imports recipes/ or bench/.
 
 PACKAGE = ROOT / "course_lib"
-GROUND = {"runtime", "checks", "data", "train", "metrics", "viz"}
+GROUND = {"runtime", "checks", "data", "train", "metrics", "viz", "evaluator"}
 PARTS = ("nets", "pixels", "tokens", "orders", "flow")        # in the syllabus' order
 MAY_IMPORT = {
     **{g: GROUND for g in GROUND},
@@ -71,6 +71,7 @@ MAY_IMPORT = {
 COURSE_MAY_IMPORT = {
     "checking": set(), "folder": set(), "exercises": {"checking", "exercises"},
     "homework": {"exercises", "checking", "folder"}, "assignments": {"folder"}, "runner": {"folder"}, "": set(),
+    "site": {"runner", "assignments", "folder"},        # the course site: executes, folds answers
 }
 
 
@@ -135,7 +136,8 @@ def test_imports_run_only_downward():
                 dst = target.split(".")[2] if target.count(".") > 1 else ""
                 if dst != src and dst not in COURSE_MAY_IMPORT.get(src, set()):
                     wrong.append(f"{name}:{line} imports {target}: inside course/, imports run "
-                                 "homework -> exercises -> checking, assignments/runner -> folder")
+                                 "homework -> exercises -> checking, assignments/runner -> folder, "
+                                 "site -> runner/assignments/folder")
     assert not wrong, "imports that run the wrong way:\n" + "\n".join(wrong)
 
 

@@ -112,3 +112,24 @@ def test_bench_flow2d_quick_reports_every_bar():
             assert rows[name]["steps_per_second"] > 0
         assert rows["independent"]["solver_ms"] == 0 < rows["default"]["solver_ms"]
         assert isinstance(rows["goal"]["met"], bool)
+
+
+def test_bench_orders_quick_reports_every_key(monkeypatch):
+    # the GPT part of the orders benchmark in quick mode; the other notebooks' results merged in
+    from types import SimpleNamespace
+
+    from course_lib import runtime
+    from course_lib.bench import orders
+    monkeypatch.setattr(runtime, "_state", {"mode": "quick", "device": None})
+    fake = SimpleNamespace(bench_results=lambda mode: {"maskgit_8": {"prompt_accuracy": 0.5, "mode": mode}})
+    monkeypatch.setattr(orders, "_other_recipe", lambda name: fake if name == "maskgit" else None)
+    out = orders.run([])
+    assert out["mode"] == "quick" and out["evaluator_min_accuracy"] >= 0.98
+    assert set(out["evaluator_accuracy"]) == {"shape", "color", "position", "size"}
+    assert set(out["gpt"]) >= {"prompt_accuracy", "frechet", "nfe", "seconds_per_image", "params"}
+    assert out["gpt"]["nfe"] == 16 and out["gpt"]["params"] > 0 and out["gpt"]["seconds_per_image"] > 0
+    assert 0 <= out["gpt"]["prompt_accuracy"] <= 1 and out["gpt"]["frechet"] > 0 < out["frechet_floor"]
+    assert out["kv_cache_identical"] is True and out["kv_cache_speedup"] > 0
+    assert set(out["cfg_prompt_accuracy"]) == {"0.0", "1.0", "2.0", "3.0"}
+    assert out["maskgit_8"] == {"prompt_accuracy": 0.5, "mode": "quick"}
+    assert out["missing"] == ["recipes.next_scale"]

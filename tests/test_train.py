@@ -122,3 +122,14 @@ def test_progress_in_an_unwatched_run_is_one_line_with_the_final_state(monkeypat
     lines = [line for line in text.splitlines() if line.startswith("toy")]
     assert len(lines) == 1 and "30/30 steps" in lines[0] and "loss" in lines[0], text
     assert "0%" not in text and "\r" not in text
+
+
+def test_progress_bar_of_any_loop_ends_in_one_line(monkeypatch, capsys):
+    from course_lib import train as T
+    monkeypatch.setenv("COURSE_STATIC", "1")
+    bar = T.progress_bar(5, "SWD table")
+    for _ in range(5):
+        bar.update()
+    bar.close()
+    text = capsys.readouterr()
+    assert "SWD table: 5/5 steps" in text.out + text.err

@@ -74,3 +74,23 @@ def test_gpt_learns_a_repeating_sequence():
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 5), x[:, 1:].reshape(-1))
         opt.zero_grad(); loss.backward(); opt.step()
     assert loss.item() < 0.1, loss.item()
+
+
+def test_kv_cache_gives_the_outputs_of_the_whole_causal_sequence():
+    from course_lib.nets.transformer import KVCache
+    torch.manual_seed(0)
+    body = Transformer(Config(d_model=32, n_layer=2, n_head=4)).eval()
+    x = torch.randn(3, 9, 32)
+    full = body(x, "causal")                                               # (3, 9, 32)
+    cache = KVCache()
+    parts = [body(x[:, :4], cache=cache)]                                  # a 4-position prefix at once
+    for t in range(4, 9):                                                  # then one position per call
+        parts.append(body(x[:, t:t + 1], cache=cache))
+    assert len(cache) == 9
+    assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
+    with pytest.raises(ValueError, match="causal mask only"):
+        body(x, "bidirectional", cache=KVCache())
+    with pytest.raises(TypeError, match="KVCache"):
+        body(x, cache={})
+    with pytest.raises(ValueError, match="batch of 2 rows"):
+        body(x[:2, :1], cache=cache)

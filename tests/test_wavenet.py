@@ -74,6 +74,16 @@ def test_cached_generation_matches_the_full_forward(monkeypatch):
         m.generate(5, torch.zeros(2, 0, dtype=torch.long))
 
 
+def test_generation_can_show_progress_and_draws_the_same_samples(capsys):
+    m = W.WaveNet(channels=8, skip_channels=8, dilations=(1, 2))
+    prime = torch.randint(0, 256, (2, 4), generator=torch.Generator().manual_seed(1))
+    quiet = m.generate(10, prime, generator=torch.Generator().manual_seed(0))
+    assert capsys.readouterr().err == ""
+    shown = m.generate(10, prime, generator=torch.Generator().manual_seed(0), progress=True)
+    assert torch.equal(quiet, shown)
+    assert "WaveNet generation: 13/13 steps" in capsys.readouterr().err     # no kernel, no terminal: one line
+
+
 def test_forward_rejects_floats():
     with pytest.raises(TypeError, match="int64"):
         W.WaveNet(channels=8, skip_channels=8, dilations=(1,))(torch.zeros(1, 10))

@@ -50,7 +50,7 @@ def _wavenet(B, seed: int) -> dict:
     q, q_test = W.mu_law_encode(clips.waves), W.mu_law_encode(test_clips.waves)
     model = recipe.wavenet(B, seed=seed)
     h = recipe.train_wavenet(model, q, B, seed=seed, progress=False)
-    gen = recipe.generate_audio(model, q_test, B, seed=seed)
+    gen = recipe.generate_audio(model, q_test, B, seed=seed, progress=False)
     return {"wavenet_train_seconds": h.seconds, "wavenet_train_steps": len(h.losses),
             "wavenet_test_bits_per_sample": W.evaluate_bits(model, q_test),
             "wavenet_marginal_bits_per_sample": W.marginal_bits(q_test, q),

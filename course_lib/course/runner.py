@@ -7,8 +7,9 @@ The notebooks are those of the course folder: ``--course DIR``, or else the near
 the current directory that holds ``solutions/`` (:func:`course_lib.course.folder.course_folder`).
 Each notebook runs in a fresh kernel of this environment, in the notebook's own folder, with
 ``COURSE_MODE`` set and ``COURSE_STATIC=1`` (widgets draw their static view, which an exported page
-can show). A per-cell timeout (:data:`CELL_TIMEOUT` of the mode, or ``--timeout``) stops a hung cell
-instead of waiting for ever. A notebook that fails is reported and the run goes on with the next; the
+can show); the executed copy records how it ran in its metadata (``course_run``: mode, seconds,
+status, date, CPU cores). A per-cell timeout (:data:`CELL_TIMEOUT` of the mode, or ``--timeout``)
+stops a hung cell instead of waiting for ever. A notebook that fails is reported and the run goes on with the next; the
 run ends with a table (notebook, status, seconds, the error's first line) and exits 1 if any failed.
 """
 from __future__ import annotations
@@ -59,7 +60,7 @@ class Run:
     error: str = ""
 
 
-def _first_line(err: BaseException) -> str:
+def error_line(err: BaseException) -> str:
     """The line that names what went wrong: for a failed cell, the learner-visible exception."""
     if getattr(err, "ename", None):                       # nbclient's CellExecutionError
         return f"{err.ename}: {err.evalue}".strip()
@@ -68,6 +69,11 @@ def _first_line(err: BaseException) -> str:
     named = [ln for ln in lines if ln.split(":")[0].endswith(("Error", "Exception", "Interrupt", "Timeout"))]
     line = (named[-1] if named else (lines[0] if lines else type(err).__name__))
     return f"{type(err).__name__}: {line}" if not line.startswith(type(err).__name__) else line
+
+
+def _cores() -> int:
+    """CPU cores this process may use (a container's share, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def execute(path: Path, mode: str, out_dir: Path | None = None, html: bool = False,
@@ -80,11 +86,17 @@ def execute(path: Path, mode: str, out_dir: Path | None = None, html: bool = Fal
     env_before = {k: os.environ.get(k) for k in ("COURSE_MODE", "COURSE_STATIC")}
     os.environ.update(COURSE_MODE=mode, COURSE_STATIC="1")
     t0 = time.perf_counter()
+    status = "failed"
     try:
         NotebookClient(nb, timeout=cell_timeout or CELL_TIMEOUT[mode], kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
+        status = "ok"
     finally:
         seconds = time.perf_counter() - t0
+        # how this copy was made, for the course site's "measured times" (course_lib.course.site)
+        nb.metadata["course_run"] = {"mode": mode, "seconds": round(seconds, 1), "status": status,
+                                     "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                     "cpu_cores": _cores()}
         for k, v in env_before.items():
             os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
         if out_dir is not None:
@@ -112,7 +124,7 @@ def run_each(names=(), mode: str | None = None, source: str = "solutions", out: 
             seconds = execute(path, mode, out / source if out else None, html, cell_timeout)
             runs.append(Run(path.stem, "ok", round(seconds, 1)))
         except Exception as e:  # a failed or timed-out cell: report it, go on with the next notebook
-            runs.append(Run(path.stem, "failed", round(time.perf_counter() - t0, 1), _first_line(e)))
+            runs.append(Run(path.stem, "failed", round(time.perf_counter() - t0, 1), error_line(e)))
         r = runs[-1]
         print(f"  {r.status} {r.seconds:.1f} s" + (f": {r.error}" if r.error else ""), file=sys.stderr, flush=True)
     return runs

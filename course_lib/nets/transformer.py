@@ -8,6 +8,11 @@
   an embedding, so tokenizers, GPTs and next-scale models all wrap it.
 * :class:`GPT`: token + learned position embedding -> Transformer -> logits; ``mask`` picks the
   attention pattern. Later notebooks (GPT over tokens, MaskGIT, VAR) reuse these classes.
+* :class:`KVCache`: the keys and values of the positions already seen, per layer, so that a causal
+  model sampling one token at a time computes each new position only, instead of re-running the
+  whole prefix (the "incremental decoding" of Vaswani et al.'s tensor2tensor and of every GPT
+  sampler, e.g. HuggingFace's ``past_key_values``; Pope et al. 2022, "Efficiently Scaling
+  Transformer Inference", §2). Pass the same cache to successive ``Transformer.forward`` calls.
 
 Masks are bool (T, T) with True = "may attend", as ``F.scaled_dot_product_attention`` expects.
 """
@@ -64,9 +69,39 @@ def make_mask(kind: str, T: int | None = None, blocks=None, device=None) -> torc
     return ids[:, None] >= ids[None, :]
 
 
+class KVCache:
+    """Keys and values of the positions seen so far, one (k, v) pair per layer, each (B, H, T, d_head).
+
+    Usage (a causal model, one new position per call)::
+
+        cache = KVCache()
+        h = body(x[:, :4], cache=cache)          # the prompt: 4 positions
+        h = body(x_new, cache=cache)             # (B, 1, D): attends to the 4 cached + itself
+        len(cache)                               # 5 positions cached
+    """
+
+    def __init__(self):
+        self.layers: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        return 0 if not self.layers else self.layers[0][0].shape[2]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add this call's k, v (B, H, T_new, hd) to layer ``layer``; returns all of them (B, H, T, hd)."""
+        if layer in self.layers:
+            k0, v0 = self.layers[layer]
+            if k0.shape[0] != k.shape[0]:
+                raise ValueError(f"cache: batch of {k.shape[0]} rows, but the cached positions have {k0.shape[0]}")
+            k, v = torch.cat([k0, k], dim=2), torch.cat([v0, v], dim=2)               # (B, H, T, hd)
+        self.layers[layer] = (k, v)
+        return k, v
+
+
 class Attention(nn.Module):
     """Multi-head self-attention, softmax(Q K^T / sqrt(d_head) + mask) V per head (Vaswani et al.
-    2017, eq. 1 and §3.2.2), through ``F.scaled_dot_product_attention``."""
+    2017, eq. 1 and §3.2.2), through ``F.scaled_dot_product_attention``. With a :class:`KVCache`,
+    the new positions' keys and values are appended to the cache and the queries attend to all of
+    them, causally (new position i sees every cached position and the new ones up to i)."""
 
     def __init__(self, cfg: Config):
         super().__init__()
@@ -75,10 +110,17 @@ class Attention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
         self.dropout = cfg.dropout
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, cache: KVCache | None = None,
+                layer: int = 0) -> torch.Tensor:
         B, T, D = x.shape
         q, k, v = self.qkv(x).split(D, dim=2)                                         # 3 x (B, T, D)
         q, k, v = (t.view(B, T, self.n_head, D // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, H, T, hd)
+        if cache is not None:
+            seen = cache.layers[layer][0].shape[2] if layer in cache.layers else 0
+            k, v = cache.append(layer, k, v)                                           # (B, H, seen + T, hd)
+            # new position i (absolute seen + i) may attend to keys j <= seen + i
+            mask = None if T == 1 else (torch.arange(seen + T, device=x.device)[None, :]
+                                        <= seen + torch.arange(T, device=x.device)[:, None])  # (T, seen + T)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask,
                                            dropout_p=self.dropout if self.training else 0.0)
         y = y.transpose(1, 2).reshape(B, T, D)                                         # (B, T, D)
@@ -97,8 +139,8 @@ class Block(nn.Module):
                                  nn.Linear(cfg.mlp_ratio * cfg.d_model, cfg.d_model, bias=cfg.bias),
                                  nn.Dropout(cfg.dropout))
 
-    def forward(self, x, mask=None):                                                   # (B, T, D)
-        x = x + self.attn(self.ln1(x), mask)
+    def forward(self, x, mask=None, cache: KVCache | None = None, layer: int = 0):       # (B, T, D)
+        x = x + self.attn(self.ln1(x), mask, cache, layer)
         return x + self.mlp(self.ln2(x))
 
 
@@ -112,12 +154,25 @@ class Transformer(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.d_model)
         self.apply(_init_weights)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | str | None = None) -> torch.Tensor:
-        """x (B, T, d_model) float in the model's dtype and on its device; mask as in :func:`make_mask`."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | str | None = None,
+                cache: KVCache | None = None) -> torch.Tensor:
+        """x (B, T, d_model) float in the model's dtype and on its device; mask as in :func:`make_mask`.
+
+        ``cache``: a :class:`KVCache` for causal incremental decoding: x holds only the NEW positions,
+        which attend causally to the cached ones and to each other; ``mask`` must then be "causal"
+        (or None, read as causal). Gives the same outputs as the whole sequence with a causal mask."""
         checks.tensor(x, "x", floating=True, shape=f"(B, T, {self.cfg.d_model})")
         if x.dim() != 3 or x.shape[-1] != self.cfg.d_model:
             raise ValueError(f"x: expected embeddings (B, T, {self.cfg.d_model}), got {tuple(x.shape)}")
         checks.same_place(self, x, "x")
+        if cache is not None:
+            if not isinstance(cache, KVCache):
+                raise TypeError(f"cache: expected a KVCache, got {type(cache).__name__}")
+            if mask not in (None, "causal"):
+                raise ValueError(f"a KV cache works with the causal mask only, got mask={mask!r}")
+            for i, b in enumerate(self.blocks):
+                x = b(x, None, cache, i)
+            return self.ln_f(x)
         if isinstance(mask, str):
             mask = make_mask(mask, x.shape[1], device=x.device)
         if mask is not None and tuple(mask.shape[-2:]) != (x.shape[1], x.shape[1]):

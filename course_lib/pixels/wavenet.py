@@ -35,7 +35,7 @@ from torch import nn
 from course_lib import checks
 from course_lib.nets.sampling import sample_logits
 from course_lib.pixels.pixel_ar import bits_per_dim
-from course_lib.train import History, train
+from course_lib.train import History, progress_bar, train
 
 
 # ----------------------------------------------------------------------------- mu-law
@@ -137,13 +137,15 @@ class WaveNet(nn.Module):
 
     @torch.no_grad()
     def generate(self, n_samples: int, prime: torch.Tensor, temperature: float | torch.Tensor = 1.0,
-                 generator: torch.Generator | None = None, *, top_k: int | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, *, top_k: int | None = None,
+                 progress: bool = False) -> torch.Tensor:
         """Continue ``prime`` (N, P) int64 levels (P >= 1) by ``n_samples`` samples, one at a time.
 
         ``temperature``: a float, or a (N,) tensor (one per clip); ``top_k``: draw among the k most
         likely levels only (both as in :func:`~course_lib.nets.sampling.sample_logits`). Each layer
         keeps a ring buffer of its last ``dilation`` inputs, so a step costs O(layers), not a pass
-        over the receptive field. Returns (N, P + n_samples) int64 levels (the prime included)."""
+        over the receptive field. ``progress`` shows a bar over the steps (:func:`course_lib.train.progress_bar`).
+        Returns (N, P + n_samples) int64 levels (the prime included)."""
         checks.tensor(prime, "prime", ndim=2, dtype=torch.long, shape="(N, P)")
         if prime.shape[1] < 1:
             raise ValueError(f"prime: expected at least one sample, shape (N, P) with P >= 1, "
@@ -165,7 +167,10 @@ class WaveNet(nn.Module):
         queues = [[torch.zeros(n, c, device=dev)] * d for d in self.dilations]  # inputs at t - d .. t - 1
         out = [prime[:, i] for i in range(prime.shape[1])]
         total = prime.shape[1] + n_samples
+        bar = progress_bar(total - 1, "WaveNet generation") if progress else None
         for t in range(total - 1):
+            if bar is not None:
+                bar.update()
             x = self.embed(out[t])                                   # (N, C)
             skips = 0
             for (w_in, b_in, w_out, b_out, d), queue in zip(fused, queues):
@@ -180,6 +185,8 @@ class WaveNet(nn.Module):
                 continue                                             # teacher-forced through the prime
             logits = self.head(skips[:, :, None])[:, :, 0]          # (N, 1) -> (N, levels)
             out.append(sample_logits(logits, temperature, top_k, generator))      # (N,)
+        if bar is not None:
+            bar.close()
         return torch.stack(out, dim=1)                               # (N, P + n_samples)
 
 

@@ -167,7 +167,8 @@ class Generation:
         return self.steps / self.seconds
 
 
-def generate_audio(model: W.WaveNet, test_levels: torch.Tensor, B, seed: int = 0) -> Generation:
+def generate_audio(model: W.WaveNet, test_levels: torch.Tensor, B, seed: int = 0,
+                   progress: bool = True) -> Generation:
     """Continue ``B.gen_clips`` primes of one receptive field from ``test_levels`` (N, L) by
     ``B.gen_seconds`` of audio with the cached :meth:`~course_lib.pixels.wavenet.WaveNet.generate`.
 
@@ -179,7 +180,8 @@ def generate_audio(model: W.WaveNet, test_levels: torch.Tensor, B, seed: int = 0
     temps = torch.tensor([1.0] * half + [0.7] * (B.gen_clips - half))
     n_new = int(B.gen_seconds * SAMPLE_RATE)
     t0 = time.perf_counter()
-    out = model.generate(n_new, prime, temperature=temps, generator=torch.Generator().manual_seed(seed))
+    out = model.generate(n_new, prime, temperature=temps, generator=torch.Generator().manual_seed(seed),
+                         progress=progress)
     seconds = time.perf_counter() - t0
     return Generation(out, source, temps, prime.shape[1] + n_new - 1, seconds)
 

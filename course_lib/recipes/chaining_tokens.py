@@ -1,0 +1,224 @@
+"""Recipe of notebook 04_chaining_tokens: a GPT over the tokens of prompted shapes.
+
+Budgets per mode and the experiments the notebook and ``python -m course_lib.bench orders`` share:
+
+* :func:`trained_gpt`: the :class:`~course_lib.orders.gpt.TokenGPT` of this mode, trained on the
+  shared tokenizer's tokens (:mod:`course_lib.recipes.shape_tokens`) and kept in the disk cache;
+* :func:`held_out_loss`: its next-token loss on held-out images, against log K (a uniform guess);
+* :func:`kv_cache_comparison`: the same prompts sampled with and without the KV cache: identical
+  tokens? how much faster?
+* :func:`cfg_sweep`: prompt accuracy, Fréchet distance and diversity per guidance scale;
+* :func:`forced_start`: the first row of tokens imposed from an image of another colour, and what
+  the model makes of the rest (a token, once drawn, is never revised);
+* :func:`gpt_results`: the figures of the benchmark (prompt accuracy, Fréchet distance and its
+  floor, forward passes, seconds per image, parameters) at the notebook's CFG scale.
+
+Every experiment seeds its own draws, so its figure does not depend on which cells ran before.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import time
+from types import SimpleNamespace
+
+import torch
+import torch.nn.functional as F
+
+from course_lib import evaluator, runtime, train
+from course_lib.orders import gpt
+from course_lib.recipes import shape_tokens
+
+VERSION = 1
+BUDGETS = {
+    "quick": dict(n_train=4096, batch=64, d_model=64, n_layer=2, n_head=4, steps=150, lr=2e-3,
+                  n_eval=128, n_div=8, n_kv=64),
+    "lecture": dict(n_train=8192, batch=64, d_model=128, n_layer=4, n_head=4, steps=1500, lr=1e-3,
+                    n_eval=512, n_div=24, n_kv=128),
+    "full": dict(n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8, steps=12000, lr=6e-4,
+                 n_eval=2000, n_div=48, n_kv=256),
+}
+CFG_SCALE = 2.0                 # the guidance scale the notebook and the bench use
+CFG_SCALES = (0.0, 1.0, 2.0, 3.0)
+TOP_K = None                    # sample from the full distribution unless an experiment says otherwise
+P_NULL = 0.1                    # null-prompt dropout (as VAR, MaskGIT, MAR)
+
+
+def budget(mode: str | None = None) -> SimpleNamespace:
+    return runtime.pick(BUDGETS, mode)
+
+
+def config(mode: str | None = None) -> dict:
+    """Everything that defines the trained GPT of this mode (its cache key), tokenizer included."""
+    B = budget(mode)
+    return dict(version=VERSION, tokenizer=shape_tokens.config(B.mode), n_train=B.n_train, batch=B.batch,
+                d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head, steps=B.steps, lr=B.lr, p_null=P_NULL)
+
+
+def gpt_config(B: SimpleNamespace) -> gpt.GPTConfig:
+    return gpt.GPTConfig(vocab_size=shape_tokens.CODEBOOK, n_tokens=shape_tokens.N_TOKENS,
+                         d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
+
+
+def build(B: SimpleNamespace) -> gpt.TokenGPT:
+    torch.manual_seed(0)
+    return gpt.TokenGPT(gpt_config(B)).to(runtime.device())
+
+
+def fit(model: gpt.TokenGPT, B: SimpleNamespace, steps: int | None = None, progress: bool = True) -> train.History:
+    """Train ``model`` on B.n_train tokenized shapes (seed 0), batches of B.batch, AdamW with warmup
+    and cosine decay; the prompt is dropped (null) 10% of the time."""
+    tokens, prompts = shape_tokens.token_data(B.n_train, seed=shape_tokens.TRAIN_SEED, mode=B.mode)
+    dev = runtime.device()
+    tokens, prompts = tokens.to(dev), prompts.to(dev)
+    g = torch.Generator().manual_seed(0)
+
+    def loss_fn(step):
+        idx = torch.randint(len(tokens), (B.batch,), generator=g).to(dev)
+        return gpt.loss(model, tokens[idx], prompts[idx], P_NULL, generator=g)
+
+    return train.train(model, loss_fn, steps or B.steps, lr=B.lr, weight_decay=0.01, schedule="cosine",
+                       warmup=min(100, (steps or B.steps) // 10), desc="token GPT", progress=progress)
+
+
+@functools.lru_cache(maxsize=None)
+def _trained(mode: str, device: str) -> gpt.TokenGPT:
+    B = budget(mode)
+    return train.cached("token-gpt", config(mode), build=lambda: build(B),
+                        fit=lambda m: fit(m, B)).requires_grad_(False)
+
+
+def trained_gpt(mode: str | None = None) -> gpt.TokenGPT:
+    """The GPT of notebook 04 for this mode: from memory, the disk cache, or trained now."""
+    return _trained(budget(mode).mode, str(runtime.device()))
+
+
+@torch.no_grad()
+def held_out_loss(model: gpt.TokenGPT, n: int = 1024, seed: int = 1, mode: str | None = None) -> float:
+    """Mean next-token cross-entropy (nats) on ``n`` held-out images with their prompts."""
+    tokens, prompts = shape_tokens.token_data(n, seed=seed, mode=mode)
+    dev = runtime.device()
+    logits = model(prompts.to(dev), tokens.to(dev))                           # (n, 16, K)
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.to(dev).reshape(-1)).item()
+
+
+def sample(model: gpt.TokenGPT, prompts: torch.Tensor, seed: int = 0, mode: str | None = None,
+           **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    """(images (N, 3, 16, 16), tokens (N, 16)) for ``prompts``; other keywords go to
+    :func:`course_lib.orders.gpt.generate` (cfg_scale, temperature, top_k, kv_cache, force)."""
+    tokens = gpt.generate(model, prompts.to(runtime.device()), generator=torch.Generator().manual_seed(seed), **kw)
+    return shape_tokens.decode(tokens, mode), tokens
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def kv_cache_comparison(model: gpt.TokenGPT, n: int, seed: int = 0, cfg_scale: float = CFG_SCALE) -> dict:
+    """Sample the same ``n`` prompts at the same seed with and without the KV cache. Returns
+    identical (bool), seconds_cached, seconds_uncached, speedup (uncached / cached)."""
+    prompts = evaluator.reference(n, seed).prompts.to(runtime.device())
+    kw = dict(cfg_scale=cfg_scale, top_k=TOP_K)
+    gpt.generate(model, prompts[:2], kv_cache=True, **kw)                    # warm up
+    cached, t_c = _timed(lambda: gpt.generate(model, prompts, kv_cache=True,
+                                              generator=torch.Generator().manual_seed(seed), **kw))
+    plain, t_p = _timed(lambda: gpt.generate(model, prompts, kv_cache=False,
+                                             generator=torch.Generator().manual_seed(seed), **kw))
+    return dict(identical=bool(torch.equal(cached, plain)), seconds_cached=t_c, seconds_uncached=t_p,
+                speedup=t_p / t_c, n=n)
+
+
+def diversity(images: torch.Tensor, groups: int) -> float:
+    """Mean pairwise distance of evaluator features between images drawn for the SAME prompt:
+    ``images`` holds ``groups`` consecutive blocks of equally many samples, one block per prompt."""
+    feats = evaluator.shapes_evaluator().features(images)                     # (N, F)
+    feats = feats.reshape(groups, -1, feats.shape[1])                         # (groups, per, F)
+    d = torch.cdist(feats, feats)                                             # (groups, per, per)
+    per = feats.shape[1]
+    return (d.sum() / (groups * per * (per - 1))).item()
+
+
+def cfg_sweep(model: gpt.TokenGPT, scales=CFG_SCALES, n: int | None = None, seed: int = 0,
+              mode: str | None = None) -> list[dict]:
+    """Per guidance scale: prompt accuracy and Fréchet distance on ``n`` held-out prompts, and the
+    diversity of 8 samples for each of B.n_div prompts (:func:`diversity`)."""
+    B = budget(mode)
+    ref = evaluator.reference(n or B.n_eval, seed)
+    div_prompts = evaluator.reference(B.n_div, seed + 1).prompts.repeat_interleave(8, 0)   # (8 n_div, 4)
+    out = []
+    for w in scales:
+        images, _ = sample(model, ref.prompts, seed, mode, cfg_scale=w, top_k=TOP_K)
+        div_images, _ = sample(model, div_prompts, seed + 1, mode, cfg_scale=w, top_k=TOP_K)
+        out.append(dict(scale=w, prompt_accuracy=evaluator.prompt_accuracy(images, ref.prompts),
+                        frechet=evaluator.frechet(images, ref.images),
+                        diversity=diversity(div_images, B.n_div)))
+    return out
+
+
+def _other_colour_start(prompts: torch.Tensor, n_forced: int, seed: int, mode: str | None):
+    """For each prompt, the first ``n_forced`` tokens of a real image with the same shape, position
+    and size but another colour (the tokenized training pool); and that colour."""
+    B = budget(mode)
+    tokens, pool = shape_tokens.token_data(B.n_train, seed=shape_tokens.TRAIN_SEED, mode=mode)
+    g = torch.Generator().manual_seed(seed)
+    starts, colours = [], []
+    for p in prompts.cpu():
+        same = (pool[:, [0, 2, 3]] == p[[0, 2, 3]]).all(1) & (pool[:, 1] != p[1])
+        idx = same.nonzero()[:, 0]
+        pick = idx[torch.randint(len(idx), (1,), generator=g)].item()
+        starts.append(tokens[pick, :n_forced])
+        colours.append(int(pool[pick, 1]))
+    return torch.stack(starts), torch.tensor(colours)
+
+
+def forced_start(model: gpt.TokenGPT, n: int | None = None, n_forced: int = 4, seed: int = 0,
+                 cfg_scale: float = CFG_SCALE, mode: str | None = None) -> dict:
+    """Errors cannot be taken back. Prompts with the shape in the top row (positions "top left",
+    "top", "top right": the first row of 4 tokens holds its upper half); the model samples freely,
+    then again with its first ``n_forced`` tokens imposed from a real image of ANOTHER colour.
+    Returns the images and, for both runs, the share whose colour (by the evaluator) is the
+    prompt's, the share with the forced colour, and the prompt accuracy."""
+    B = budget(mode)
+    ref = evaluator.reference(4 * (n or B.n_eval), seed)
+    top = ref.prompts[:, 2] < 3                                                # top-row positions
+    prompts = ref.prompts[top][: (n or B.n_eval)]
+    start, wrong_colour = _other_colour_start(prompts, n_forced, seed, mode)
+    force = torch.full((len(prompts), shape_tokens.N_TOKENS), -1, dtype=torch.long)
+    force[:, :n_forced] = start
+    free, _ = sample(model, prompts, seed, mode, cfg_scale=cfg_scale, top_k=TOP_K)
+    forced, _ = sample(model, prompts, seed, mode, cfg_scale=cfg_scale, top_k=TOP_K, force=force.to(runtime.device()))
+    res = {"prompts": prompts, "wrong_colour": wrong_colour, "free_images": free, "forced_images": forced}
+    for name, images in (("free", free), ("forced", forced)):
+        colour = evaluator.shapes_evaluator().predict(images)[:, 1]
+        res[name] = dict(prompt_colour=(colour == prompts[:, 1]).float().mean().item(),
+                         forced_colour=(colour == wrong_colour).float().mean().item(),
+                         prompt_accuracy=evaluator.prompt_accuracy(images, prompts))
+    return res
+
+
+@functools.lru_cache(maxsize=None)
+def _results(mode: str, device: str, cfg_scale: float) -> dict:
+    B = budget(mode)
+    model = trained_gpt(mode)
+    ref = evaluator.reference(B.n_eval)
+    gpt.generate(model, ref.prompts[:2].to(runtime.device()), cfg_scale=cfg_scale)      # warm up
+    (images, _), seconds = _timed(lambda: sample(model, ref.prompts, 0, mode, cfg_scale=cfg_scale, top_k=TOP_K))
+    return dict(prompt_accuracy=evaluator.prompt_accuracy(images, ref.prompts),
+                frechet=evaluator.frechet(images, ref.images), frechet_floor=evaluator.frechet_floor(B.n_eval),
+                nfe=shape_tokens.N_TOKENS, seconds_per_image=seconds / B.n_eval, params=gpt.n_params(model),
+                n=B.n_eval, cfg_scale=cfg_scale)
+
+
+def gpt_results(mode: str | None = None, cfg_scale: float = CFG_SCALE) -> dict:
+    """The benchmark's figures of the GPT (KV cache on, CFG at ``cfg_scale``) on the n_eval held-out
+    prompts of :func:`course_lib.evaluator.reference`: prompt_accuracy, frechet, frechet_floor, nfe
+    (forward passes per image: one per token), seconds_per_image (sampling only, decoding
+    included), params, n. Memoised per mode."""
+    return dict(_results(budget(mode).mode, str(runtime.device()), float(cfg_scale)))
+
+
+def log_k() -> float:
+    """The loss of a uniform guess over the codebook, log K nats."""
+    return math.log(shape_tokens.CODEBOOK)

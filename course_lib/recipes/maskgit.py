@@ -1,0 +1,187 @@
+"""Recipe of notebook 05_maskgit: MaskGIT on the prompted shapes, the order in which a picture
+appears, and decoding steps against quality and time, beside the raster-order GPT of notebook 04.
+
+Budgets per mode and the experiments the notebook and ``course_lib.bench orders`` both call:
+
+* :func:`train_maskgit`: build and train the MaskGIT (:mod:`course_lib.orders.maskgit`) on the shared
+  tokenizer's tokens (:mod:`course_lib.recipes.shape_tokens`), B.steps steps;
+* :func:`partial_images`: the picture after each decoding step (decided cells shown, the others
+  greyed out), for the strip of the order;
+* :func:`evaluate_maskgit` / :func:`evaluate_gpt`: prompt accuracy, Fréchet distance (with the
+  evaluator of :mod:`course_lib.evaluator`), forward passes and seconds per image, on the same
+  held-out prompts; :func:`steps_sweep` runs them for 1, 2, 4, 8, 16 steps;
+* :func:`bench_results`: the ``maskgit_<steps>`` entries of the orders benchmark.
+"""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import torch
+
+from course_lib import evaluator, runtime, train
+from course_lib.orders import maskgit
+from course_lib.recipes import shape_tokens
+
+BUDGETS = {
+    "quick": dict(n_train=4096, batch=64, d_model=64, n_layer=2, n_head=4, steps=300, lr=2e-3,
+                  n_eval=128, cfg_scale=2.0),
+    "lecture": dict(n_train=8192, batch=64, d_model=128, n_layer=4, n_head=4, steps=1500, lr=1e-3,
+                    n_eval=512, cfg_scale=2.0),
+    "full": dict(n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8, steps=12000, lr=5e-4,
+                 n_eval=2048, cfg_scale=2.0),
+}
+STEPS = (1, 2, 4, 8, 16)          # decoding steps compared (16 = one token per step)
+SEED = 0
+LATENCY_PROMPTS = 9              # images decoded one at a time to measure the latency
+
+
+def budget(mode: str | None = None) -> SimpleNamespace:
+    """This notebook's budget in the current (or given) mode: ``budget().steps``."""
+    return runtime.pick(BUDGETS, mode)
+
+
+def build(B: SimpleNamespace) -> maskgit.MaskGIT:
+    """A MaskGIT over the shared tokenizer's codebook and 4x4 grid, weights seeded, on the course device."""
+    torch.manual_seed(SEED)
+    cfg = maskgit.MaskGITConfig(codebook_size=shape_tokens.CODEBOOK, n_tokens=shape_tokens.N_TOKENS,
+                                d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
+    return maskgit.MaskGIT(cfg).to(runtime.device())
+
+
+def train_maskgit(B: SimpleNamespace, criterion=None, progress: bool = True):
+    """Build a MaskGIT and train it B.steps steps (AdamW, cosine learning rate) on batches of B.batch
+    token maps of the shared tokenizer, with :func:`course_lib.orders.maskgit.loss` (random cosine
+    masking, 10% null prompts) and ``criterion(logits, targets, mask, label_smoothing)`` (default
+    :func:`course_lib.orders.maskgit.masked_loss`: masked tokens only, label smoothing 0.1).
+    Returns (model in eval mode, training History)."""
+    tokens, prompts = shape_tokens.token_data(B.n_train, mode=B.mode)           # (n, 16), (n, 4)
+    dev = runtime.device()
+    tokens, prompts = tokens.to(dev), prompts.to(dev)
+    model = build(B)
+    g = torch.Generator().manual_seed(SEED)
+
+    def loss_fn(step):
+        idx = torch.randint(len(tokens), (B.batch,), generator=g).to(dev)
+        return maskgit.loss(model, tokens[idx], prompts[idx], g, criterion=criterion)
+    hist = train.train(model, loss_fn, B.steps, lr=B.lr, schedule="cosine", warmup=min(100, B.steps // 10),
+                       progress=progress, desc="MaskGIT")
+    return model.eval(), hist
+
+
+def n_params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- the order of decoding
+
+def cell_mask(decided: torch.Tensor) -> torch.Tensor:
+    """(B, 16) bool over the 4x4 token grid -> (B, 1, 16, 16) float, 1 on the 4x4-pixel cells of
+    decided tokens."""
+    g = shape_tokens.GRID
+    cells = decided.float().view(-1, 1, g, g)                                          # (B, 1, 4, 4)
+    return torch.nn.functional.interpolate(cells, scale_factor=shape_tokens.SIZE // g, mode="nearest")
+
+
+def partial_images(decoded: maskgit.Decoded, step: int, mode: str | None = None) -> torch.Tensor:
+    """The picture after decoding step ``step``: the model's samples of that step decoded to images
+    (B, 3, 16, 16), with the cells not decided yet dimmed to grey."""
+    img = shape_tokens.decode(decoded.guesses[step], mode)                             # (B, 3, 16, 16)
+    keep = cell_mask(decoded.order <= step).to(img.device)                             # (B, 1, 16, 16)
+    return keep * img + (1 - keep) * (0.35 + 0.15 * img)
+
+
+def order_by_content(decoded: maskgit.Decoded, images: torch.Tensor, threshold: float = 0.15) -> dict:
+    """Mean decoding step of the token cells that hold part of the shape (a pixel of the final image
+    brighter than ``threshold``) and of the empty background cells, over all images; and the share of
+    images whose first decided cell is on the shape."""
+    g, p = shape_tokens.GRID, shape_tokens.SIZE // shape_tokens.GRID
+    bright = images.amax(1).view(-1, g, p, g, p).amax((2, 4)).reshape(-1, g * g) > threshold   # (B, 16)
+    order = decoded.order.to(bright.device).float()                                             # (B, 16)
+    first_on_shape = (order.masked_fill(~bright, float("inf")).amin(1) == order.amin(1)).float()
+    return dict(shape_step=order[bright].mean().item(), background_step=order[~bright].mean().item(),
+                first_on_shape=first_on_shape.mean().item(), shape_cells=bright.float().sum(1).mean().item())
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def _timed(fn):
+    if runtime.device().type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if runtime.device().type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def score(images: torch.Tensor, ref) -> dict:
+    """Prompt accuracy against ``ref.prompts`` and Fréchet distance to ``ref.images``."""
+    return dict(prompt_accuracy=evaluator.prompt_accuracy(images, ref.prompts),
+                frechet=evaluator.frechet(images, ref.images))
+
+
+def evaluate_maskgit(model, steps: int, B: SimpleNamespace, ref=None, seed: int = SEED) -> dict:
+    """Decode one image per held-out prompt (B.n_eval of :func:`course_lib.evaluator.reference`) in
+    ``steps`` steps with guidance B.cfg_scale; returns steps, prompt_accuracy, frechet, nfe
+    (transformer passes per image), seconds_per_image (all prompts in one batch, tokens and then
+    pixels, as the GPT's recipe times it), latency (median seconds for ONE image alone, over
+    LATENCY_PROMPTS prompts) and params."""
+    ref = ref or evaluator.reference(B.n_eval)
+    prompts = ref.prompts.to(runtime.device())
+    g = torch.Generator().manual_seed(seed)
+
+    def generate(p):                                                   # tokens, then pixels
+        out = maskgit.decode(model, p, steps, cfg_scale=B.cfg_scale, generator=g)
+        return out, shape_tokens.decode(out.tokens, B.mode)
+    generate(prompts[:2])                                              # warm up
+    (out, images), seconds = _timed(lambda: generate(prompts))
+    return dict(steps=steps, **score(images, ref), nfe=out.nfe, seconds_per_image=seconds / len(prompts),
+                latency=latency(generate, prompts), params=n_params(model))
+
+
+def latency(generate, prompts: torch.Tensor, n: int | None = None) -> float:
+    """Median seconds of ``generate(prompts[i:i+1])``: one image alone, over the first n prompts."""
+    times = [_timed(lambda: generate(prompts[i:i + 1]))[1] for i in range(n or LATENCY_PROMPTS)]
+    return sorted(times)[len(times) // 2]
+
+
+def evaluate_gpt(B: SimpleNamespace) -> dict:
+    """The raster-order GPT of notebook 04 (trained there and kept in the cache; trained now if not),
+    scored by its own recipe on ``evaluator.reference(n)`` with the same guidance scale:
+    prompt_accuracy, frechet, frechet_floor, nfe, seconds_per_image, params, n; plus its latency
+    (one image alone, KV cache on, as :func:`latency` measures MaskGIT's)."""
+    from course_lib.recipes import chaining_tokens
+    res = dict(chaining_tokens.gpt_results(B.mode, cfg_scale=B.cfg_scale))
+    model = chaining_tokens.trained_gpt(B.mode)
+    prompts = evaluator.reference(int(res.get("n", B.n_eval))).prompts.to(runtime.device())
+    res["latency"] = latency(lambda p: chaining_tokens.sample(model, p, SEED, B.mode, cfg_scale=B.cfg_scale), prompts)
+    return res
+
+
+def steps_sweep(model, B: SimpleNamespace, steps=STEPS, ref=None) -> list[dict]:
+    """:func:`evaluate_maskgit` for every number of steps in ``steps`` on the same prompts."""
+    ref = ref or evaluator.reference(B.n_eval)
+    return [evaluate_maskgit(model, s, B, ref) for s in steps]
+
+
+def comparison(model, B: SimpleNamespace, steps=STEPS) -> tuple[list[dict], dict, float]:
+    """Section 5 of the notebook and the benchmark: the GPT's results (:func:`evaluate_gpt`), then the
+    MaskGIT sweep over ``steps`` on the same held-out prompts (the GPT's n), and the Fréchet floor at
+    that n. Returns (MaskGIT rows, GPT dict, floor)."""
+    gpt = evaluate_gpt(B)
+    n = int(gpt.get("n", B.n_eval))
+    rows = steps_sweep(model, B, steps, evaluator.reference(n))
+    return rows, gpt, evaluator.frechet_floor(n)
+
+
+def bench_results(mode: str | None = None) -> dict:
+    """The MaskGIT entries of ``python -m course_lib.bench orders``: {"maskgit_<steps>": {prompt_accuracy,
+    frechet, nfe, seconds_per_image, params, latency, frechet_floor, n}} for steps 1, 2, 4, 8, 16,
+    computed with the notebook's functions (:func:`train_maskgit`, :func:`comparison`)."""
+    B = budget(mode)
+    model, _ = train_maskgit(B, progress=False)
+    rows, gpt, floor = comparison(model, B)
+    n = int(gpt.get("n", B.n_eval))
+    keys = ("prompt_accuracy", "frechet", "nfe", "seconds_per_image", "params", "latency")
+    return {f"maskgit_{r['steps']}": {**{k: r[k] for k in keys}, "frechet_floor": floor, "n": n} for r in rows}
