@@ -511,3 +511,13 @@ def expect_like(got, want, device, what: str, atol: float = 1e-5, rtol: float = 
     if got.device.type != device.type:
         raise Mismatch(f"{what}: returned a tensor on {got.device}; expected one on {device_words(device)} "
                        f"like the input (create new tensors with device=x.device, not a fixed device)")
+
+
+def expect_on_another_device(candidate, args: tuple, want, desc: str) -> None:
+    """One case on another device (a GPU if there is one, else the meta stand-in): ``candidate(*args)``
+    with every tensor moved there must return ``want``'s types, shapes and dtypes on that device."""
+    dev = stand_in_device()
+    case = f"{desc} on {device_words(dev)}"
+    got = call_on(dev, candidate, *args, case=case)
+    if not isinstance(got, CannotTell):
+        expect_like(got, want, dev, f"on {case}")

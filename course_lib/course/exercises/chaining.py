@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.course.checking import (CannotTell, Exercise, Mismatch, call, call_on, device_words, expect_like,
+from course_lib.course.checking import (Exercise, Mismatch, call, device_words, expect_on_another_device,
                                         expect_tensor, stand_in_device)
 from course_lib.nets import sampling
 from course_lib.nets.transformer import make_mask
@@ -45,13 +45,6 @@ def _gen(seed):
 def _tol(dtype):
     return (1e-10, 1e-9) if dtype == torch.float64 else (1e-5, 1e-4)
 
-
-def _on_another_device(candidate, args, want, desc):
-    dev = stand_in_device()
-    case = f"{desc} on {device_words(dev)}"
-    got = call_on(dev, candidate, *args, case=case)
-    if not isinstance(got, CannotTell):
-        expect_like(got, want, dev, f"on {case}")
 
 
 # ----------------------------------------------------------------------------- causal_mask
@@ -140,7 +133,7 @@ def check_next_token_probs(candidate):
         atol, rtol = _tol(want.dtype)
         expect_tensor(got, want, f"on {desc}", atol, rtol, hint=_probs_hint(got, logits, temp, k))
     logits = torch.randn(4, 7, generator=g)
-    _on_another_device(candidate, (logits, 0.8, 3), next_token_probs(logits, 0.8, 3), "logits (4, 7), top_k 3")
+    expect_on_another_device(candidate, (logits, 0.8, 3), next_token_probs(logits, 0.8, 3), "logits (4, 7), top_k 3")
 
 
 # ----------------------------------------------------------------------------- cfg_logits
@@ -182,7 +175,7 @@ def check_cfg_logits(candidate):
         atol, rtol = _tol(want.dtype)
         expect_tensor(got, want, f"on {desc}", atol, rtol, hint=_cfg_hint(got, c, u, w))
     c, u = torch.randn(3, 5, generator=g), torch.randn(3, 5, generator=g)
-    _on_another_device(candidate, (c, u, 2.0), cfg_logits(c, u, 2.0), "(3, 5), scale 2")
+    expect_on_another_device(candidate, (c, u, 2.0), cfg_logits(c, u, 2.0), "(3, 5), scale 2")
 
 
 EXERCISES = [

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.orders import maskgit as mg
-from course_lib.course.checking import (CannotTell, Exercise, Mismatch, call, call_on, device_words, expect_like,
-                                        expect_loss, expect_tensor, stand_in_device)
+from course_lib.course.checking import (Exercise, Mismatch, call, expect_loss, expect_on_another_device,
+                                        expect_tensor)
 
 
 # ----------------------------------------------------------------------------- references
@@ -47,14 +47,6 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
 def _gen(seed):
     return torch.Generator().manual_seed(seed)
 
-
-def _on_another_device(candidate, args: tuple, want, desc: str) -> None:
-    """One case on the GPU, or without one on the meta device: the output must be on the input's device."""
-    dev = stand_in_device()
-    case = f"{desc} on {device_words(dev)}"
-    got = call_on(dev, candidate, *args, case=case)
-    if not isinstance(got, CannotTell):
-        expect_like(got, want, dev, f"on {case}")
 
 
 # ----------------------------------------------------------------------------- mask_count
@@ -170,7 +162,7 @@ def check_choose_to_mask(candidate):
     conf = torch.randn(3, 16, generator=g)
     unknown = torch.rand(3, 16, generator=g) < 0.7
     unknown[:, :12] = True
-    _on_another_device(candidate, (conf, unknown, 4), choose_to_mask(conf, unknown, 4),
+    expect_on_another_device(candidate, (conf, unknown, 4), choose_to_mask(conf, unknown, 4),
                        "confidence (3, 16), n_mask=4")
 
 
@@ -234,7 +226,7 @@ def check_masked_loss(candidate):
     targets = torch.randint(8, (2, 16), generator=g)
     mask = torch.rand(2, 16, generator=g) < 0.5
     mask[:, 0] = True
-    _on_another_device(candidate, (logits, targets, mask, 0.1), masked_loss(logits, targets, mask, 0.1),
+    expect_on_another_device(candidate, (logits, targets, mask, 0.1), masked_loss(logits, targets, mask, 0.1),
                        "logits (2, 16, 8)")
 
 

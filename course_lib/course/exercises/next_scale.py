@@ -18,8 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from course_lib.course.checking import (CannotTell, Exercise, Mismatch, call, call_on, device_words, expect_like,
-                                        expect_output, expect_tensor, stand_in_device)
+from course_lib.course.checking import (Exercise, Mismatch, call, expect_on_another_device, expect_output,
+                                        expect_tensor)
 
 
 # ----------------------------------------------------------------------------- references
@@ -66,13 +66,6 @@ def self_correct_step(f: torch.Tensor, cum: torch.Tensor, side: int, p: float, n
 def _gen(seed):
     return torch.Generator().manual_seed(seed)
 
-
-def _on_another_device(candidate, args: tuple, want, desc: str) -> None:
-    dev = stand_in_device()
-    case = f"{desc} on {device_words(dev)}"
-    got = call_on(dev, candidate, *args, case=case)
-    if not isinstance(got, CannotTell):
-        expect_like(got, want, dev, f"on {case}")
 
 
 def _same(a, b) -> bool:
@@ -152,7 +145,7 @@ def check_residual_step(candidate):
         except Mismatch as e:
             raise _with_hint(e, _hint(got, _residual_alternatives(f, cb, side))) from None
     f, cb = torch.randn(2, 4, 4, 4, generator=g), torch.randn(8, 4, generator=g)
-    _on_another_device(candidate, (f, cb, 2), residual_step(f, cb, 2), "f_rest (2, 4, 4, 4), side 2")
+    expect_on_another_device(candidate, (f, cb, 2), residual_step(f, cb, 2), "f_rest (2, 4, 4, 4), side 2")
 
 
 # ----------------------------------------------------------------------------- bits_to_index
@@ -190,7 +183,7 @@ def check_bits_to_index(candidate):
         except Mismatch as e:
             raise _with_hint(e, _hint(got, alternatives)) from None
     bits = torch.randint(0, 2, (3, 8), generator=g)
-    _on_another_device(candidate, (bits,), bits_to_index(bits), "bits (3, 8)")
+    expect_on_another_device(candidate, (bits,), bits_to_index(bits), "bits (3, 8)")
 
 
 # ----------------------------------------------------------------------------- self_correct_step
@@ -253,7 +246,7 @@ def check_self_correct_step(candidate):
             raise _with_hint(e, _hint(got, _bsc_alternatives(f, cum, side, p, noise))) from None
     f, cum = torch.randn(2, 8, 4, 4, generator=g), torch.randn(2, 8, 4, 4, generator=g)
     noise = torch.rand(2, 8, 2, 2, generator=g)
-    _on_another_device(candidate, (f, cum, 2, 0.3, noise), self_correct_step(f, cum, 2, 0.3, noise),
+    expect_on_another_device(candidate, (f, cum, 2, 0.3, noise), self_correct_step(f, cum, 2, 0.3, noise),
                        "f (2, 8, 4, 4), side 2")
 
 
