@@ -65,6 +65,7 @@ MAY_IMPORT = {
     "course": GROUND | set(PARTS) | {"course"},
     "recipes": GROUND | set(PARTS) | {"recipes"},
     "bench": GROUND | set(PARTS) | {"course", "recipes", "bench"},
+    "assignments": {"course"},                                   # the old path of the instructor commands
     "": set(),                                                   # course_lib/__init__.py
 }
 # inside course/: homework -> exercises -> checking; homework, assignments and runner -> folder
