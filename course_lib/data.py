@@ -187,7 +187,7 @@ def render_shapes(shape, color, cx, cy, radius, size: int, supersample: int = 4)
 
     shape, color: (N,) int64; cx, cy, radius: (N,) float. Returns (N, 3, size, size) in [0, 1].
     """
-    n, s = shape.shape[0], size * supersample
+    s = size * supersample
     coords = (torch.arange(s, dtype=torch.float32) + 0.5) / supersample      # pixel units
     yy, xx = torch.meshgrid(coords, coords, indexing="ij")                   # (s, s)
     dx = (xx[None] - cx.view(-1, 1, 1)) / radius.view(-1, 1, 1)              # (N, s, s)

@@ -572,12 +572,4 @@ def test_half_written_mask_says_type_a_works():
     assert "works on mask type A for a 3x3 kernel" in r.message and "type B" in r.message, r.message
 
 
-@pytest.mark.parametrize("name", ["pixels.causal_mask", "pixels.mu_law_encode", "pixels.mu_law_decode",
-                                  "pixels.raster_sample", "pixels.bits_per_dim"])
-def test_each_check_is_fast(name):
-    import time
-    torch.zeros(2, device="meta").clamp(-1, 1)       # PyTorch's one-time set-up of the meta device (~1 s)
-    ex = homework.get(name)
-    start = time.perf_counter()
-    ex.checker(ex.reference)
-    assert time.perf_counter() - start < 2.0
+# how long each check takes: `python -m course_lib.bench checks` (measured there, not asserted here)

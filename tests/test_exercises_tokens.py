@@ -540,12 +540,10 @@ def test_nearest_code_without_ste_says_so():
     assert r.status == "failed" and "straight-through" in r.message
 
 
-def test_checks_are_fast():
-    import time
+def test_a_correct_answer_passes_every_check():
+    # how long each check takes is measured by `python -m course_lib.bench checks`, not asserted here
     for name in WRONG:
-        start = time.perf_counter()
-        assert run_check(name, CORRECT_ANSWERS[name][0]).status == "passed"
-        assert time.perf_counter() - start < 2.0, name
+        assert run_check(name, CORRECT_ANSWERS[name][0]).status == "passed", name
 
 
 def _probe(fn, args):

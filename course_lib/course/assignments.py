@@ -26,7 +26,6 @@ import copy
 import hashlib
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile

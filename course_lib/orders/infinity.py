@@ -32,7 +32,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from course_lib import checks
 from course_lib.nets.transformer import Config

@@ -94,7 +94,7 @@ def _expect(got, want: torch.Tensor, what: str, hint: str = "", specific: bool =
                  and got.device.type == want.device.type)
     try:
         expect_tensor(got, want, what, atol, rtol, hint=hint)
-    except Mismatch as e:
+    except Mismatch:
         if not same_kind:
             raise
         g, w = got.detach().double().cpu(), want.detach().double().cpu()
@@ -490,9 +490,9 @@ def _bsq_hint(got, want: torch.Tensor, z: torch.Tensor) -> str:
     u = zz / zz.norm(dim=-1, keepdim=True).clamp_min(1e-300)
     for value, text in [(ww * math.sqrt(d), f"every value is sqrt(d) = {math.sqrt(d):.4g} times the expected one: "
                                             f"the 1/sqrt(d) is missing (the code must lie on the unit sphere)"),
-                        (ww / math.sqrt(d), f"every value is 1/sqrt(d) of the expected one: you divided by d "
-                                            f"(or twice by sqrt(d)); divide by sqrt(d) once, so that the code "
-                                            f"has length 1"),
+                        (ww / math.sqrt(d), "every value is 1/sqrt(d) of the expected one: you divided by d "
+                                            "(or twice by sqrt(d)); divide by sqrt(d) once, so that the code "
+                                            "has length 1"),
                         (u, "you returned u = z / |z| itself: the code is sign(u) / sqrt(d)")]:
         if torch.allclose(gg, value, atol=1e-5) and d > 1:
             return text
