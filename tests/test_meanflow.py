@@ -1,0 +1,248 @@
+"""course_lib.flow.meanflow: the identity on an exact average velocity, the JVP target and its
+pitfalls (each one breaks a test), the time sampler, the adaptive loss, sampling, baked-in guidance,
+and a learning test on a Gaussian-to-Gaussian flow whose average velocity is known in closed form."""
+import pytest
+import torch
+
+from course_lib import nets
+from course_lib.flow import meanflow as mf
+from course_lib.recipes import meanflow as recipe
+
+# ----------------------------------------------------------------------------- an exactly solvable flow
+# x_0 ~ N(0, I) -> x_1 ~ N(mu, diag(sig^2)): v and u in closed form (recipe.GaussianFlow).
+
+GF = recipe.GaussianFlow((2.0, -1.0), (0.5, 1.5))
+MU, SIG = GF.mu, GF.sig
+exact_v, exact_u = GF.v, GF.u
+
+
+def _points(n=128, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, 2, generator=g, dtype=dtype)
+    a = torch.rand(n, generator=g, dtype=dtype) * 0.6
+    b = a + torch.rand(n, generator=g, dtype=dtype) * (1 - a)
+    return z, a, b
+
+
+def _residual(target_fn, u=exact_u):
+    """RMS of u - u_tgt relative to u, with the target rule ``target_fn(u, z, a, b, v)``."""
+    z, a, b = _points()
+    u_pred, u_tgt = target_fn(u, z, a, b, exact_v(z, a))
+    return float((u_pred - u_tgt).pow(2).mean().sqrt() / u_pred.pow(2).mean().sqrt())
+
+
+def test_exact_average_velocity_is_the_average_of_v():
+    # u(z, a, b) against a fine quadrature of v along the exact trajectory
+    z, a, b = _points(16)
+    n = 2000
+    acc = torch.zeros_like(z)
+    h = (b - a) / n
+    for k in range(n):                                   # midpoint rule on the exact flow map
+        tm = a + (k + 0.5) * h
+        xm = exact_u(z, a, tm) * (tm - a)[:, None] + z
+        acc = acc + h[:, None] * exact_v(xm, tm)
+    assert torch.allclose(acc / (b - a)[:, None], exact_u(z, a, b), atol=1e-6)
+    # at a = b the average is the instantaneous velocity
+    assert torch.allclose(exact_u(z, a, a), exact_v(z, a))
+
+
+def test_identity_residual_of_the_exact_u_is_zero():
+    assert _residual(mf.jvp_target) < 1e-12
+    z, a, b = _points()
+    assert mf.identity_residual(exact_u, exact_v, z, a, b) < 1e-12
+
+
+# The pitfalls: each broken target rule must fail the very assertion the library passes.
+
+def swapped_tangent(u, z, a, b, v):
+    _, du = torch.func.jvp(u, (z, a, b), (v, torch.zeros_like(a), torch.ones_like(b)))   # (v, 0, 1)
+    return u(z, a, b), (v + (b - a)[:, None] * du).detach()
+
+
+def no_v_on_z(u, z, a, b, v):
+    _, du = torch.func.jvp(u, (z, a, b), (torch.zeros_like(z), torch.ones_like(a), torch.zeros_like(b)))
+    return u(z, a, b), (v + (b - a)[:, None] * du).detach()
+
+
+def paper_sign(u, z, a, b, v):                            # the paper's minus sign, unconverted
+    _, du = torch.func.jvp(u, (z, a, b), (v, torch.ones_like(a), torch.zeros_like(b)))
+    return u(z, a, b), (v - (b - a)[:, None] * du).detach()
+
+
+@pytest.mark.parametrize("broken", [swapped_tangent, no_v_on_z, paper_sign])
+def test_a_wrong_tangent_or_sign_breaks_the_identity(broken):
+    assert _residual(broken) > 0.05, broken.__name__
+
+
+def rounded_time_u(z, a, b):
+    """The exact u, but it sees its anchor time rounded to 1/1000 (a lookup-table embedding)."""
+    return exact_u(z, torch.round(a * 1000) / 1000, b)
+
+
+def test_a_rounded_time_embedding_breaks_the_identity_silently():
+    # no error anywhere: the JVP just sees d_a u = 0 ...
+    assert _residual(mf.jvp_target, rounded_time_u) > 0.05
+    # ... and the finite-difference check names it
+    z, a, b = _points()
+    assert mf.time_derivative_error(exact_u, z, a, b) < 1e-4
+    assert mf.time_derivative_error(rounded_time_u, z, a, b) > 0.5
+
+
+class RoundedFourierTime(torch.nn.Module):
+    """FourierTime of a time rounded to 1/1000: the same features, a zero derivative."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, t):
+        return self.inner(torch.round(t * 1000) / 1000)
+
+
+def _net(seed=0, **kw):
+    torch.manual_seed(seed)
+    cfg = dict(dim=2, hidden=64, depth=3, time_inputs=2, max_freq=3.0)
+    cfg.update(kw)
+    return mf.MeanFlowNet(nets.MLPConfig(**cfg))
+
+
+def test_the_network_is_differentiable_in_time_and_a_rounded_embedding_is_caught():
+    u = _net()
+    for p in u.parameters():                              # a random, non-zero network
+        torch.nn.init.normal_(p, std=0.3)
+    z, a, b = (t.float() for t in _points())
+    assert mf.time_derivative_error(u, z, a, b) < 1e-2
+    u.net.time_embed[0] = RoundedFourierTime(u.net.time_embed[0])
+    u.net.time_embed[1] = RoundedFourierTime(u.net.time_embed[1])
+    assert mf.time_derivative_error(u, z, a, b) > 0.5
+
+
+def test_target_is_detached_and_prediction_keeps_its_graph():
+    u = _net()
+    z, a, b = (t.float() for t in _points(32))
+    u_pred, u_tgt = mf.jvp_target(u, z, a, b, torch.randn_like(z))
+    assert u_pred.requires_grad and not u_tgt.requires_grad
+    # one forward-mode pass gives the same derivative as two reverse passes
+    v = torch.randn_like(z)
+    _, fwd = torch.func.jvp(lambda z_, a_: u(z_, a_, b), (z, a), (v, torch.ones_like(a)))
+    _, rev = torch.autograd.functional.jvp(lambda z_, a_: u(z_, a_, b), (z, a), (v, torch.ones_like(a)))
+    assert torch.allclose(fwd, rev, atol=1e-5)
+
+
+def test_loss_skips_the_jvp_only_where_b_equals_a():
+    u = _net()
+    for p in u.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    g = torch.Generator().manual_seed(3)
+    x1, x0 = torch.randn(64, 2, generator=g) + 2, torch.randn(64, 2, generator=g)
+    a, b = mf.sample_times(64, 0.5, generator=g)
+    got = mf.loss(u, x1, x0=x0, a=a, b=b, p=0.5)
+    z = (1 - a)[:, None] * x0 + a[:, None] * x1
+    want = mf.adaptive_loss(*mf.jvp_target(u, z, a, b, x1 - x0), p=0.5)
+    params = list(u.parameters())
+    for gg, gw in zip(torch.autograd.grad(got, params), torch.autograd.grad(want, params)):
+        assert torch.allclose(gg, gw, atol=1e-6)
+    assert torch.allclose(got, want)
+    with pytest.raises(ValueError, match="b must be >= a"):
+        mf.loss(u, x1, x0=x0, a=b, b=a)
+
+
+def test_time_sampler():
+    g = torch.Generator().manual_seed(0)
+    a, b = mf.sample_times(20000, 0.75, generator=g)
+    assert a.shape == b.shape == (20000,) and (b >= a).all() and 0 < a.min() and b.max() < 1
+    assert (a == b).float().mean().item() == pytest.approx(0.75, abs=1e-4)
+    # logit-normal(+0.4, 1): in the course's convention the mass leans to the data end
+    both = torch.sigmoid(0.4 + torch.randn(20000, generator=g))
+    assert both.median() > 0.55
+    a0, b0 = mf.sample_times(1000, 0.0, generator=g)
+    assert (b0 > a0).all()
+    with pytest.raises(ValueError, match="share_equal"):
+        mf.sample_times(10, 1.5)
+
+
+def test_adaptive_loss_weights():
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randn(16, 3, generator=g, requires_grad=True)
+    tgt = torch.randn(16, 3, generator=g)
+    d2 = (pred - tgt).pow(2).sum(1)
+    assert torch.allclose(mf.adaptive_loss(pred, tgt, p=0.0), d2.mean())      # p = 0: a SUM over dims, mean over batch
+    assert torch.allclose(mf.adaptive_loss(pred, tgt, p=1.0, c=0.0), torch.ones(()))
+    # the weight carries no gradient: d/dpred of d2/sg(d2 + c) is (2 (pred - tgt)) / (d2 + c) / B
+    l = mf.adaptive_loss(pred, tgt, p=1.0, c=1e-3)
+    (gr,) = torch.autograd.grad(l, pred)
+    want = 2 * (pred - tgt) / (d2 + 1e-3)[:, None] / 16
+    assert torch.allclose(gr, want.detach(), atol=1e-6)
+
+
+def test_one_and_two_step_sampling():
+    x0 = torch.randn(100, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    one = mf.sample(exact_u, x0, 1)
+    assert torch.allclose(one, x0 + exact_u(x0, torch.zeros(100, dtype=x0.dtype), torch.ones(100, dtype=x0.dtype)))
+    two, traj = mf.sample(exact_u, x0, 2, trajectory=True)
+    assert traj.shape == (3, 100, 2)
+    # the exact u is exact at any step count: one step and two steps land on the same points
+    assert torch.allclose(one, two, atol=1e-10)
+    assert torch.allclose(one, MU + SIG * x0, atol=1e-10)
+
+
+def test_baked_guidance():
+    torch.manual_seed(0)
+    u = mf.MeanFlowNet(nets.MLPConfig(dim=2, hidden=32, depth=2, time_inputs=2, n_classes=3))
+    for p in u.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    z, v = torch.randn(8, 2), torch.randn(8, 2)
+    a = torch.rand(8)
+    y = torch.tensor([0, 1, 2, 3, 0, 1, 3, 2])                          # 3 = the null class
+    same = mf.guided_velocity(u, z, a, v, y, 3, mf.Guidance(omega=1.0, kappa=0.0))
+    assert torch.allclose(same, v)
+    g = mf.Guidance(omega=2.0, kappa=0.5)
+    got = mf.guided_velocity(u, z, a, v, y, 3, g)
+    with torch.no_grad():
+        want = 2.0 * v + (1 - 2.0 - 0.5) * u(z, a, a, torch.full_like(y, 3)) + 0.5 * u(z, a, a, y)
+    keep = y != 3
+    assert torch.allclose(got[keep], want[keep], atol=1e-6) and torch.allclose(got[~keep], v[~keep])
+    assert g.scale == pytest.approx(4.0)
+    x1 = torch.randn(8, 2)
+    l = mf.loss(u, x1, y=y.clamp(max=2), p_uncond=0.1, guidance=g)
+    assert l.dim() == 0 and l.requires_grad
+    with pytest.raises(ValueError, match="guidance needs labels"):
+        mf.loss(u, x1, guidance=g)
+
+
+# ----------------------------------------------------------------------------- learning
+
+# Measured (1 CPU thread, 15 s): 0.08 with the smooth embedding, 1.6 with the rounded one. Times are
+# drawn wide (logit-normal(0, 2)) so that the one-step pair (a, b) = (0, 1) is inside the training range.
+LEARN_STEPS = 1500
+ONE_STEP_BOUND = 0.2      # RMS error of u_theta(z, 0, 1) against the exact u; an untrained net is at ~2.4
+
+
+def test_meanflow_learns_the_exact_one_step_map():
+    u = recipe.toy_net()
+    recipe.train_toy(u, GF, LEARN_STEPS)
+    err = recipe.one_step_error(u, GF)
+    assert err < ONE_STEP_BOUND, err
+    x = mf.sample(u, torch.randn(8192, 2, generator=torch.Generator().manual_seed(4)), 1)
+    assert torch.allclose(x.mean(0), MU.float(), atol=0.1) and torch.allclose(x.std(0), SIG.float(), atol=0.1)
+
+
+def test_with_a_rounded_time_embedding_it_does_not_learn():
+    u = recipe.toy_net()
+    u.net.time_embed[0] = RoundedFourierTime(u.net.time_embed[0])
+    u.net.time_embed[1] = RoundedFourierTime(u.net.time_embed[1])
+    recipe.train_toy(u, GF, LEARN_STEPS)
+    assert recipe.one_step_error(u, GF) > 2 * ONE_STEP_BOUND
+
+
+def test_bench_meanflow_quick_reports_every_key():
+    from course_lib import runtime
+    from course_lib.bench import meanflow as bench
+    runtime.set_mode("quick")
+    out = bench.run(["--n", "512", "--seeds", "1", "--tv-n", "1024"])
+    for key in ("swd_meanflow_1", "swd_meanflow_2", "swd_fm", "noise_floor", "tv_floor", "tv_fm",
+                "train_steps_per_second_meanflow", "train_steps_per_second_fm", "bar_meanflow1_le_1.5x_fm100",
+                "bar_meanflow1_le_0.5x_fm1"):
+        assert key in out, key
+    assert set(out["swd_fm"]) == {"1", "2", "4", "8", "16", "32", "100"}
+    assert out["train_steps_fm"] == recipe.budget("quick").fm_steps and out["train_steps_meanflow"] >= 1
