@@ -1,0 +1,46 @@
+"""Benchmark of notebook 07: the limit of tokens and the MSE trap.
+
+``python -m course_lib.bench limits --json [--mode lecture]`` prints:
+
+* ``compression``: per tokenizer row of :func:`course_lib.recipes.limit_of_tokens.compare_compression`
+  (the VQ tokenizer, the continuous one rounded to 1..6 bits per number, unrounded) its ``bits``
+  per image, ``psnr``, ``prompt_accuracy`` and ``frechet``; ``compression_frechet_floor``;
+* ``latents``: the continuous tokenizer alone (``LATENT_DIM``, reconstruction PSNR, prompt
+  accuracy and Fréchet distance of its reconstructions);
+* ``mse_trap``: :func:`~course_lib.recipes.limit_of_tokens.mse_trap` as numbers, flattened to
+  ``<condition>_<model>_<figure>`` (conditions ``prompt`` and ``null``; models ``discrete_ce``,
+  ``continuous_mse``, ``continuous_gaussian``, and ``real``, ``vq``, ``latents`` for real images);
+* ``trap_bar``: the issue's bar, with no prompt the MSE model's share of clean shapes far below the
+  cross-entropy model's (``null_continuous_mse_clean <= 0.5 * null_discrete_ce_clean``);
+* ``seconds``: wall time of the whole benchmark (models from the cache when they are there).
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from course_lib import runtime
+from course_lib.recipes import limit_of_tokens as recipe
+from course_lib.recipes import shape_latents
+
+
+def run(args: list[str]) -> dict:
+    if args:
+        raise SystemExit(f"python -m course_lib.bench limits takes no arguments, got {args}")
+    mode = runtime.mode()
+    t0 = time.perf_counter()
+    res: dict = {"mode": mode, "threads": torch.get_num_threads()}
+    comp = recipe.compare_compression(mode)
+    res["compression"] = {r["name"]: {k: r[k] for k in ("bits", "psnr", "prompt_accuracy", "frechet")}
+                          for r in comp["rows"]}
+    res["compression_frechet_floor"] = comp["frechet_floor"]
+    cont = next(r for r in comp["rows"] if r["kind"] == "continuous")
+    res["latents"] = dict(latent_dim=shape_latents.LATENT_DIM, psnr=cont["psnr"],
+                          prompt_accuracy=cont["prompt_accuracy"], frechet=cont["frechet"])
+    trap = recipe.trap_figures(recipe.mse_trap(mode))
+    res["mse_trap"] = trap
+    ce, mse = trap["null_discrete_ce_clean"], trap["null_continuous_mse_clean"]
+    res["trap_bar"] = dict(ce_clean=ce, mse_clean=mse, passed=bool(mse <= 0.5 * ce))
+    res["seconds"] = time.perf_counter() - t0
+    return res
