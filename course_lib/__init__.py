@@ -20,12 +20,23 @@ Building blocks
 Part 1, chaining pixels and samples (notebook 01)
     pixels/   pixel_ar (masked convolutions, PixelCNN, raster sampling), wavenet (mu-law, WaveNet)
 
-Part 2, tokens (notebooks 02, 03)
+Part 2, tokens (notebooks 02, 03, 07)
     tokens/   vq (VQ, EMA, restarts, residual VQ), bitwise (FSQ, LFQ, BSQ), tokenizers (image,
-              audio, video), titok (1-D tokens), losses (what "similar" means)
+              audio, video), titok (1-D tokens), losses (what "similar" means), rounding (scalar
+              rounding of continuous tokens)
 
-The other world line, flowing from noise (notebooks 00, 08)
-    flow/     paths and the flow-matching loss, ODE solvers, guidance, reflow, minibatch OT
+Part 3, orders of generation over tokens (notebooks 04-07)
+    orders/   prompt (condition tokens, null prompt), gpt (raster order, KV cache), maskgit,
+              var (next scale), infinity (bits, self-correction), continuous (an autoregressive
+              transformer over continuous tokens, MSE and Gaussian heads)
+
+The other world line, flowing from noise (notebooks 00, 08, 10)
+    flow/     paths and the flow-matching loss, ODE solvers, guidance, reflow, minibatch OT,
+              meanflow (average velocity, the JVP target, one-step sampling)
+
+Where the world lines meet (notebook 09)
+    heads/    generation heads on continuous tokens: MSE, flow matching (MAR / NextStep-1), energy
+              score (SLED), and the raster / masked-order backbones that feed them
 
 The course as a course
     course/   homework (checks with feedback and fallback), exercises (the registry), checking,
@@ -33,7 +44,6 @@ The course as a course
     recipes/  one module per notebook: its budgets per mode and the experiments it runs
     bench/    ``python -m course_lib.bench NAME --json``: runs a notebook's recipe and measures it
 
-Parts still to come have their place: ``orders/`` (token GPT, MaskGIT, VAR and Infinity: notebooks
-04-06), generation heads and MeanFlow inside ``flow/`` (notebooks 09-10).
+The evaluator of the prompted-shapes task (``evaluator``, ground floor) scores notebooks 04-07, 09 and 10.
 """
 __version__ = "0.1.0"

@@ -37,7 +37,10 @@ ALLOWED: dict[str, list[str]] = {
     "03_residual_and_bitwise_tokens": ["6 kbps", "1.1 kbps", "256 kbps"],   # bitrates from the specs
     "04_chaining_tokens": ["10%"],                                  # the null-prompt rate of CFG training
     "05_maskgit": ["10%"],                                          # the null-prompt rate of CFG training
+    "07_limit_of_tokens": ["10%"],                                  # the null-prompt rate of training
     "08_flow_matching_2d": ["10%"],                                 # the label-drop rate of CFG training
+    "10_meanflow": ["75%", "10%"],                                  # the paper's share of b = a; the null-prompt rate
+    "09_generation_heads": ["10%"],                                 # the null-prompt rate of CFG training
 }
 
 

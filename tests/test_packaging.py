@@ -58,7 +58,7 @@ def test_ci_installs_torch_first_then_runs_the_readme_test_command():
 
 PACKAGE = ROOT / "course_lib"
 GROUND = {"runtime", "checks", "data", "train", "metrics", "viz", "evaluator"}
-PARTS = ("nets", "pixels", "tokens", "orders", "flow")        # in the syllabus' order
+PARTS = ("nets", "pixels", "tokens", "orders", "flow", "heads")   # in the syllabus' order
 MAY_IMPORT = {
     **{g: GROUND for g in GROUND},
     **{p: GROUND | set(PARTS[: i + 1]) for i, p in enumerate(PARTS)},

@@ -15,6 +15,7 @@ with sigma_min = 0; Liu et al. 2023's rectified flow).
 | :mod:`~course_lib.flow.guidance` | :func:`guided_velocity` (classifier-free guidance), :func:`field`, :func:`drop_labels` |
 | :mod:`~course_lib.flow.reflow` | :func:`reflow_pairs`, :func:`reflow`, :func:`straightness`, :func:`length_ratio` |
 | :mod:`~course_lib.flow.ot` | :func:`minibatch_ot` (OT-CFM's minibatch coupling) |
+| :mod:`~course_lib.flow.meanflow` | MeanFlow: :class:`MeanFlowNet` u(z, a, b), its JVP target, loss, few-step sampler |
 
 Distances between sample clouds (sliced Wasserstein, its noise floor) are in :mod:`course_lib.metrics`.
 A "velocity field" is any callable ``v(x, t) -> (N, D)`` with x (N, D) and t (N,). Usage::
@@ -29,6 +30,7 @@ from course_lib.flow.guidance import drop_labels, field, guided_velocity
 from course_lib.flow.ot import minibatch_ot
 from course_lib.flow.path import TIME_SAMPLERS, CondOTPath, PathSample, fm_pair, loss, sample_time
 from course_lib.flow.reflow import length_ratio, reflow, reflow_pairs, straightness
+from course_lib.flow.meanflow import MeanFlowNet
 from course_lib.flow.solvers import (METHODS, STEPS, euler_paths, euler_sample, euler_step, heun_step,
                                      integrate, midpoint_step, prior, sample)
 
@@ -39,4 +41,5 @@ __all__ = [
     "guided_velocity", "field", "drop_labels",
     "reflow_pairs", "reflow", "straightness", "length_ratio",
     "minibatch_ot",
+    "MeanFlowNet",
 ]

@@ -181,3 +181,11 @@ def generate(model: ContinuousAR, head: nn.Module, prompts: torch.Tensor, *, cfg
 
 def n_params(*modules: nn.Module) -> int:
     return sum(p.numel() for m in modules for p in m.parameters())
+
+
+def best_mse_guess(answers: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The single prediction with the least expected squared error when the right answer is
+    answers[:, k] with probability proportional to weights[:, k]: their weighted mean.
+    answers (B, K, D), weights (B, K) >= 0 -> (B, D)."""
+    w = weights / weights.sum(1, keepdim=True)                                        # (B, K), rows sum to 1
+    return (w[..., None] * answers).sum(1)                                            # (B, D)

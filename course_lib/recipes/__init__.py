@@ -8,5 +8,11 @@ functions to measure them, so a benchmark figure is the figure the notebook show
 | 01 pixels and samples | ``pixels_and_samples`` |
 | 02 tokens | ``tokens`` |
 | 03 residual and bitwise tokens | ``residual_and_bitwise_tokens`` |
+| 04 chaining tokens | ``shape_tokens`` (the shared VQ tokenizer), ``chaining_tokens`` |
+| 05 MaskGIT | ``maskgit`` |
+| 06 next-scale prediction | ``next_scale`` |
+| 07 the limit of tokens | ``shape_latents`` (the shared continuous tokenizer), ``limit_of_tokens`` |
 | 08 flow matching in 2-D | ``flow_matching_2d`` |
+| 09 generation heads | ``generation_heads`` |
+| 10 MeanFlow | ``meanflow`` |
 """

@@ -30,6 +30,8 @@ from course_lib import data, evaluator, metrics, runtime, train
 from course_lib.orders import continuous, gpt
 from course_lib.orders import prompt as P
 from course_lib.recipes import chaining_tokens, shape_latents, shape_tokens
+from course_lib.orders.continuous import best_mse_guess  # noqa: F401  (07's exercise 2)
+from course_lib.tokens.rounding import round_to_bits  # noqa: F401  (07's exercise 1; used below)
 
 VERSION = 1
 BUDGETS = {   # the GPT's sizes and data (chaining_tokens.BUDGETS); fewer steps in lecture mode (time)
@@ -56,26 +58,6 @@ def budget(mode: str | None = None) -> SimpleNamespace:
 def vq_bits() -> float:
     """Bits per image of the VQ tokenizer: 16 tokens x log2(K)."""
     return shape_tokens.N_TOKENS * torch.log2(torch.tensor(float(shape_tokens.CODEBOOK))).item()
-
-
-def round_to_bits(latents: torch.Tensor, bits: int) -> torch.Tensor:
-    """Each number of (normalised, about N(0, 1)) latents rounded to the nearest of 2^bits levels
-    placed at the standard normal's quantiles (k + 1/2) / 2^bits, k = 0 .. 2^bits - 1: every level
-    is used about equally often. Returns a new tensor shaped like ``latents``."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
-        raise ValueError(f"bits: expected an int >= 1, got {bits!r}")
-    q = (torch.arange(2 ** bits, dtype=torch.float32) + 0.5) / 2 ** bits
-    levels = torch.distributions.Normal(0.0, 1.0).icdf(q).to(latents)             # (L,)
-    idx = (latents[..., None] - levels).abs().argmin(-1)                             # (..., ) nearest level
-    return levels[idx]
-
-
-def best_mse_guess(answers: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The single prediction with the least expected squared error when the right answer is
-    answers[:, k] with probability proportional to weights[:, k]: their weighted mean.
-    answers (B, K, D), weights (B, K) >= 0 -> (B, D)."""
-    w = weights / weights.sum(1, keepdim=True)                                        # (B, K), rows sum to 1
-    return (w[..., None] * answers).sum(1)                                            # (B, D)
 
 
 def _quality(images: torch.Tensor, ref: data.Shapes) -> dict:

@@ -6,9 +6,9 @@ Each topic module lists its exercises in ``EXERCISES``, every name prefixed by t
 is added to :data:`TOPICS` here. :mod:`course_lib.course.homework` reads the registry.
 """
 from course_lib.course.checking import Exercise
-from course_lib.course.exercises import chaining, flow, maskgit, next_scale, pixels, tokens, welcome
+from course_lib.course.exercises import chaining, flow, heads, limits, maskgit, meanflow, next_scale, pixels, tokens, welcome
 
-TOPICS = (welcome, pixels, tokens, chaining, maskgit, next_scale, flow)
+TOPICS = (welcome, pixels, tokens, chaining, maskgit, next_scale, limits, flow, heads, meanflow)
 
 
 def _gather(topics) -> dict[str, Exercise]:

@@ -19,19 +19,19 @@ import torch
 from course_lib.course.checking import (Exercise, Mismatch, call, expect_loss, expect_on_another_device,
                                         expect_tensor)
 from course_lib.orders import continuous
-from course_lib.recipes import limit_of_tokens as recipe
+from course_lib.tokens.rounding import round_to_bits as _round_to_bits
 
 
 # ----------------------------------------------------------------------------- references
 
 def round_to_bits(latents: torch.Tensor, bits: int) -> torch.Tensor:
     """Each number rounded to the nearest of 2^bits levels at the N(0, 1) quantiles (k + 1/2) / 2^bits."""
-    return recipe.round_to_bits(latents, bits)
+    return _round_to_bits(latents, bits)
 
 
 def mse_best_guess(answers: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """answers (B, K, D), weights (B, K) >= 0 -> (B, D): the weighted mean of the K answers."""
-    return recipe.best_mse_guess(answers, weights)
+    return continuous.best_mse_guess(answers, weights)
 
 
 def gaussian_nll(mu: torch.Tensor, log_sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

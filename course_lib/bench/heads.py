@@ -1,0 +1,57 @@
+"""Benchmark of notebook 09: generation heads on continuous tokens, on the prompted-shapes task.
+
+``python -m course_lib.bench heads --json [--mode lecture]`` prints, from the notebook's own recipe
+(:func:`course_lib.recipes.generation_heads.bench_results`):
+
+* per order and head, ``<order>_<head>`` (orders ``raster``, ``masked``; heads ``mse``, ``flow``,
+  ``energy``): ``frechet``, ``prompt_accuracy``, ``head_nfe`` (head passes per token),
+  ``passes`` (transformer passes per image), ``seconds_per_image``, ``head_share_of_time`` (the
+  share of generation time spent in the head), parameters and training seconds;
+* ``raster_flow_steps``: the flow head's Euler steps against quality and time;
+* ``frechet_floor`` (real against real at the same ``n_eval``);
+* ``<order>_bars``: the issue's bars, flow head Fréchet <= 0.5x the MSE head's, energy head at one
+  step within 1.5x the flow head's;
+* ``mse_trap``: notebook 07's measurement of the MSE trap
+  (``course_lib.recipes.limit_of_tokens.mse_trap``), when that recipe exists.
+"""
+from __future__ import annotations
+
+import contextlib
+import importlib
+import sys
+import time
+
+import torch
+
+from course_lib import runtime
+from course_lib.recipes import generation_heads
+
+
+def _mse_trap(mode: str):
+    try:
+        mod = importlib.import_module("course_lib.recipes.limit_of_tokens")
+    except ModuleNotFoundError as e:
+        if e.name == "course_lib.recipes.limit_of_tokens":
+            return None
+        raise
+    if not hasattr(mod, "mse_trap"):
+        return None
+    with contextlib.redirect_stdout(sys.stderr):          # its cache messages must not break --json
+        return mod.mse_trap(mode)
+
+
+def run(args: list[str]) -> dict:
+    if args:
+        raise SystemExit(f"python -m course_lib.bench heads takes no arguments, got {args}")
+    mode = runtime.mode()
+    t0 = time.perf_counter()
+    res: dict = {"mode": mode, "threads": torch.get_num_threads()}
+    with contextlib.redirect_stdout(sys.stderr):
+        res.update(generation_heads.bench_results(mode))
+    trap = _mse_trap(mode)
+    if trap is None:
+        res["mse_trap"] = "skipped: course_lib.recipes.limit_of_tokens.mse_trap does not exist (yet)"
+    else:
+        res["mse_trap"] = trap
+    res["seconds"] = time.perf_counter() - t0
+    return res

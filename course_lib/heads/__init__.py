@@ -1,0 +1,39 @@
+"""Generation heads on continuous tokens: where the two world lines meet (notebook 09).
+
+A transformer over continuous tokens (:mod:`~course_lib.heads.backbone`, raster or MAR's masked
+order) outputs a condition z per token; a small head turns z into the token:
+
+| module | head | training | sampling, per token |
+| --- | --- | --- | --- |
+| :mod:`~course_lib.heads.mse` | :class:`MSEHead` | squared error (the baseline that averages) | 1 pass, deterministic |
+| :mod:`~course_lib.heads.flow_head` | :class:`FlowHead` | flow matching, 4 (t, noise) draws per token (NextStep-1, MAR) | ``steps`` Euler passes |
+| :mod:`~course_lib.heads.energy` | :class:`EnergyHead` | energy score with 2 samples (SLED) | 1 pass |
+
+All share :class:`~course_lib.heads.base.Head`'s interface: ``head.loss(z, x)``, ``head.sample(z,
+steps=..., generator=...)``, ``head.nfe(steps)``; the flow and energy heads share the AdaLN MLP of
+:mod:`~course_lib.heads.adaln` (MAR's ``SimpleMLPAdaLN``). Time convention: t = 0 noise, t = 1 data.
+
+Usage::
+
+    from course_lib import heads
+    head = heads.FlowHead(token_dim=8, cond_dim=64)
+    loss = head.loss(z, x)                        # z (N, 64) from the transformer, x (N, 8) tokens
+    x = head.sample(z, steps=8, generator=g)      # (N, 8)
+"""
+from course_lib.heads.adaln import AdaLNMLP
+from course_lib.heads.base import Head, mix
+from course_lib.heads.energy import EnergyHead, energy_score_loss
+from course_lib.heads.flow_head import FlowHead
+from course_lib.heads.mse import MSEHead
+
+KINDS = {"mse": MSEHead, "flow": FlowHead, "energy": EnergyHead}
+
+
+def make(kind: str, token_dim: int, cond_dim: int, **kw) -> Head:
+    """A head by name: ``"mse"``, ``"flow"`` or ``"energy"`` (keyword arguments go to its class)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown head {kind!r}: expected one of {', '.join(KINDS)}")
+    return KINDS[kind](token_dim, cond_dim, **kw)
+
+
+__all__ = ["Head", "MSEHead", "FlowHead", "EnergyHead", "AdaLNMLP", "energy_score_loss", "mix", "make", "KINDS"]

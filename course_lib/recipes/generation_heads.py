@@ -1,0 +1,266 @@
+"""Recipe of notebook 09_generation_heads: a transformer predicts a condition z per continuous token,
+a head turns noise into the token; the MSE, flow-matching and energy heads compared on the prompted
+shapes, in raster and in MAR's masked order, with the head's steps against quality and the split of
+the compute between transformer and head.
+
+Budgets per mode and the experiments that the notebook and ``python -m course_lib.bench heads`` both
+call:
+
+* :func:`toy_data` / :func:`fit_toy` / :func:`on_modes`: the trap in two dimensions, a condition
+  with two right answers, for the first picture of the notebook (and tests/test_heads.py);
+* :func:`train_pair`: a transformer of an order (:mod:`course_lib.heads.backbone`) and a head
+  (:mod:`course_lib.heads`) trained together on the shared continuous tokenizer's latents
+  (:mod:`course_lib.recipes.shape_latents`), B.steps steps;
+* :func:`evaluate`: generate for held-out prompts, decode, score with the shapes evaluator
+  (prompt accuracy, Fréchet distance), count the passes, time the transformer and the head apart;
+* :func:`comparison`: every (order, head) pair, trained and evaluated on the same prompts;
+* :func:`head_steps_sweep`: the flow head's Euler steps against quality and time;
+* :func:`note_data` / :func:`audio_heads`: the audio example, one note as one continuous token,
+  conditioned on its pitch class (the octave left open), for each head;
+* :func:`bench_results`: the figures of the benchmark.
+"""
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import torch
+from torch import nn
+
+from course_lib import data, evaluator, heads, runtime, train
+from course_lib.heads import backbone
+from course_lib.orders.continuous import ContinuousConfig
+from course_lib.recipes import shape_latents
+
+BUDGETS = {
+    "quick": dict(audio_steps=80, toy_steps=150, n_train=1024, batch=32, d_model=32, n_layer=1, n_head=2,
+                  head_width=32, head_depth=2, steps=100, lr=3e-3, n_eval=64, cfg_scale=1.0, mar_steps=8,
+                  flow_steps=8, sweep=(1, 2, 8)),
+    "lecture": dict(audio_steps=400, toy_steps=500, n_train=4096, batch=32, d_model=64, n_layer=2, n_head=4,
+                    head_width=64, head_depth=3, steps=600, lr=2e-3, n_eval=256, cfg_scale=1.0, mar_steps=8,
+                    flow_steps=8, sweep=(1, 2, 4, 8, 16)),
+    "full": dict(audio_steps=2000, toy_steps=2000, n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8,
+                 head_width=256, head_depth=4, steps=8000, lr=5e-4, n_eval=2048, cfg_scale=1.0, mar_steps=8,
+                 flow_steps=16, sweep=(1, 2, 4, 8, 16, 32)),
+}
+ORDERS = backbone.ORDERS                   # ("raster", "masked")
+KINDS = tuple(heads.KINDS)                 # ("mse", "flow", "energy")
+SEED = 0
+
+
+def budget(mode: str | None = None) -> SimpleNamespace:
+    """This notebook's budget in the current (or given) mode: ``budget().steps``."""
+    return runtime.pick(BUDGETS, mode)
+
+
+class Pair(nn.Module):
+    """A transformer (``backbone``) and its head (``head``), trained and saved together."""
+
+    def __init__(self, backbone_: nn.Module, head: heads.Head, order: str, kind: str):
+        super().__init__()
+        self.backbone, self.head, self.order, self.kind = backbone_, head, order, kind
+
+
+def build(B: SimpleNamespace, order: str, kind: str) -> Pair:
+    """A transformer of ``order`` and a head ``kind`` of this budget's sizes, seeded, on the course device."""
+    torch.manual_seed(SEED)
+    cfg = ContinuousConfig(latent_dim=shape_latents.LATENT_DIM, n_tokens=shape_latents.N_TOKENS,
+                           d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
+    kw = dict(width=B.head_width) if kind == "mse" else dict(width=B.head_width, depth=B.head_depth)
+    if kind == "flow":
+        kw["default_steps"] = B.flow_steps
+    head = heads.make(kind, shape_latents.LATENT_DIM, B.d_model, **kw)
+    return Pair(backbone.build(order, cfg), head, order, kind).to(runtime.device())
+
+
+def latent_data(B: SimpleNamespace) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training latents (n_train, 16, D) and prompts (n_train, 4), on the course device."""
+    latents, prompts = shape_latents.latent_data(B.n_train, mode=B.mode)
+    dev = runtime.device()
+    return latents.to(dev), prompts.to(dev)
+
+
+def train_pair(B: SimpleNamespace, order: str, kind: str, head: heads.Head | None = None, data=None,
+               progress: bool = True) -> tuple[Pair, train.History]:
+    """Build (or take ``head``) and train transformer + head together for B.steps steps (AdamW,
+    cosine learning rate) with :func:`course_lib.heads.backbone.loss` (10% null prompts). Returns
+    (pair in eval mode, History)."""
+    latents, prompts = data if data is not None else latent_data(B)
+    pair = build(B, order, kind)
+    if head is not None:
+        pair.head = head.to(runtime.device())
+    g = torch.Generator().manual_seed(SEED)
+
+    def loss_fn(step):
+        idx = torch.randint(len(latents), (B.batch,), generator=g).to(latents.device)
+        return backbone.loss(pair.backbone, pair.head, latents[idx], prompts[idx], generator=g)
+    hist = train.train(pair, loss_fn, B.steps, lr=B.lr, schedule="cosine", warmup=min(100, B.steps // 10),
+                       progress=progress, desc=f"{order} + {kind} head")
+    return pair.eval(), hist
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# ----------------------------------------------------------------------------- the trap in 2-D
+
+def toy_data(n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Three conditions, two right answers each: c in {0, 1, 2} as a one-hot z (n, 3); the token x
+    (n, 2) is centre(c) = (c - 1, 0) plus (0, +1) or (0, -1) with probability 1/2, plus noise of std
+    0.05. Returns (z, x, centre)."""
+    c = torch.randint(3, (n,), generator=generator)
+    z = torch.nn.functional.one_hot(c, 3).float()                                   # (n, 3)
+    centre = torch.stack([c.float() - 1, torch.zeros(n)], 1)                        # (n, 2)
+    up = torch.randint(2, (n,), generator=generator).float() * 2 - 1                # +-1
+    x = centre + torch.stack([torch.zeros(n), up], 1) + 0.05 * torch.randn(n, 2, generator=generator)
+    return z, x, centre
+
+
+def fit_toy(head: heads.Head, steps: int, batch: int = 256, lr: float = 2e-3, seed: int = SEED,
+            progress: bool = False) -> train.History:
+    """Train ``head`` alone (z is given, no transformer) on :func:`toy_data` for ``steps`` steps (CPU)."""
+    g = torch.Generator().manual_seed(seed)
+    return train.train(head, lambda step: head.loss(*toy_data(batch, g)[:2], generator=g), steps, lr=lr,
+                       progress=progress, desc=type(head).__name__)
+
+
+def on_modes(head: heads.Head, n: int = 2000, steps: int = 8, seed: int = 1) -> dict:
+    """Samples of ``head`` for n toy conditions: the share within 0.3 of one of the two right
+    answers, the share in the upper one, and the samples and conditions themselves."""
+    z, _, centre = toy_data(n, torch.Generator().manual_seed(seed))
+    x = head.sample(z, steps=steps, generator=torch.Generator().manual_seed(seed + 1))       # (n, 2)
+    d = x - centre
+    near = ((d[:, 1].abs() - 1).abs() < 0.3) & (d[:, 0].abs() < 0.3)
+    return dict(on_modes=near.float().mean().item(), upper=(d[:, 1] > 0).float().mean().item(), samples=x, z=z)
+
+
+# ----------------------------------------------------------------------------- audio: a note as a token
+
+NOTE_RATE, NOTE_SECONDS = 8000, 0.125          # 1000 samples per note
+
+
+def note_data(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list]:
+    """``n`` synthetic notes (:func:`course_lib.data.audio_clips`, C3..C6, 1/8 s at 8 kHz) as one
+    continuous token each, the waveform (n, 1000), with the condition z = one-hot pitch CLASS (n, 12):
+    C, C#, ... whatever the octave, so each condition has two or three right answers (its octaves).
+    Returns (z, waves, MIDI numbers)."""
+    clips = data.audio_clips(n, kind="note", sample_rate=NOTE_RATE, seconds=NOTE_SECONDS, seed=seed)
+    midi = [m[0] for m in clips.notes]
+    z = torch.nn.functional.one_hot(torch.tensor(midi) % 12, 12).float()                 # (n, 12)
+    return z, clips.waves.cpu(), midi
+
+
+def closest_note(samples: torch.Tensor, pitch_class: torch.Tensor, bank_waves: torch.Tensor,
+                 bank_midi: list) -> torch.Tensor:
+    """For each sample (n, L), the largest cosine similarity to a real note of its pitch class in the
+    bank: 1 for a copy of one note; about 1/sqrt(k) for the average of k octaves."""
+    bank_pc = torch.tensor(bank_midi) % 12                                               # (m,)
+    sim = torch.nn.functional.normalize(samples, dim=1) @ torch.nn.functional.normalize(bank_waves, dim=1).T
+    sim = sim.masked_fill(bank_pc[None, :] != pitch_class[:, None], -1.0)                # (n, m)
+    return sim.amax(1)
+
+
+def audio_heads(B: SimpleNamespace, n_train: int = 2048, progress: bool = False) -> dict:
+    """Train the three heads (no transformer: z is the pitch class) on :func:`note_data` for
+    B.audio_steps steps and draw one note per pitch class from each. Returns {head: dict(samples
+    (12, 1000), similarity (mean :func:`closest_note` over 240 draws))}, plus the bank of real notes."""
+    z_all, waves, midi = note_data(n_train, seed=0)
+    bank = {}
+    for m, w in zip(midi, waves):
+        bank.setdefault(m, w)
+    bank_midi, bank_waves = sorted(bank), torch.stack([bank[m] for m in sorted(bank)])   # one wave per note
+    out = {"real": dict(samples=torch.stack([bank[next(m for m in bank_midi if m % 12 == pc)] for pc in range(12)]),
+                        sample_rate=NOTE_RATE)}
+    g = torch.Generator().manual_seed(SEED)
+    for kind in KINDS:
+        torch.manual_seed(SEED)
+        kw = dict(width=128) if kind == "mse" else dict(width=128, depth=2)
+        head = heads.make(kind, waves.shape[1], 12, **kw)
+
+        def loss_fn(step):
+            idx = torch.randint(n_train, (64,), generator=g)
+            return head.loss(z_all[idx], waves[idx], generator=g)
+        train.train(head, loss_fn, B.audio_steps, lr=1e-3, progress=progress, desc=f"{kind} head, notes")
+        pcs = torch.arange(240) % 12
+        draws = head.sample(torch.nn.functional.one_hot(pcs, 12).float(), generator=torch.Generator().manual_seed(1))
+        out[kind] = dict(samples=draws[:12], similarity=closest_note(draws, pcs, bank_waves, bank_midi).mean().item())
+    return out
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def generate(pair: Pair, prompts: torch.Tensor, B: SimpleNamespace, head_steps: int | None = None,
+             seed: int = SEED) -> tuple[torch.Tensor, backbone.Generated]:
+    """Images (N, 3, 16, 16) for ``prompts`` and the :class:`~course_lib.heads.backbone.Generated`
+    record (latents, passes, the time in transformer and head)."""
+    out = backbone.generate(pair.backbone, pair.head, prompts.to(runtime.device()), steps=B.mar_steps,
+                            head_steps=head_steps, cfg_scale=B.cfg_scale, generator=torch.Generator().manual_seed(seed))
+    return shape_latents.decode(out.latents, B.mode), out
+
+
+def evaluate(pair: Pair, B: SimpleNamespace, ref=None, head_steps: int | None = None) -> dict:
+    """Generate one image per held-out prompt (B.n_eval of :func:`course_lib.evaluator.reference`)
+    and return order, head, head_steps, frechet, prompt_accuracy, head_nfe (head passes per token),
+    passes (transformer passes per image), seconds_per_image (latents and decoding, all prompts in
+    one batch), head_share_of_time (share of the generation time spent in the head), params of
+    transformer and head."""
+    ref = ref or evaluator.reference(B.n_eval)
+    generate(pair, ref.prompts[:4], B, head_steps)                      # warm up
+    backbone.sync()
+    t0 = time.perf_counter()
+    images, out = generate(pair, ref.prompts, B, head_steps)
+    backbone.sync()
+    seconds = time.perf_counter() - t0
+    return dict(order=pair.order, head=pair.kind, head_steps=out.head_nfe,
+                frechet=evaluator.frechet(images, ref.images),
+                prompt_accuracy=evaluator.prompt_accuracy(images, ref.prompts),
+                head_nfe=out.head_nfe, passes=out.passes, seconds_per_image=seconds / len(ref.prompts),
+                head_share_of_time=out.head_share, seconds_backbone=out.seconds_backbone,
+                seconds_head=out.seconds_head, params_backbone=n_params(pair.backbone),
+                params_head=n_params(pair.head))
+
+
+def comparison(B: SimpleNamespace, orders=ORDERS, kinds=KINDS, progress: bool = True) -> tuple[dict, list[dict], float]:
+    """Train every (order, head) pair on the same latents and evaluate it on the same prompts.
+    Returns ({(order, kind): pair}, rows of :func:`evaluate` with ``train_seconds`` and
+    ``final_loss``, the Fréchet floor at B.n_eval)."""
+    data = latent_data(B)
+    ref = evaluator.reference(B.n_eval)
+    pairs, rows = {}, []
+    for order in orders:
+        for kind in kinds:
+            pair, hist = train_pair(B, order, kind, data=data, progress=progress)
+            pairs[order, kind] = pair
+            rows.append(dict(evaluate(pair, B, ref), train_seconds=hist.seconds,
+                             final_loss=sum(hist.losses[-50:]) / len(hist.losses[-50:])))
+    return pairs, rows, evaluator.frechet_floor(B.n_eval)
+
+
+def head_steps_sweep(pair: Pair, B: SimpleNamespace, steps=None, ref=None) -> list[dict]:
+    """:func:`evaluate` for every number of head steps in ``steps`` (B.sweep) on the same prompts."""
+    ref = ref or evaluator.reference(B.n_eval)
+    return [evaluate(pair, B, ref, head_steps=s) for s in (steps or B.sweep)]
+
+
+def bench_results(mode: str | None = None) -> dict:
+    """The figures of ``python -m course_lib.bench heads``: per (order, head) ``<order>_<head>`` with
+    frechet, prompt_accuracy, head_nfe, passes, seconds_per_image, head_share_of_time; the flow
+    head's step sweep in raster order; the Fréchet floor at the same n; and the two bars (flow <= 0.5x
+    MSE, energy at 1 step <= 1.5x flow) in raster and masked order."""
+    B = budget(mode)
+    pairs, rows, floor = comparison(B, progress=False)
+    keys = ("frechet", "prompt_accuracy", "head_nfe", "passes", "seconds_per_image", "head_share_of_time",
+            "params_backbone", "params_head", "train_seconds")
+    res = {f"{r['order']}_{r['head']}": {k: r[k] for k in keys} for r in rows}
+    sweep = head_steps_sweep(pairs["raster", "flow"], B)
+    res["raster_flow_steps"] = {str(r["head_nfe"]): {k: r[k] for k in ("frechet", "prompt_accuracy",
+                                                                         "seconds_per_image", "head_share_of_time")}
+                                for r in sweep}
+    res.update(frechet_floor=floor, n_eval=B.n_eval)
+    for order in ORDERS:
+        f = {k: res[f"{order}_{k}"]["frechet"] for k in KINDS}
+        res[f"{order}_bars"] = dict(flow_over_mse=f["flow"] / f["mse"], energy_over_flow=f["energy"] / f["flow"],
+                                    flow_le_half_mse=f["flow"] <= 0.5 * f["mse"],
+                                    energy_within_1_5x_flow=f["energy"] <= 1.5 * f["flow"])
+    return res

@@ -1,0 +1,184 @@
+"""Generation heads (course_lib.heads) and the transformer that feeds them (course_lib.heads.backbone).
+
+The learning test is the point of notebook 09 in miniature: a target with two modes per condition
+(x = centre(c) +- 1 along y); the flow-matching and energy heads put their samples on both modes,
+the MSE head collapses onto the mean, between them, where there is no data."""
+import math
+
+import pytest
+import torch
+
+from course_lib import heads
+from course_lib.heads import backbone
+from course_lib.orders import prompt as P
+from course_lib.orders.continuous import ContinuousConfig
+from course_lib.recipes import generation_heads as recipe
+
+
+def _heads(token_dim=3, cond_dim=8):
+    torch.manual_seed(0)
+    return [heads.MSEHead(token_dim, cond_dim, width=16), heads.FlowHead(token_dim, cond_dim, width=16, depth=2),
+            heads.EnergyHead(token_dim, cond_dim, width=16, depth=2)]
+
+
+@pytest.mark.parametrize("head", _heads(), ids=lambda h: type(h).__name__)
+def test_interface_shapes_and_gradient_into_z(head):
+    z = torch.randn(2, 5, 8, requires_grad=True)
+    x = torch.randn(2, 5, 3)
+    for p in head.parameters():                                # move off the zero init so z matters
+        torch.nn.init.normal_(p, std=0.3)
+    loss = head.loss(z, x, generator=torch.Generator().manual_seed(0))
+    assert loss.dim() == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert z.grad is not None and z.grad.abs().sum() > 0      # the transformer is trained through the head
+    s = head.sample(z.detach(), steps=3, generator=torch.Generator().manual_seed(1))
+    assert s.shape == (2, 5, 3)
+    assert head.sample(z[0].detach(), steps=2).shape == (5, 3)
+    assert head.nfe(3) == (3 if isinstance(head, heads.FlowHead) else 1)
+
+
+@pytest.mark.parametrize("head", _heads(), ids=lambda h: type(h).__name__)
+def test_bad_input_names_what_was_expected(head):
+    with pytest.raises(ValueError, match="z"):
+        head.loss(torch.randn(4, 7), torch.randn(4, 3))
+    with pytest.raises(ValueError, match="x"):
+        head.loss(torch.randn(4, 8), torch.randn(5, 3))
+    with pytest.raises(TypeError, match="x"):
+        head.loss(torch.randn(4, 8), torch.zeros(4, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="z_uncond"):
+        head.sample(torch.randn(4, 8), cfg_scale=2.0)
+    z = torch.randn(4, 8)
+    same = head.sample(z, z_uncond=torch.randn(4, 8), cfg_scale=1.0, generator=torch.Generator().manual_seed(0))
+    plain = head.sample(z, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(same, plain)                  # scale 1 = no guidance
+
+
+def test_flow_head_loss_is_the_course_convention_with_batch_mul_draws():
+    torch.manual_seed(0)
+    head = heads.FlowHead(2, 4, width=16, depth=1, batch_mul=3, time="uniform")
+    for p in head.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    z, x = torch.randn(5, 4), torch.randn(5, 2)
+    got = head.loss(z, x, generator=torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    x0 = torch.randn(15, 2, generator=g)                      # noise first, then t: the head's draw order
+    t = torch.rand(15, generator=g)
+    x1, zz = x.repeat(3, 1), z.repeat(3, 1)
+    x_t = (1 - t[:, None]) * x0 + t[:, None] * x1             # t = 0 noise, t = 1 data
+    want = (head(x_t, t, zz) - (x1 - x0)).pow(2).mean()
+    torch.testing.assert_close(got, want)
+
+
+def test_flow_head_sampler_integrates_from_noise_at_0_to_data_at_1(monkeypatch):
+    """With the exact velocity field of a point mass at c, v(x, t) = (c - x) / (1 - t), Euler lands on
+    c at t = 1 for any step count; a sampler run the other way, or with a shifted time grid, does not."""
+    head = heads.FlowHead(2, 4, width=8, depth=1)
+    c = torch.tensor([1.5, -2.0])
+    monkeypatch.setattr(head, "forward", lambda x, t, z: (c - x) / (1 - t[:, None]))
+    for steps in (1, 3, 8):
+        s = head.sample(torch.randn(6, 4), steps=steps, generator=torch.Generator().manual_seed(0))
+        torch.testing.assert_close(s, c.expand(6, 2), atol=1e-5, rtol=0)
+
+
+def test_energy_score_loss_formula_and_that_it_prefers_the_true_distribution():
+    x1, x2, y = torch.randn(7, 3), torch.randn(7, 3), torch.randn(7, 3)
+    want = ((x1 - y).norm(dim=1) + (x2 - y).norm(dim=1) - (x1 - x2).norm(dim=1)).mean()
+    torch.testing.assert_close(heads.energy_score_loss(x1, x2, y), want)
+    # y = +-1 with probability 1/2: samples from the same law score 2 E|X - y| - E|X - X'| = 2 - 1 = 1;
+    # the mean (always 0) scores 2 + 2 - 0 ... / 2 per sample pair = 2: the repulsive term is what rewards spread
+    ys = torch.tensor([1.0, -1.0]).repeat(4000)[:, None]
+    g = torch.Generator().manual_seed(0)
+    xa = torch.where(torch.rand(8000, 1, generator=g) < 0.5, 1.0, -1.0)
+    xb = torch.where(torch.rand(8000, 1, generator=g) < 0.5, 1.0, -1.0)
+    true_law = heads.energy_score_loss(xa, xb, ys).item()
+    mean_only = heads.energy_score_loss(torch.zeros(8000, 1), torch.zeros(8000, 1), ys).item()
+    assert abs(true_law - 1.0) < 0.05 and abs(mean_only - 2.0) < 1e-6
+
+
+def test_mse_head_is_deterministic_and_one_step_heads_ignore_steps():
+    mse, _, energy = _heads()
+    z = torch.randn(4, 8)
+    torch.testing.assert_close(mse.sample(z, generator=torch.Generator().manual_seed(0)),
+                               mse.sample(z, generator=torch.Generator().manual_seed(1)))
+    torch.testing.assert_close(energy.sample(z, steps=1, generator=torch.Generator().manual_seed(0)),
+                               energy.sample(z, steps=9, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ValueError, match="unknown head"):
+        heads.make("gaussian", 2, 4)
+
+
+# ----------------------------------------------------------------------------- learning: two modes
+
+def _fit_and_sample(kind, steps=500):
+    torch.manual_seed(0)
+    kw = dict(width=64) if kind == "mse" else dict(width=64, depth=2)
+    head = heads.make(kind, 2, 3, **kw)
+    recipe.fit_toy(head, steps)
+    res = recipe.on_modes(head)
+    return res["on_modes"], res["upper"]
+
+
+@pytest.mark.parametrize("kind", ["flow", "energy"])
+def test_generative_heads_reproduce_both_modes(kind):
+    on_mode, upper = _fit_and_sample(kind)
+    assert on_mode > 0.7, f"{kind}: only {on_mode:.2f} of the samples within 0.3 of a mode"
+    assert 0.3 < upper < 0.7, f"{kind}: {upper:.2f} of the samples in the upper mode (both modes hold half)"
+
+
+def test_mse_head_collapses_to_the_mean():
+    on_mode, _ = _fit_and_sample("mse")
+    assert on_mode < 0.05, f"the MSE head put {on_mode:.2f} of its outputs on a mode; its optimum is the mean"
+
+
+# ----------------------------------------------------------------------------- the transformer that feeds them
+
+CFG = ContinuousConfig(latent_dim=3, n_tokens=16, d_model=32, n_layer=1, n_head=2)
+
+
+def test_mar_mask_share_is_between_0_7_and_1_and_the_same_for_every_row():
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        m = backbone.mar_mask(6, 16, g)
+        counts = m.sum(1)
+        assert (counts == counts[0]).all() and math.ceil(0.7 * 16) <= int(counts[0]) <= 16
+
+
+def test_masked_transformer_does_not_read_the_masked_latents():
+    torch.manual_seed(0)
+    model = backbone.MaskedAR(CFG).eval()
+    x = torch.randn(2, 16, 3)
+    prompts = torch.tensor([[0, 1, 2, 1], [3, 5, 8, 0]])
+    mask = torch.rand(2, 16) < 0.5
+    z1 = model(x, prompts, mask)
+    z2 = model(torch.where(mask[..., None], torch.randn(2, 16, 3), x), prompts, mask)
+    torch.testing.assert_close(z1, z2)
+    with pytest.raises(ValueError, match="mask"):
+        model(x, prompts, mask[:, :8])
+
+
+@pytest.mark.parametrize("order,steps", [("raster", 8), ("masked", 4), ("masked", 16), ("masked", 40)])
+def test_generate_decides_every_token_and_times_transformer_and_head(order, steps):
+    torch.manual_seed(0)
+    model = backbone.build(order, CFG)
+    head = heads.FlowHead(3, 32, width=16, depth=1)
+    prompts = torch.tensor([[0, 1, 2, 1], [3, 5, 8, 0], [1, 1, 1, 1]])
+    out = backbone.generate(model, head, prompts, steps=steps, head_steps=3, cfg_scale=2.0,
+                            generator=torch.Generator().manual_seed(0))
+    assert out.latents.shape == (3, 16, 3) and out.head_nfe == 3
+    assert out.passes == (16 if order == "raster" else min(steps, 16))
+    assert int(out.order.max()) == out.passes - 1 and int(out.order.min()) == 0
+    assert out.seconds_head > 0 and out.seconds_backbone > 0 and 0 < out.head_share < 1
+    if order == "masked":                                     # the cosine schedule decides few first
+        first = (out.order == 0).sum(1)
+        assert (first == first[0]).all() and int(first[0]) <= 16 // min(steps, 16) + 1
+
+
+def test_loss_trains_transformer_and_head_together():
+    torch.manual_seed(0)
+    for order in backbone.ORDERS:
+        model, head = backbone.build(order, CFG), heads.EnergyHead(3, 32, width=16, depth=1)
+        for p in head.parameters():                  # off adaLN-Zero's start, where no gradient reaches z
+            torch.nn.init.normal_(p, std=0.1)
+        x, prompts = torch.randn(4, 16, 3), torch.tensor([[0, 1, 2, 1]] * 4)
+        backbone.loss(model, head, x, prompts, generator=torch.Generator().manual_seed(0)).backward()
+        assert model.proj.weight.grad.abs().sum() > 0, order       # the transformer learns through z
+        assert head.net.out.weight.grad.abs().sum() > 0, order
