@@ -4,7 +4,6 @@ tests/test_homework.py reads WRONG_ANSWERS too."""
 import math
 
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 

@@ -10,7 +10,6 @@ import torch
 
 from course_lib import heads
 from course_lib.heads import backbone
-from course_lib.orders import prompt as P
 from course_lib.orders.continuous import ContinuousConfig
 from course_lib.recipes import generation_heads as recipe
 

@@ -30,7 +30,6 @@ from course_lib import data, evaluator, metrics, runtime, train
 from course_lib.orders import continuous, gpt
 from course_lib.orders import prompt as P
 from course_lib.recipes import chaining_tokens, shape_latents, shape_tokens
-from course_lib.orders.continuous import best_mse_guess  # noqa: F401  (07's exercise 2)
 from course_lib.tokens.rounding import round_to_bits  # noqa: F401  (07's exercise 1; used below)
 
 VERSION = 1
