@@ -37,7 +37,7 @@ BUDGETS = {
                   head_width=32, head_depth=2, steps=100, lr=3e-3, n_eval=64, cfg_scale=1.0, mar_steps=8,
                   flow_steps=8, sweep=(1, 2, 8)),
     "lecture": dict(audio_steps=400, toy_steps=500, n_train=4096, batch=32, d_model=64, n_layer=2, n_head=4,
-                    head_width=64, head_depth=3, steps=600, lr=2e-3, n_eval=256, cfg_scale=1.0, mar_steps=8,
+                    head_width=64, head_depth=3, steps=1500, lr=2e-3, n_eval=256, cfg_scale=1.0, mar_steps=8,
                     flow_steps=8, sweep=(1, 2, 4, 8, 16)),
     "full": dict(audio_steps=2000, toy_steps=2000, n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8,
                  head_width=256, head_depth=4, steps=8000, lr=5e-4, n_eval=2048, cfg_scale=1.0, mar_steps=8,
