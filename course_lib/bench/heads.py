@@ -12,32 +12,18 @@
 * ``<order>_bars``: the issue's bars, flow head Fréchet <= 0.5x the MSE head's, energy head at one
   step within 1.5x the flow head's;
 * ``mse_trap``: notebook 07's measurement of the MSE trap
-  (``course_lib.recipes.limit_of_tokens.mse_trap``), when that recipe exists.
+  (``course_lib.recipes.limit_of_tokens.mse_trap``).
 """
 from __future__ import annotations
 
 import contextlib
-import importlib
 import sys
 import time
 
 import torch
 
 from course_lib import runtime
-from course_lib.recipes import generation_heads
-
-
-def _mse_trap(mode: str):
-    try:
-        mod = importlib.import_module("course_lib.recipes.limit_of_tokens")
-    except ModuleNotFoundError as e:
-        if e.name == "course_lib.recipes.limit_of_tokens":
-            return None
-        raise
-    if not hasattr(mod, "mse_trap"):
-        return None
-    with contextlib.redirect_stdout(sys.stderr):          # its cache messages must not break --json
-        return mod.mse_trap(mode)
+from course_lib.recipes import generation_heads, limit_of_tokens
 
 
 def run(args: list[str]) -> dict:
@@ -46,12 +32,8 @@ def run(args: list[str]) -> dict:
     mode = runtime.mode()
     t0 = time.perf_counter()
     res: dict = {"mode": mode, "threads": torch.get_num_threads()}
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr):          # cache messages must not break --json
         res.update(generation_heads.bench_results(mode))
-    trap = _mse_trap(mode)
-    if trap is None:
-        res["mse_trap"] = "skipped: course_lib.recipes.limit_of_tokens.mse_trap does not exist (yet)"
-    else:
-        res["mse_trap"] = trap
+        res["mse_trap"] = limit_of_tokens.mse_trap(mode)
     res["seconds"] = time.perf_counter() - t0
     return res
