@@ -24,6 +24,18 @@ def test_prompt_accuracy_falls_to_zero_when_one_attribute_is_wrong():
     assert ev.predict(ref.images).shape == (300, 4) and ev.predict(ref.images).dtype == torch.long
 
 
+def test_an_attribute_left_open_is_not_judged_and_the_others_still_are():
+    ref = evaluator.reference(300, seed=4)
+    moved = ref.prompts.clone()
+    moved[:, 2] = (moved[:, 2] + 4) % 9                                  # every place wrong
+    assert evaluator.prompt_accuracy(ref.images, moved) <= 0.02
+    open_place = ref.prompts.clone()
+    open_place[:, 2] = data.N_VALUES[2]                                  # the null id: place left open
+    assert evaluator.prompt_accuracy(ref.images, open_place) >= 0.95
+    open_place[:, 0] = (open_place[:, 0] + 1) % 4                        # ... but every shape wrong
+    assert evaluator.prompt_accuracy(ref.images, open_place) <= 0.02
+
+
 def test_evaluator_inputs_get_clear_errors():
     ref = evaluator.reference(8)
     with pytest.raises(ValueError, match=r"prompts: expected shape \(8, 4\)"):

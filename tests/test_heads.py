@@ -94,6 +94,44 @@ def test_energy_score_loss_formula_and_that_it_prefers_the_true_distribution():
     assert abs(true_law - 1.0) < 0.05 and abs(mean_only - 2.0) < 1e-6
 
 
+def test_m_sample_energy_score_is_the_two_sample_loss_at_m_2_and_unbiased_for_larger_m():
+    g = torch.Generator().manual_seed(0)
+    xs, y = torch.randn(2, 9, 3, generator=g), torch.randn(9, 3, generator=g)
+    torch.testing.assert_close(heads.energy_score_samples(xs, y), heads.energy_score_loss(xs[0], xs[1], y))
+    # a hand-written m = 3 case: (2/3) sum_i |x_i - y| - (1/3) sum_{i<j} |x_i - x_j|
+    x3 = torch.tensor([[[0.0]], [[1.0]], [[3.0]]])
+    want = (2 / 3) * (1 + 0 + 2) - (1 / 3) * (1 + 3 + 2)
+    torch.testing.assert_close(heads.energy_score_samples(x3, torch.tensor([[1.0]])), torch.tensor(want))
+    # y = +-1 and samples from the same law: 2 E|X - y| - E|X - X'| = 1 at any m (dropping the
+    # 1/(m(m-1)) normalisation, or the i != j restriction, would move it)
+    ys = torch.tensor([1.0, -1.0]).repeat(4000)[:, None]
+    xm = torch.where(torch.rand(8, 8000, 1, generator=g) < 0.5, 1.0, -1.0)
+    assert abs(heads.energy_score_samples(xm, ys).item() - 1.0) < 0.03
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        heads.EnergyHead(2, 3, n_samples=1)
+
+
+def test_energy_head_with_8_samples_trains_through_z():
+    torch.manual_seed(0)
+    head = heads.EnergyHead(3, 8, width=16, depth=2, n_samples=8, noise_dim=12)
+    for p in head.parameters():                                # move off the zero init so z matters
+        torch.nn.init.normal_(p, std=0.3)
+    z = torch.randn(5, 8, requires_grad=True)
+    loss = head.loss(z, torch.randn(5, 3), generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and z.grad.abs().sum() > 0
+    assert head.sample(z.detach()).shape == (5, 3)
+
+
+def test_leaving_the_place_open_nulls_the_place_only():
+    from course_lib import data, evaluator
+    ref = evaluator.reference(6)
+    open_place = recipe.leave_place_open(ref.prompts)
+    assert (open_place[:, recipe.PLACE] == data.N_VALUES[recipe.PLACE]).all()
+    keep = [a for a in range(4) if a != recipe.PLACE]
+    assert torch.equal(open_place[:, keep], ref.prompts[:, keep]) and not torch.equal(open_place, ref.prompts)
+
+
 def test_mse_head_is_deterministic_and_one_step_heads_ignore_steps():
     mse, _, energy = _heads()
     z = torch.randn(4, 8)

@@ -3,14 +3,16 @@
 ``python -m course_lib.bench heads --json [--mode lecture]`` prints, from the notebook's own recipe
 (:func:`course_lib.recipes.generation_heads.bench_results`):
 
-* per order and head, ``<order>_<head>`` (orders ``raster``, ``masked``; heads ``mse``, ``flow``,
-  ``energy``): ``frechet``, ``prompt_accuracy``, ``head_nfe`` (head passes per token),
+* per order and head, ``<order>_<head>`` for the whole prompt and ``open_<order>_<head>`` for the
+  prompt that leaves the place open (orders ``raster``, ``masked``; heads ``mse``, ``flow``,
+  ``energy``): ``frechet``, ``prompt_accuracy``, ``clean`` (share of one clean shape), ``head_nfe`` (head passes per token),
   ``passes`` (transformer passes per image), ``seconds_per_image``, ``head_share_of_time`` (the
   share of generation time spent in the head), parameters and training seconds;
-* ``raster_flow_steps``: the flow head's Euler steps against quality and time;
-* ``frechet_floor`` (real against real at the same ``n_eval``);
-* ``<order>_bars``: the issue's bars, flow head Fréchet <= 0.5x the MSE head's, energy head at one
-  step within 1.5x the flow head's;
+* ``open_raster_flow_steps``: the flow head's Euler steps against quality and time, place open;
+* ``frechet_floor``, ``open_frechet_floor`` (real against real at the same ``n_eval``);
+* ``open_<order>_bars``: the issue's bars where a prompt has several right answers, flow head
+  Fréchet <= 0.5x the MSE head's, energy head at one step within 1.5x the flow head's;
+  ``<order>_bars`` the same ratios for the whole prompt;
 * ``mse_trap``: notebook 07's measurement of the MSE trap
   (``course_lib.recipes.limit_of_tokens.mse_trap``).
 """

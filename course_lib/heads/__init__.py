@@ -7,7 +7,7 @@ order) outputs a condition z per token; a small head turns z into the token:
 | --- | --- | --- | --- |
 | :mod:`~course_lib.heads.mse` | :class:`MSEHead` | squared error (the baseline that averages) | 1 pass, deterministic |
 | :mod:`~course_lib.heads.flow_head` | :class:`FlowHead` | flow matching, 4 (t, noise) draws per token (NextStep-1, MAR) | ``steps`` Euler passes |
-| :mod:`~course_lib.heads.energy` | :class:`EnergyHead` | energy score with 2 samples (SLED) | 1 pass |
+| :mod:`~course_lib.heads.energy` | :class:`EnergyHead` | energy score with 2 (SLED) or more samples | 1 pass |
 
 All share :class:`~course_lib.heads.base.Head`'s interface: ``head.loss(z, x)``, ``head.sample(z,
 steps=..., generator=...)``, ``head.nfe(steps)``; the flow and energy heads share the AdaLN MLP of
@@ -22,7 +22,7 @@ Usage::
 """
 from course_lib.heads.adaln import AdaLNMLP
 from course_lib.heads.base import Head, mix
-from course_lib.heads.energy import EnergyHead, energy_score_loss
+from course_lib.heads.energy import EnergyHead, energy_score_loss, energy_score_samples
 from course_lib.heads.flow_head import FlowHead
 from course_lib.heads.mse import MSEHead
 
@@ -36,4 +36,4 @@ def make(kind: str, token_dim: int, cond_dim: int, **kw) -> Head:
     return KINDS[kind](token_dim, cond_dim, **kw)
 
 
-__all__ = ["Head", "MSEHead", "FlowHead", "EnergyHead", "AdaLNMLP", "energy_score_loss", "mix", "make", "KINDS"]
+__all__ = ["Head", "MSEHead", "FlowHead", "EnergyHead", "AdaLNMLP", "energy_score_loss", "energy_score_samples", "mix", "make", "KINDS"]

@@ -166,7 +166,7 @@ def generate(model: nn.Module, head: Head, prompts: torch.Tensor, *, steps: int 
     """Latents for ``prompts`` (B, 4): raster order (16 transformer passes, ``steps`` ignored) or
     masked order (``steps`` passes, MAR's ``num_iter``, at most one per token); the head runs ``head_steps`` network
     passes per token (its default when None)."""
-    prompts = P.check_prompts(prompts, allow_null=False)
+    prompts = P.check_prompts(prompts)
     checks.same_device(model, prompts, "prompts")
     timed = _TimedHead(head, head_steps)
     head_nfe = head.nfe(head_steps)

@@ -15,6 +15,12 @@ only by the true conditional distribution. Without it (one sample, or beta = 2, 
 sees the mean) the head would be the MSE head again. That is why two samples per condition are
 needed, and they must share z.
 
+Deviation (optional, default off): ``n_samples`` = m > 2 draws m samples per condition and uses
+:func:`energy_score_samples`, the same unbiased estimate of the energy score averaged over all
+m (m - 1) / 2 pairs: less variance per step, for m network passes per token in training (sampling
+stays one pass). SLED uses m = 2; notebook 09 uses m = 8, as the flow head learns from 4 noise draws
+per token.
+
 Sampling is one pass: x = g(eps | z). Guidance mixes the conditions, z = z_u + w (z_c - z_u), as
 SLED's ``sample`` does. SLED's own network lets the noise modulate a residual stream that carries
 z; the course's :class:`~course_lib.heads.adaln.AdaLNMLP` does it the other way round (z modulates,
@@ -27,6 +33,21 @@ import torch
 from course_lib import checks
 from course_lib.heads.adaln import AdaLNMLP
 from course_lib.heads.base import Head, mix
+
+
+def energy_score_samples(xs: torch.Tensor, y: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """The energy-score loss from m >= 2 samples per condition, on SLED's scale, mean over rows:
+
+        (2 / m) sum_i ||x_i - y||^b  -  (2 / (m (m - 1))) sum_{i<j} ||x_i - x_j||^b,
+
+    an unbiased estimate of 2 (E||X - y||^b - E||X - X'||^b / 2) like the two-sample loss (which it
+    equals at m = 2), with less variance for larger m. xs: (m, N, D), y: (N, D). Returns a scalar.
+    """
+    m = xs.shape[0]
+    to_data = torch.linalg.vector_norm(xs - y, dim=-1).pow(beta)            # (m, N)
+    i, j = torch.triu_indices(m, m, offset=1)                               # the m (m - 1) / 2 pairs
+    spread = torch.linalg.vector_norm(xs[i] - xs[j], dim=-1).pow(beta)      # (pairs, N)
+    return (2 / m) * to_data.sum(0).mean() - (2 / (m * (m - 1))) * spread.sum(0).mean()
 
 
 def energy_score_loss(x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
@@ -45,8 +66,11 @@ class EnergyHead(Head):
     ``noise_dim`` (default token_dim) in; trained with :func:`energy_score_loss` (beta = 1)."""
 
     def __init__(self, token_dim: int, cond_dim: int, width: int = 128, depth: int = 3,
-                 noise_dim: int | None = None, beta: float = 1.0):
+                 noise_dim: int | None = None, beta: float = 1.0, n_samples: int = 2):
         super().__init__(token_dim, cond_dim)
+        self.n_samples = checks.positive_int(n_samples, "n_samples")
+        if self.n_samples < 2:
+            raise ValueError(f"n_samples: the energy score needs at least 2 samples per condition, got {n_samples}")
         self.noise_dim = checks.positive_int(noise_dim or token_dim, "noise_dim")
         self.beta = checks.number(beta, "beta", 0.0, 2.0)
         self.net = AdaLNMLP(self.noise_dim, cond_dim, width, depth, out_dim=token_dim, time=False)
@@ -56,10 +80,13 @@ class EnergyHead(Head):
         return self.net(eps, z)
 
     def flat_loss(self, z, x, generator=None):
-        """Energy score with two samples per condition (both from the same z); z (N, C), x (N, D)."""
-        eps = self._noise(2 * z.shape[0], self.noise_dim, generator, z)     # (2N, E)
-        x1, x2 = self(eps, torch.cat([z, z])).chunk(2)                      # 2 x (N, D), one batch
-        return energy_score_loss(x1, x2, x, self.beta)
+        """Energy score with ``n_samples`` samples per condition (all from the same z); z (N, C), x (N, D)."""
+        m = self.n_samples
+        eps = self._noise(m * z.shape[0], self.noise_dim, generator, z)     # (m N, E)
+        xs = self(eps, z.repeat(m, 1)).unflatten(0, (m, z.shape[0]))        # (m, N, D), one batch
+        if m == 2:
+            return energy_score_loss(xs[0], xs[1], x, self.beta)
+        return energy_score_samples(xs, x, self.beta)
 
     def flat_sample(self, z, steps, generator, z_uncond, cfg_scale, temperature):
         z = mix(z, z_uncond, cfg_scale)
