@@ -45,9 +45,11 @@ def energy_score_samples(xs: torch.Tensor, y: torch.Tensor, beta: float = 1.0) -
     """
     m = xs.shape[0]
     to_data = torch.linalg.vector_norm(xs - y, dim=-1).pow(beta)            # (m, N)
-    i, j = torch.triu_indices(m, m, offset=1)                               # the m (m - 1) / 2 pairs
-    spread = torch.linalg.vector_norm(xs[i] - xs[j], dim=-1).pow(beta)      # (pairs, N)
-    return (2 / m) * to_data.sum(0).mean() - (2 / (m * (m - 1))) * spread.sum(0).mean()
+    # the m (m - 1) / 2 pairs one by one: gathering them with index tensors made the backward pass
+    # accumulate in a thread-dependent order, and two identical trainings drifted apart
+    spread = sum(torch.linalg.vector_norm(xs[i] - xs[j], dim=-1).pow(beta)
+                 for i in range(m) for j in range(i + 1, m))                # (N,)
+    return (2 / m) * to_data.sum(0).mean() - (2 / (m * (m - 1))) * spread.mean()
 
 
 def energy_score_loss(x1: torch.Tensor, x2: torch.Tensor, y: torch.Tensor, beta: float = 1.0) -> torch.Tensor:

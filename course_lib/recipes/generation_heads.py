@@ -54,8 +54,8 @@ PLACE = data.ATTRIBUTES.index("position")  # the attribute that "the place left 
 # The energy head draws 8 samples per token in training (SLED draws 2; the m-sample estimator of
 # heads.energy.energy_score_samples is the same loss with less variance, as the flow head learns from
 # 4 noise draws per token) from a noise of 16 numbers. Measured in lecture mode, 1500 steps, the same
-# seed, Fréchet distance with 8 samples against 2: 111 against 407 (masked order, whole prompt), 422
-# against 747 (raster, whole prompt), 2539 against 3603 (raster, place open).
+# seed, Fréchet distance with 8 samples against 2: 126 against 407 (masked order, whole prompt), 401
+# against 747 (raster, whole prompt), 2912 against 3603 (raster, place open).
 ENERGY = dict(n_samples=8, noise_dim=4 * shape_latents.LATENT_DIM)
 
 
