@@ -71,11 +71,8 @@ class ContinuousAR(nn.Module):
     def embed(self, prompts: torch.Tensor, latents: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Prompt tokens (if ``start == 0``) then projected latents, positions from ``start`` on:
         (B, 4 + T, d_model), or (B, T, d_model) when start > 0 (a cached step)."""
-        parts = [self.prompt(prompts)] if start == 0 else []                   # (B, 4, d)
-        if latents.shape[1]:
-            parts.append(self.proj(latents))                                    # (B, T, d)
-        x = torch.cat(parts, dim=1)                                             # (B, L, d)
-        return x + self.pos[:, start:start + x.shape[1]]
+        prompt = self.prompt(prompts) if start == 0 else None                  # (B, 4, d)
+        return P.sequence(prompt, self.proj(latents), self.pos, start)          # (B, 4 + T, d) or (B, T, d)
 
     def forward(self, latents: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
         latents = self.check_latents(latents)

@@ -83,11 +83,8 @@ class TokenGPT(nn.Module):
     def embed(self, prompts: torch.Tensor, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
         """The input sequence: prompt tokens (if ``start == 0``) then image tokens, with positions
         from ``start`` on. Returns (B, 4 + T, D), or (B, T, D) when start > 0 (a cached step)."""
-        parts = [self.prompt(prompts)] if start == 0 else []                  # (B, 4, D)
-        if tokens.shape[1]:
-            parts.append(self.tok(tokens))                                     # (B, T, D)
-        x = torch.cat(parts, dim=1)                                            # (B, L, D)
-        return x + self.pos[:, start:start + x.shape[1]]
+        prompt = self.prompt(prompts) if start == 0 else None                 # (B, 4, D)
+        return P.sequence(prompt, self.tok(tokens), self.pos, start)           # (B, 4 + T, D) or (B, T, D)
 
     def forward(self, prompts: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         prompts = P.check_prompts(prompts)

@@ -70,6 +70,16 @@ def cfg_logits(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.
     return uncond + scale * (cond - uncond)
 
 
+def sequence(prompt_tokens: torch.Tensor | None, body: torch.Tensor, pos: torch.Tensor, start: int = 0) -> torch.Tensor:
+    """The input of a prompted transformer (the GPTs of notebooks 04 and 07): [prompt_tokens
+    (B, 4, d), given when start == 0; body (B, T, d), T may be 0] plus the learned positions
+    pos[:, start:start + L]. start > 0 is a cached step: the body alone, at its own positions.
+    Returns (B, L, d)."""
+    parts = ([prompt_tokens] if start == 0 else []) + [body]
+    x = torch.cat(parts, dim=1)                                                # (B, L, d)
+    return x + pos[:, start:start + x.shape[1]]
+
+
 class PromptEmbedding(nn.Module):
     """(B, 4) prompts (null ids allowed) -> (B, 4, d_model) condition tokens: one table per attribute
     (N_VALUES[a] + 1 rows, the last for the null id) plus a learned embedding of which attribute
