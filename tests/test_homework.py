@@ -41,12 +41,33 @@ CORRECT = _all("CORRECT_ANSWERS")
 
 
 def test_every_exercise_has_five_wrong_answers_and_a_correct_one_written_otherwise():
+    """Known mistakes (Exercise.mistakes, tested by tests/mistakes.py in the topic's test file) and plain
+    wrong answers (WRONG) count together; so do alternatives and CORRECT_ANSWERS."""
     wrong = all_wrong_answers()
-    for name in homework.registry():
-        assert len(wrong.get(name, [])) >= 5, f"exercise {name} needs >= 5 wrong answers in tests/"
-        assert len(CORRECT.get(name, [])) >= 1, f"exercise {name} needs a correct answer written otherwise"
-        assert len(WRONG.get(name, [])) == len(wrong[name]), f"{name}: WRONG and WRONG_ANSWERS differ"
+    for name, ex in homework.registry().items():
+        n_wrong = len(wrong.get(name, [])) + len(ex.mistakes)
+        assert n_wrong >= 5, f"exercise {name} needs >= 5 wrong answers (known mistakes or tests/ WRONG)"
+        n_right = len(CORRECT.get(name, [])) + len(ex.alternatives)
+        assert n_right >= 1, f"exercise {name} needs a correct answer written otherwise"
+        assert len(WRONG.get(name, [])) == len(wrong.get(name, [])), f"{name}: WRONG and WRONG_ANSWERS differ"
     assert set(wrong) <= set(homework.registry()), f"wrong answers for unknown exercises: {set(wrong) - set(homework.registry())}"
+
+
+def test_known_mistakes_are_named_once_and_tested_in_their_topics_file():
+    from course_lib.course import exercises
+    for topic in exercises.TOPICS:
+        short = topic.__name__.rsplit(".", 1)[-1]
+        has = any(ex.mistakes or ex.alternatives for ex in topic.EXERCISES)
+        if has:
+            mod = importlib.import_module(f"tests.test_exercises_{short}")
+            assert hasattr(mod, "test_known_mistake_named") and hasattr(mod, "test_correct_alternative_passes"), (
+                f"tests/test_exercises_{short}.py must run its topic's mistakes: known_mistake_tests({short})")
+        for ex in topic.EXERCISES:
+            names = [m.name for m in ex.mistakes]
+            assert len(names) == len(set(names)), f"{ex.name}: two known mistakes share a name"
+            messages = [m.message for m in ex.mistakes]
+            assert all(messages) and len(messages) == len(set(messages)), f"{ex.name}: empty or repeated messages"
+            assert all(callable(m.impl) for m in ex.mistakes) and all(callable(f) for f in ex.alternatives)
 
 
 @pytest.mark.parametrize("name", sorted(homework.registry()))
@@ -186,6 +207,7 @@ def test_summary_counts_the_checks_run(monkeypatch, capsys):
 # ----------------------------------------------------------------------------- the checking machinery
 
 from course_lib.course import checking  # noqa: E402
+from course_lib.course import mistakes as _mistakes_module  # noqa: E402
 
 
 def _run(fn, *args, reference=None, **kwargs):
@@ -281,3 +303,115 @@ def test_expect_loss_wants_a_differentiable_scalar_with_the_right_gradient():
     with pytest.raises(checking.Mismatch, match="gradient with respect to x"):
         checking.expect_loss(same_value_wrong_grad, want, "the loss", {"x": x})
     checking.expect_loss((x * x).sum() / 5, want, "the loss", {"x": x})
+
+
+# ----------------------------------------------------------------------------- known mistakes
+
+def _mistakes():
+    return (checking.Mistake("doubled", lambda x, y: 2 * x + y, "you doubled x"),
+            checking.Mistake("raises", lambda x, y: x.foo(), "never named: its impl raises"),
+            checking.Mistake("swapped", lambda x, y: x - y, "you subtracted y"),
+            checking.Mistake("also_swapped", lambda x, y: x - y, "never named: the first one that fits wins"))
+
+
+def test_name_mistake_names_the_first_mistake_whose_values_match():
+    x, y = torch.randn(4, 3), torch.randn(4, 3)
+    ms = _mistakes()
+    assert checking.name_mistake(x - y, ms, x, y).name == "swapped"
+    assert checking.name_mistake(2 * x + y, ms, x, y).name == "doubled"
+    assert checking.name_mistake((x - y) * (1 + 1e-7), ms, x, y).name == "swapped"    # within tolerance
+    assert checking.name_mistake(x * y, ms, x, y) is None                               # not a known one
+    assert checking.name_mistake((x - y).double(), ms, x, y) is None                    # dtype differs
+    assert checking.name_mistake((x - y)[None], ms, x, y) is None                        # shape differs
+    assert checking.name_mistake((x - y,), ms, x, y) is None                              # structure differs
+    assert checking.name_mistake(float((x - y).sum()), ms, x, y) is None                 # number vs tensor
+    assert checking.name_mistake(x - y, ms, x, y=y).name == "swapped"                    # keyword arguments
+
+
+def test_name_mistake_matches_nan_with_nan_and_tuples_and_numbers():
+    x = torch.tensor([1.0, float("nan"), 3.0])
+    ms = (checking.Mistake("pair", lambda x: (x.sum().item(), x * 2), "pair"),
+          checking.Mistake("nan_kept", lambda x: x + 1, "kept the NaN"))
+    assert checking.name_mistake(x + 1, ms, x).name == "nan_kept"
+    assert checking.name_mistake((float("nan"), x * 2), ms, x).name == "pair"
+    assert checking.name_mistake((float("nan"), x * 3), ms, x) is None
+
+
+def test_name_mistake_runs_each_impl_on_fresh_copies():
+    x = torch.ones(3)
+
+    def in_place(x):
+        x.mul_(5)
+        return x
+    ms = (checking.Mistake("in_place", in_place, "changed x"), checking.Mistake("plus", lambda x: x + 4, "+4"))
+    assert checking.name_mistake(torch.full((3,), 5.0), ms, x).name == "in_place"
+    assert torch.equal(x, torch.ones(3))                 # the check's own input is untouched
+    assert checking.name_mistake(torch.full((3,), 5.0), ms[1:], x).name == "plus"
+
+
+def test_name_mistake_compares_gradients_with_wrt():
+    """Two losses of the same value whose gradients differ are told apart; None means zeros."""
+    x, y = torch.randn(5), torch.randn(5)
+    ms = (checking.Mistake("y_detached", lambda x, y: ((x - y.detach()) ** 2).mean(), "sg on y"),
+          checking.Mistake("x_detached", lambda x, y: ((x.detach() - y) ** 2).mean(), "sg on x"),
+          checking.Mistake("both", lambda x, y: ((x - y) ** 2).mean(), "no sg"))
+    xg, yg = x.clone().requires_grad_(True), y.clone().requires_grad_(True)
+    learner = ((xg.detach() - yg) ** 2).mean()
+    got = (learner, torch.autograd.grad(learner, [xg, yg], allow_unused=True))
+    assert got[1][0] is None
+    assert checking.name_mistake(got, ms, x, y, wrt=(0, 1)).name == "x_detached"
+    assert checking.name_mistake(got, ms, x, y=y, wrt=(0, "y")).name == "x_detached"
+    learner = ((xg - yg) ** 2).mean()
+    got = (learner, torch.autograd.grad(learner, [xg, yg]))
+    assert checking.name_mistake(got, ms, x, y, wrt=(0, 1)).name == "both"
+    assert checking.name_mistake((got[0], got[1][:1]), ms, x, y, wrt=(0,)).name == "y_detached"   # x's alone
+    assert checking.name_mistake(got[0], ms, x, y).name == "y_detached"    # without wrt only the value counts
+
+
+def test_name_mistake_skips_an_impl_that_raises_or_hangs(monkeypatch):
+    import time
+    monkeypatch.setattr(_mistakes_module, "CALL_SECONDS", 0.2)
+
+    def hangs(x):
+        time.sleep(5)
+        return x
+    ms = (checking.Mistake("raises", lambda x: x.nope(), "a"), checking.Mistake("hangs", hangs, "b"),
+          checking.Mistake("neg", lambda x: -x, "c"))
+    x = torch.randn(3)
+    t0 = time.perf_counter()
+    assert checking.name_mistake(-x, ms, x).name == "neg"
+    assert time.perf_counter() - t0 < 3
+    assert checking.name_mistake(x, ms, x) is None
+
+
+def test_explain_appends_the_message_and_drops_the_generic_guess():
+    want = torch.arange(1.0, 6.0)
+    with pytest.raises(checking.Mismatch) as e:
+        checking.expect_tensor(2 * want, want, "on a case")
+    assert "twice" in str(e.value)
+    m = checking.Mistake("beta", lambda: None, "beta is not applied")
+    out = checking.explain(e.value, m)
+    assert isinstance(out, checking.Mismatch)
+    assert str(out).startswith("on a case: value at index") and str(out).endswith(": beta is not applied")
+    assert "twice" not in str(out)
+    assert checking.explain(e.value, None) is e.value
+
+
+def test_naming_block_and_compare_name_the_mistake_that_reproduces_the_output():
+    x = torch.randn(6)
+    ms = (checking.Mistake("abs", lambda x: x.abs(), "you took the absolute value"),)
+    with pytest.raises(checking.Mismatch, match="absolute value"):
+        with checking.naming(ms, x.abs(), x):
+            checking.expect_tensor(x.abs(), x.relu(), "on x")
+    with pytest.raises(checking.Mismatch) as e:                  # not a known mistake: plain message
+        with checking.naming(ms, x * 3, x):
+            checking.expect_tensor(x * 3, x.relu(), "on x")
+    assert "absolute" not in str(e.value) and "expected" in str(e.value)
+
+    def ref(x):
+        return x.relu()
+
+    def learner(x):
+        return x.abs()
+    with checking.tracking(ref), pytest.raises(checking.Mismatch, match="on six values: .*absolute value"):
+        checking.compare(learner, ref, [checking.Case("six values", (x,))], mistakes=ms)
