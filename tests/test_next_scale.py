@@ -1,5 +1,6 @@
 """VAR's multi-scale tokenizer and block-causal transformer, Infinity's bits and bitwise
 self-correction (course_lib.orders.var, course_lib.orders.infinity)."""
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -49,13 +50,27 @@ def test_multiscale_vq_quantizes_the_residual_not_f():
     assert not torch.equal(want, from_f)
 
 
-def test_phi_per_scale_follows_vars_ticks():
-    """Scale k uses the phi whose tick in linspace(1/(3n), 1 - 1/(3n), n) is nearest k / (S - 1)."""
-    def picks(q):
-        return [next(i for i, m in enumerate(q.phis) if m is q.phi(k)) for k in range(len(q.scales))]
-    assert picks(var.MultiScaleVQ(8, 4, SCALES, n_phi=4)) == [0, 1, 2, 3]
-    assert picks(var.MultiScaleVQ(8, 4, SCALES, n_phi=2)) == [0, 0, 1, 1]
-    assert picks(var.MultiScaleVQ(8, 4, SCALES, n_phi=1)) == [0, 0, 0, 0]
+def _vars_phi_choice(K, SN):
+    """VAR's quant.py ``PhiPartiallyShared`` as written there: float64 numpy ticks, argmin."""
+    ticks = np.linspace(1/3/K, 1-1/3/K, K) if K == 4 else np.linspace(1/2/K, 1-1/2/K, K)
+    return [np.argmin(np.abs(ticks - si/(SN-1))).item() for si in range(SN)]
+
+
+def _picks(q):
+    return [next(i for i, m in enumerate(q.phis) if m is q.phi(k)) for k in range(len(q.scales))]
+
+
+@pytest.mark.parametrize("scales", [SCALES, (1, 2, 3, 4, 5, 6, 8, 10, 13, 16)])    # the course's, VAR's 256px
+@pytest.mark.parametrize("n_phi", [1, 2, 3, 4, 6])
+def test_phi_per_scale_is_vars_choice(scales, n_phi):
+    """Scale k uses the phi VAR's code picks (ticks at 1/(3K) for K = 4, 1/(2K) otherwise, float64):
+    with VAR's 10 scales and its 4 phis k/9 ties two ticks at k = 2 and 7."""
+    assert _picks(var.MultiScaleVQ(8, 4, scales, n_phi=n_phi)) == _vars_phi_choice(n_phi, len(scales))
+
+
+def test_phi_choice_of_the_course_and_of_var():
+    assert _picks(var.MultiScaleVQ(8, 4, SCALES, n_phi=4)) == [0, 1, 2, 3]   # the course's 4 scales
+    assert var.phi_indices(4, 10) == [0, 0, 1, 1, 1, 2, 2, 3, 3, 3]           # VAR's 10 scales
 
 
 def test_tokenizer_reconstruction_improves_with_each_scale():

@@ -8,8 +8,9 @@ Two pieces, at course scale:
   f the encoder's (h, w) latent map, f_rest = f and f_hat = 0, for each scale k of side p_k:
   r_k = area-downsample(f_rest, p_k), codes_k = nearest codes of r_k, h_k = phi_k(bicubic-upsample
   (embed(codes_k), h)), f_hat += h_k, f_rest -= h_k. phi_k(h) = (1 - 0.5) h + 0.5 conv3x3(h), the
-  refinement convolution (quant.py ``Phi``); scale k uses the phi whose tick in
-  linspace(1/12, 11/12, n_phi) is nearest to k / (S - 1) (``PhiPartiallyShared``). The last scale
+  refinement convolution (quant.py ``Phi``); scale k of S uses the phi whose tick is nearest to
+  k / (S - 1), ticks linspace(1/(3n), 1 - 1/(3n), n) for n = 4 phis and linspace(1/(2n), 1 - 1/(2n), n)
+  for any other n, in float64, the first of a tie (``PhiPartiallyShared``: :func:`phi_indices`). The last scale
   neither down- nor up-samples. Loss: mean over scales of beta |sg(f_hat) - f|^2 + |f_hat - sg(f)|^2
   with the running f_hat, beta = 0.25, and the straight-through f + sg(f_hat - f).
 * :class:`NextScaleTransformer`: a transformer over [prompt tokens | start token | scale 2 inputs |
@@ -33,6 +34,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -60,6 +62,18 @@ def area_down(x: torch.Tensor, side: int) -> torch.Tensor:
 def upsample(x: torch.Tensor, side: int, mode: str = "bicubic") -> torch.Tensor:
     """(B, D, p, p) -> (B, D, side, side); VAR upsamples bicubically, Infinity (tri)linearly."""
     return x if x.shape[-1] == side else F.interpolate(x, size=(side, side), mode=mode)
+
+
+def phi_indices(n_phi: int, n_scales: int) -> list[int]:
+    """Which of ``n_phi`` refinement convs each of ``n_scales`` scales uses, as VAR's quant.py
+    ``PhiPartiallyShared`` (and ``PhiNonShared``): ticks ``np.linspace(1/3/K, 1-1/3/K, K)`` when K = 4,
+    else ``np.linspace(1/2/K, 1-1/2/K, K)``, in float64; scale si takes ``argmin |ticks - si/(SN-1)|``
+    (numpy's argmin: the first of a tie, and with VAR's 10 scales k/9 falls on a tie at k = 2 and 7, so
+    the float64 arithmetic decides). One scale (VAR would divide by zero) uses the tick nearest to 0."""
+    K = checks.positive_int(n_phi, "n_phi")
+    S = checks.positive_int(n_scales, "n_scales")
+    ticks = np.linspace(1 / 3 / K, 1 - 1 / 3 / K, K) if K == 4 else np.linspace(1 / 2 / K, 1 - 1 / 2 / K, K)
+    return [int(np.argmin(np.abs(ticks - si / max(S - 1, 1)))) for si in range(S)]
 
 
 class Phi(nn.Module):
@@ -94,6 +108,7 @@ class MultiScaleVQ(Quantizer):
         g = torch.Generator().manual_seed(seed)
         self.codebook = nn.Parameter(torch.randn(codebook_size, dim, generator=g) / math.sqrt(dim))
         self.phis = nn.ModuleList(Phi(dim) for _ in range(checks.positive_int(n_phi, "n_phi")))
+        self.phi_ids = phi_indices(n_phi, len(self.scales))                        # scale k -> its phi
         self.register_buffer("usage_ema", torch.ones(codebook_size))
 
     @property
@@ -101,10 +116,8 @@ class MultiScaleVQ(Quantizer):
         return sum(p * p for p in self.scales)
 
     def phi(self, k: int) -> Phi:
-        """The refinement conv of scale k: the one whose tick is nearest to k / (S - 1)."""
-        S, n = len(self.scales), len(self.phis)
-        ticks = torch.linspace(1 / (3 * n), 1 - 1 / (3 * n), n) if n > 1 else torch.zeros(1)
-        return self.phis[int((ticks - k / max(S - 1, 1)).abs().argmin())]
+        """The refinement conv of scale k: the one whose tick is nearest to k / (S - 1) (:func:`phi_indices`)."""
+        return self.phis[self.phi_ids[k]]
 
     def embed(self, k: int, codes_k: torch.Tensor) -> torch.Tensor:
         """Scale k's codes (B, p_k, p_k) -> its contribution h_k = phi_k(up(e[codes])) (B, D, H, H)."""
