@@ -200,9 +200,14 @@ def test_self_correction_labels_come_from_the_requantized_residual():
     assert torch.equal(labels[0], clean.labels[:, :1])                # scale 1 never sees a flip
     assert (sc.used != sc.labels).any()                                # some bits were flipped
     assert not torch.equal(sc.labels, clean.labels)                    # and later labels changed
-    # the inputs are the area-downsampled corrupted running sum
-    c1 = q.codes_of(0, used[0])
-    assert torch.allclose(sc.inputs[:, :4], var.area_down(c1, 2).flatten(2).transpose(1, 2), atol=1e-6)
+    # the inputs are the corrupted running sum resized as Infinity's flip_requant does:
+    # F.interpolate(cum, size, mode="trilinear") over (T, H, W) = 1 x H x W
+    cum = torch.zeros_like(f)
+    for k, p in enumerate(SCALES[1:]):
+        cum = cum + q.codes_of(k, used[k])
+        want = F.interpolate(cum.unsqueeze(2), size=(1, p, p), mode="trilinear").flatten(2).transpose(1, 2)
+        start = sum(s * s for s in SCALES[1:k + 1])
+        assert torch.allclose(sc.inputs[:, start:start + p * p], want, atol=1e-6), f"input of scale {k + 1}"
 
 
 def test_self_correction_flip_share_is_bounded_and_drawn_per_scale():
@@ -234,10 +239,17 @@ def test_bitwise_head_counts():
     assert sum(p.numel() for p in m.head.parameters()) == infinity.head_parameters(32, 8)["bitwise"]
 
 
-def test_scale_weights_make_every_scale_count_equally():
+def test_scale_weights_are_infinitys_reweight_loss_by_scale():
+    """Infinity's trainer.py: lw = sqrt(area_last) / sqrt(area_k) per token, lw / lw.sum(); a
+    scale's share grows with its side (1 : 2 : 3 : 4 here); off, every token weighs 1 / L."""
+    schedule = [(1, p, p) for p in SCALES]
+    last = np.sqrt(np.prod(schedule[-1]))
+    lw = np.array([last / np.sqrt(pt * ph * pw) for pt, ph, pw in schedule for _ in range(pt * ph * pw)])
     w = infinity.scale_weights(SCALES)
+    assert np.allclose(w.numpy(), lw / lw.sum(), atol=1e-7)
     per_scale = [s.sum().item() for s in w.split([1, 4, 9, 16])]
-    assert torch.allclose(torch.tensor(per_scale), torch.full((4,), 0.25))
+    assert np.allclose(per_scale, [0.1, 0.2, 0.3, 0.4], atol=1e-6)
+    assert torch.allclose(infinity.scale_weights(SCALES, False), torch.full((30,), 1 / 30))
 
 
 def test_infinity_generation_one_pass_per_scale():

@@ -6,11 +6,15 @@ FoundationVision/Infinity).
   infinity/models/bsq_vae/multiscale_bsq.py). Per scale k: r_k = area-downsample(residual, p_k),
   BSQ-quantize it (u = r / |r|, u_hat = sign(u) / sqrt(d): d bits, an implicit vocabulary of 2^d,
   :func:`course_lib.tokens.bitwise.bsq_quantize`), upsample back, residual -= sg(quantized),
-  f_hat += quantized. Down by area, up (tri)linearly (bilinear on images), and no phi conv.
+  f_hat += quantized. Down by area (``z_interplote_down``), up (tri)linearly (``z_interplote_up``;
+  bilinear on images), and no phi conv.
 * :class:`Infinity`: the block-causal transformer of :mod:`course_lib.orders.var` with the
   Infinite-Vocabulary Classifier (§3.2): the head predicts d bits per position, not one of 2^d
   classes; the loss is the per-bit cross-entropy averaged over the d bits (``bitloss_type='mean'``),
-  tokens reweighted so that every scale counts equally (``reweight_loss_by_scale``, trainer.py).
+  then a weighted sum over tokens (:func:`scale_weights`, trainer.py ``train_step``): with
+  ``reweight_loss_by_scale`` (on in Infinity's train.sh, and here by default) a token of scale k
+  weighs sqrt(area_last / area_k), normalised to sum 1, so a scale's share of the loss grows with its
+  side (1 : 2 : 3 : 4 at the course's scales); without it every token weighs 1 / L.
   Infinity's head has 2 logits per bit (a two-way softmax); here 1 logit per bit, the same family
   (the two-way softmax depends only on the difference of its logits) with half the head.
   :func:`head_parameters` counts the head both ways.
@@ -20,6 +24,12 @@ FoundationVision/Infinity).
   uniform on {0, 0.01, ..., p_max} drawn once per scale and batch, and add the FLIPPED codes to cum.
   The next residual, and so the next scale's labels, come from the corrupted cum: later scales
   learn to correct the errors of earlier ones. p_max = 0.3 as Infinity's training script.
+* The transformer's input for scale k + 1 (:func:`next_input`, in training and in :func:`generate`)
+  is cum resized to p_{k+1} x p_{k+1} with the UPsampling mode, ``F.interpolate(cum, size,
+  mode=z_interplote_up)`` (trilinear over (T, H, W), bilinear for an image) in both
+  ``flip_requant`` and ``autoregressive_infer_cfg``, not by area as VAR's inputs (the BSQ module's
+  own forward goes down by area; Infinity trains and samples through ``flip_requant``'s form). At
+  the course's scales 4x4 -> 2x2 is the same either way (the mean of each 2x2 block); 4x4 -> 3x3 differs.
 
 What the course simplifies: d = 8 bits (a vocabulary of 256) on a 4x4 latent with scales
 (1, 2, 3, 4), against Infinity's 32-64 bits, 13 scales and a 2B-parameter transformer conditioned
@@ -119,7 +129,7 @@ class SelfCorrection:
     labels: (B, L, d) long, the bits each scale must predict (of the residual left by the
         CORRUPTED earlier scales, never flipped themselves);
     used: (B, L, d) long, the bits that went into the running sum (labels with flips);
-    inputs: (B, L - p_1^2, d), the transformer's inputs for scales 2..S (area-downsampled cum);
+    inputs: (B, L - p_1^2, d), the transformer's inputs for scales 2..S (cum resized, :func:`next_input`);
     p: the flip probability drawn per scale (S floats, 0 where no flip).
     """
     labels: torch.Tensor
@@ -152,29 +162,39 @@ def self_correct(quantizer: MultiScaleBSQ, z: torch.Tensor, p_max: float = 0.3,
         used.append(bits)
         cum = cum + quantizer.codes_of(k, bits).to(f.dtype)
         if k + 1 < S:
-            inputs.append(area_down(cum, quantizer.scales[k + 1]).flatten(2).transpose(1, 2))
+            inputs.append(next_input(cum, quantizer.scales[k + 1]))                 # (B, p'^2, d)
     empty = f.new_zeros(f.shape[0], 0, quantizer.dim)
     return SelfCorrection(torch.cat(labels, 1), torch.cat(used, 1),
                           torch.cat(inputs, 1) if inputs else empty, ps)
 
 
-def scale_weights(scales) -> torch.Tensor:
-    """(L,) token weights: a token of scale k weighs (last area / area_k), normalised to sum 1, so
-    every scale counts equally (Infinity's ``reweight_loss_by_scale``)."""
+def scale_weights(scales, reweight_loss_by_scale: bool = True) -> torch.Tensor:
+    """(L,) token weights summing to 1, as Infinity's trainer.py: with ``reweight_loss_by_scale``
+    a token of scale k weighs sqrt(area_last) / sqrt(area_k) (= p_last / p_k) before normalising, so
+    scale k's share of the loss is proportional to its side p_k; without it every token weighs 1 / L
+    (each scale's share its area)."""
     scales = check_scales(scales)
-    w = torch.cat([torch.full((p * p,), scales[-1] ** 2 / p ** 2) for p in scales])
+    w = torch.cat([torch.full((p * p,), scales[-1] / p if reweight_loss_by_scale else 1.0) for p in scales])
     return w / w.sum()
+
+
+def next_input(cum: torch.Tensor, side: int) -> torch.Tensor:
+    """The transformer's input for the next scale (module docstring): the running sum cum
+    (B, d, H, H) resized to side x side with Infinity's ``z_interplote_up`` (bilinear on an image),
+    flattened to (B, side^2, d)."""
+    return F.interpolate(cum, size=(side, side), mode=UP).flatten(2).transpose(1, 2)
 
 
 class Infinity(NextScaleTransformer):
     """The bitwise transformer: d logits per position, one per bit (module docstring)."""
 
-    def __init__(self, bits: int, scales=(1, 2, 3, 4), cfg: Config | None = None):
+    def __init__(self, bits: int, scales=(1, 2, 3, 4), cfg: Config | None = None,
+                 reweight_loss_by_scale: bool = True):
         super().__init__(bits, bits, scales, cfg)
-        self.register_buffer("weights", scale_weights(self.scales), persistent=False)
+        self.register_buffer("weights", scale_weights(self.scales, reweight_loss_by_scale), persistent=False)
 
     def loss(self, prompts: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """Per-bit cross-entropy, mean over the d bits, weighted sum over tokens (scale reweighting)."""
+        """Per-bit cross-entropy, mean over the d bits, weighted sum over tokens (:func:`scale_weights`)."""
         logits = self(prompts, inputs)                                              # (B, L, d)
         per_bit = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction="none")
         return (per_bit.mean(-1) * self.weights).sum(-1).mean()
@@ -214,7 +234,7 @@ def generate(model: Infinity, quantizer: MultiScaleBSQ, prompts: torch.Tensor, c
         cum = cum + quantizer.codes_of(k, b)
         start += p * p
         if k + 1 < S:
-            nxt = area_down(cum, model.scales[k + 1]).flatten(2).transpose(1, 2)
+            nxt = next_input(cum, model.scales[k + 1])                             # (N, p'^2, d)
             inputs = torch.cat([inputs, torch.cat([nxt, nxt]) if guided else nxt], 1)
     bits = torch.cat(bits, 1)
     return {"latent": cum.permute(0, 2, 3, 1), "bits": bits, "codes": bits_to_index(bits), "nfe": nfe}
