@@ -6,7 +6,8 @@ Everything that depends on how much compute a learner has is switched here, in o
   cores), ``lecture`` (default: a laptop CPU, about 5 minutes a notebook, results that look right)
   or ``full`` (a GPU: bigger models, longer training); override with :func:`set_mode`. A notebook's
   budgets (step counts, model sizes) live beside its experiments in its recipe
-  (:mod:`course_lib.recipes`), one dict per mode, and :func:`pick` reads the current mode's entry;
+  (:mod:`course_lib.recipes`), one frozen dataclass instance per mode, and :func:`pick` reads the
+  current mode's instance;
 * the **device**: ``cuda``, then ``mps``, then ``cpu``; override with ``COURSE_DEVICE=cpu`` (or
   :func:`set_device`); :func:`validate_device` turns a learner's ``device=...`` into a device that
   exists here, or a clear error;
@@ -31,10 +32,10 @@ Usage::
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import random
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -89,19 +90,28 @@ def set_mode(name: str) -> str:
     return _state["mode"]
 
 
-def pick(budgets: dict[str, dict], mode_name: str | None = None) -> SimpleNamespace:
-    """The entry of ``budgets`` (one dict per mode) for the current (or given) mode, as attributes.
+def pick(budgets: dict, mode_name: str | None = None):
+    """The entry of ``budgets`` (one frozen dataclass instance per mode, each with a ``mode`` field)
+    for the current (or given) mode.
 
-    Each recipe in :mod:`course_lib.recipes` keeps its notebook's budgets and reads them with this::
+    Each recipe in :mod:`course_lib.recipes` keeps its notebook's budget type and reads it with this::
 
-        BUDGETS = {"quick": dict(steps=800), "lecture": dict(steps=5000), "full": dict(steps=20000)}
+        @dataclass(frozen=True)
+        class Budget:
+            mode: str       # the course mode this budget is for
+            steps: int      # training steps
+
+        BUDGETS = {m: Budget(m, steps) for m, steps in (("quick", 800), ("lecture", 5000), ("full", 20000))}
         B = runtime.pick(BUDGETS)          # B.steps, B.mode
     """
     m = _check_mode(mode_name) if mode_name is not None else mode()
     missing = [k for k in MODES if k not in budgets]
     if missing:
         raise KeyError(f"budgets must have an entry for every mode {MODES}; missing {missing}")
-    return SimpleNamespace(mode=m, **budgets[m])
+    entry = budgets[m]
+    if not dataclasses.is_dataclass(entry) or isinstance(entry, type) or getattr(entry, "mode", None) != m:
+        raise TypeError(f"budgets[{m!r}]: expected a dataclass instance with mode={m!r}, got {entry!r}")
+    return entry
 
 
 def _auto_device() -> torch.device:

@@ -23,12 +23,13 @@ optimizer) and each step is two steps, the model's and then the adversary's, on 
 A model that several notebooks (or a notebook and its benchmark) share is trained once and kept on
 disk with :func:`cached`::
 
-    gpt = cached("gpt", dict(mode=B.mode, d_model=128, steps=B.steps),
-                 build=lambda: GPT(cfg), fit=lambda m: train(m, loss_fn, B.steps))
+    gpt = cached("gpt", B, build=lambda: GPT(cfg), fit=lambda m: train(m, loss_fn, B.steps))
+    # B: the recipe's budget, a frozen dataclass (mode, sizes, steps): its fields are the cache key
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import json
 import math
@@ -266,28 +267,43 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
 
 # ----------------------------------------------------------------------------- the disk cache
 
-def cache_path(name: str, config: dict) -> "os.PathLike":
+def _plain(config):
+    """``config`` as JSON-ready values: a dataclass as the dict of its fields (nested parts too),
+    tuples as lists."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, dict):
+        return {k: _plain(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [_plain(v) for v in config]
+    return config
+
+
+def cache_path(name: str, config) -> "os.PathLike":
     """Where :func:`cached` keeps the model ``name`` trained with ``config``:
-    ``runtime.cache_dir() / f"{name}-{hash of config}.pt"`` (config as sorted JSON, sha256)."""
+    ``runtime.cache_dir() / f"{name}-{hash of config}.pt"`` (every field as sorted JSON, sha256)."""
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
         raise ValueError(f"name: expected a non-empty string of letters, digits, '-', '_', '.', got {name!r}")
-    if not isinstance(config, dict):
-        raise TypeError(f"config: expected a dict of the settings that define the model, got {type(config).__name__}")
+    if not isinstance(config, dict) and not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        raise TypeError(f"config: expected the budget that defines the model (a dataclass instance, or a dict "
+                        f"of budgets and settings), got {type(config).__name__}")
     try:
-        text = json.dumps(config, sort_keys=True)
+        text = json.dumps(_plain(config), sort_keys=True)
     except TypeError as e:
-        raise TypeError(f"config: every value must be JSON-serialisable (numbers, strings, lists, dicts): {e}") from e
+        raise TypeError(f"config: every value must be a number, string, list, dict or dataclass of them: {e}") from e
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     return runtime.cache_dir() / f"{name}-{digest}.pt"
 
 
-def cached(name: str, config: dict, build: Callable[[], nn.Module], fit: Callable[[nn.Module], object],
+def cached(name: str, config, build: Callable[[], nn.Module], fit: Callable[[nn.Module], object],
            verbose: bool = True) -> nn.Module:
     """``build()`` a model, then load its weights from the disk cache if they are there, else
     ``fit(model)`` and save them. Returns the model in eval mode, on the device ``build`` put it on.
 
-    ``config`` must hold everything that changes the trained weights (mode, sizes, steps, seed, a
-    version string of the code): its hash is the cache key (:func:`cache_path`). Weights are saved
+    ``config`` is the recipe's budget (a frozen dataclass: mode, sizes, steps, the code's version),
+    or a dict of budgets and the other settings of this model (a seed): it must hold everything that
+    changes the trained weights, and every field of it is in the hash, the cache key
+    (:func:`cache_path`), so changing any field, even one only the evaluation reads, trains again. Weights are saved
     atomically (a second process never reads half a file) as a plain ``state_dict`` and loaded with
     ``torch.load(..., weights_only=True)``. ``model.from_cache`` tells which way it went.
     Set ``COURSE_CACHE`` to use another folder; delete the file (or the folder) to retrain.

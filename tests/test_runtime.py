@@ -1,4 +1,5 @@
 import contextlib
+import dataclasses
 import warnings
 
 import pytest
@@ -35,24 +36,45 @@ def _recipes():
             for m in pkgutil.iter_modules(recipes.__path__)}
 
 
-def test_every_recipe_budget_has_the_same_keys_in_every_mode():
-    found = _recipes()
-    assert {"welcome", "pixels_and_samples", "flow_matching_2d"} <= set(found)
+def test_every_recipe_budget_is_one_frozen_dataclass_per_mode():
+    found = {name: mod for name, mod in _recipes().items() if hasattr(mod, "budget")}
+    assert {"welcome", "pixels_and_samples", "flow_matching_2d", "meanflow", "shape_tokens"} <= set(found)
     for name, mod in found.items():
-        per_mode = mod.BUDGETS
-        assert set(per_mode) == set(runtime.MODES), name
-        keys = {m: set(per_mode[m]) for m in runtime.MODES}
-        assert keys["quick"] == keys["lecture"] == keys["full"], f"{name}: {keys}"
+        assert set(mod.BUDGETS) == set(runtime.MODES), name
+        types = {type(mod.budget(m)) for m in runtime.MODES}
+        assert len(types) == 1, f"{name}: {types}"
+        for m in runtime.MODES:
+            B = mod.budget(m)
+            assert dataclasses.is_dataclass(B) and B.mode == m, name
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                B.mode = "other"
+            hash(B)                                     # a cache key, an lru_cache argument
+
+
+def test_a_recipe_with_parts_nests_them():
+    from course_lib.recipes import meanflow
+    B = meanflow.budget("lecture")
+    assert B.latent.hidden == 384 and not hasattr(B, "latent_hidden")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Budget:
+    mode: str
+    steps: int
 
 
 def test_pick_reads_the_current_mode(monkeypatch):
-    budgets = {"quick": dict(steps=1), "lecture": dict(steps=2), "full": dict(steps=3)}
+    budgets = {m: _Budget(m, k) for k, m in enumerate(runtime.MODES, 1)}
     assert runtime.pick(budgets, "full").steps == 3
     monkeypatch.setenv("COURSE_MODE", "quick")
     b = runtime.pick(budgets)
     assert b.mode == "quick" and b.steps == 1
     with pytest.raises(KeyError, match="missing \\['full'\\]"):
-        runtime.pick({"quick": {}, "lecture": {}})
+        runtime.pick({"quick": budgets["quick"], "lecture": budgets["lecture"]})
+    with pytest.raises(TypeError, match="budgets\\['full'\\].*mode='full'"):
+        runtime.pick({**budgets, "full": _Budget("lecture", 3)}, "full")
+    with pytest.raises(TypeError, match="dataclass"):
+        runtime.pick({**budgets, "full": dict(steps=3)}, "full")
 
 
 def test_device_override(monkeypatch):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import time
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -30,42 +30,57 @@ from course_lib.orders import gpt
 from course_lib.recipes import shape_tokens
 
 VERSION = 1
-BUDGETS = {
-    "quick": dict(n_train=4096, batch=64, d_model=64, n_layer=2, n_head=4, steps=150, lr=2e-3,
-                  n_eval=128, n_div=8, n_kv=64),
-    "lecture": dict(n_train=8192, batch=64, d_model=128, n_layer=4, n_head=4, steps=1500, lr=1e-3,
-                    n_eval=512, n_div=24, n_kv=128),
-    "full": dict(n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8, steps=12000, lr=6e-4,
-                 n_eval=2000, n_div=48, n_kv=256),
-}
 CFG_SCALE = 2.0                 # the guidance scale the notebook and the bench use
 CFG_SCALES = (0.0, 1.0, 2.0, 3.0)
 TOP_K = None                    # sample from the full distribution unless an experiment says otherwise
 P_NULL = 0.1                    # null-prompt dropout (as VAR, MaskGIT, MAR)
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+@dataclass(frozen=True)
+class Budget:
+    """Notebook 04's budget in one mode; all of it is the trained GPT's cache key."""
+    mode: str                 # the course mode this budget is for
+    tokenizer: shape_tokens.Budget  # the VQ tokenizer whose tokens the GPT models
+    n_train: int              # tokenized training shapes (seed shape_tokens.TRAIN_SEED)
+    batch: int                # sequences per step
+    d_model: int              # the GPT's width
+    n_layer: int              # transformer blocks
+    n_head: int               # attention heads
+    steps: int                # training steps (warmup, then cosine decay)
+    lr: float                 # AdamW's peak learning rate
+    n_eval: int               # held-out prompts per score
+    n_div: int                # prompts whose 8 samples measure diversity
+    n_kv: int                 # prompts sampled with and without the KV cache
+    p_null: float = P_NULL    # share of training prompts replaced by the null prompt
+    version: int = VERSION    # the code's version
+
+
+BUDGETS = {
+    "quick": Budget("quick", shape_tokens.BUDGETS["quick"], n_train=4096, batch=64, d_model=64, n_layer=2,
+                    n_head=4, steps=150, lr=2e-3, n_eval=128, n_div=8, n_kv=64),
+    "lecture": Budget("lecture", shape_tokens.BUDGETS["lecture"], n_train=8192, batch=64, d_model=128,
+                      n_layer=4, n_head=4, steps=1500, lr=1e-3, n_eval=512, n_div=24, n_kv=128),
+    "full": Budget("full", shape_tokens.BUDGETS["full"], n_train=32768, batch=128, d_model=256, n_layer=6,
+                   n_head=8, steps=12000, lr=6e-4, n_eval=2000, n_div=48, n_kv=256),
+}
+
+
+def budget(mode: str | None = None) -> Budget:
+    """Notebook 04's budget in the current (or given) mode."""
     return runtime.pick(BUDGETS, mode)
 
 
-def config(mode: str | None = None) -> dict:
-    """Everything that defines the trained GPT of this mode (its cache key), tokenizer included."""
-    B = budget(mode)
-    return dict(version=VERSION, tokenizer=shape_tokens.config(B.mode), n_train=B.n_train, batch=B.batch,
-                d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head, steps=B.steps, lr=B.lr, p_null=P_NULL)
-
-
-def gpt_config(B: SimpleNamespace) -> gpt.GPTConfig:
+def gpt_config(B: Budget) -> gpt.GPTConfig:
     return gpt.GPTConfig(vocab_size=shape_tokens.CODEBOOK, n_tokens=shape_tokens.N_TOKENS,
                          d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
 
 
-def build(B: SimpleNamespace) -> gpt.TokenGPT:
+def build(B: Budget) -> gpt.TokenGPT:
     torch.manual_seed(0)
     return gpt.TokenGPT(gpt_config(B)).to(runtime.device())
 
 
-def fit(model: gpt.TokenGPT, B: SimpleNamespace, steps: int | None = None, progress: bool = True) -> train.History:
+def fit(model: gpt.TokenGPT, B: Budget, steps: int | None = None, progress: bool = True) -> train.History:
     """Train ``model`` on B.n_train tokenized shapes (seed 0), batches of B.batch, AdamW with warmup
     and cosine decay; the prompt is dropped (null) 10% of the time."""
     tokens, prompts = shape_tokens.token_data(B.n_train, seed=shape_tokens.TRAIN_SEED, mode=B.mode)
@@ -75,7 +90,7 @@ def fit(model: gpt.TokenGPT, B: SimpleNamespace, steps: int | None = None, progr
 
     def loss_fn(step):
         idx = torch.randint(len(tokens), (B.batch,), generator=g).to(dev)
-        return gpt.loss(model, tokens[idx], prompts[idx], P_NULL, generator=g)
+        return gpt.loss(model, tokens[idx], prompts[idx], p_null=B.p_null, generator=g)
 
     return train.train(model, loss_fn, steps or B.steps, lr=B.lr, weight_decay=0.01, schedule="cosine",
                        warmup=min(100, (steps or B.steps) // 10), desc="token GPT", progress=progress)
@@ -84,7 +99,7 @@ def fit(model: gpt.TokenGPT, B: SimpleNamespace, steps: int | None = None, progr
 @functools.lru_cache(maxsize=None)
 def _trained(mode: str, device: str) -> gpt.TokenGPT:
     B = budget(mode)
-    return train.cached("token-gpt", config(mode), build=lambda: build(B),
+    return train.cached("token-gpt", B, build=lambda: build(B),
                         fit=lambda m: fit(m, B)).requires_grad_(False)
 
 
@@ -149,8 +164,8 @@ def cfg_sweep(model: gpt.TokenGPT, scales=CFG_SCALES, n: int | None = None, seed
     div_prompts = evaluator.reference(B.n_div, seed + 1).prompts.repeat_interleave(8, 0)   # (8 n_div, 4)
     out = []
     for w in scales:
-        images, _ = sample(model, ref.prompts, seed, mode, cfg_scale=w, top_k=TOP_K)
-        div_images, _ = sample(model, div_prompts, seed + 1, mode, cfg_scale=w, top_k=TOP_K)
+        images, _ = sample(model, ref.prompts, seed, B.mode, cfg_scale=w, top_k=TOP_K)
+        div_images, _ = sample(model, div_prompts, seed + 1, B.mode, cfg_scale=w, top_k=TOP_K)
         out.append(dict(scale=w, prompt_accuracy=evaluator.prompt_accuracy(images, ref.prompts),
                         frechet=evaluator.frechet(images, ref.images),
                         diversity=diversity(div_images, B.n_div)))
@@ -161,7 +176,7 @@ def _other_colour_start(prompts: torch.Tensor, n_forced: int, seed: int, mode: s
     """For each prompt, the first ``n_forced`` tokens of a real image with the same shape, position
     and size but another colour (the tokenized training pool); and that colour."""
     B = budget(mode)
-    tokens, pool = shape_tokens.token_data(B.n_train, seed=shape_tokens.TRAIN_SEED, mode=mode)
+    tokens, pool = shape_tokens.token_data(B.n_train, seed=shape_tokens.TRAIN_SEED, mode=B.mode)
     g = torch.Generator().manual_seed(seed)
     starts, colours = [], []
     for p in prompts.cpu():
@@ -184,11 +199,11 @@ def forced_start(model: gpt.TokenGPT, n: int | None = None, n_forced: int = 4, s
     ref = evaluator.reference(4 * (n or B.n_eval), seed)
     top = ref.prompts[:, 2] < 3                                                # top-row positions
     prompts = ref.prompts[top][: (n or B.n_eval)]
-    start, wrong_colour = _other_colour_start(prompts, n_forced, seed, mode)
+    start, wrong_colour = _other_colour_start(prompts, n_forced, seed, B.mode)
     force = torch.full((len(prompts), shape_tokens.N_TOKENS), -1, dtype=torch.long)
     force[:, :n_forced] = start
-    free, _ = sample(model, prompts, seed, mode, cfg_scale=cfg_scale, top_k=TOP_K)
-    forced, _ = sample(model, prompts, seed, mode, cfg_scale=cfg_scale, top_k=TOP_K, force=force.to(runtime.device()))
+    free, _ = sample(model, prompts, seed, B.mode, cfg_scale=cfg_scale, top_k=TOP_K)
+    forced, _ = sample(model, prompts, seed, B.mode, cfg_scale=cfg_scale, top_k=TOP_K, force=force.to(runtime.device()))
     res = {"prompts": prompts, "wrong_colour": wrong_colour, "free_images": free, "forced_images": forced}
     for name, images in (("free", free), ("forced", forced)):
         colour = evaluator.shapes_evaluator().predict(images)[:, 1]
@@ -201,10 +216,10 @@ def forced_start(model: gpt.TokenGPT, n: int | None = None, n_forced: int = 4, s
 @functools.lru_cache(maxsize=None)
 def _results(mode: str, device: str, cfg_scale: float) -> dict:
     B = budget(mode)
-    model = trained_gpt(mode)
+    model = trained_gpt(B.mode)
     ref = evaluator.reference(B.n_eval)
     gpt.generate(model, ref.prompts[:2].to(runtime.device()), cfg_scale=cfg_scale)      # warm up
-    (images, _), seconds = _timed(lambda: sample(model, ref.prompts, 0, mode, cfg_scale=cfg_scale, top_k=TOP_K))
+    (images, _), seconds = _timed(lambda: sample(model, ref.prompts, 0, B.mode, cfg_scale=cfg_scale, top_k=TOP_K))
     return dict(prompt_accuracy=evaluator.prompt_accuracy(images, ref.prompts),
                 frechet=evaluator.frechet(images, ref.images), frechet_floor=evaluator.frechet_floor(B.n_eval),
                 nfe=shape_tokens.N_TOKENS, seconds_per_image=seconds / B.n_eval, params=gpt.n_params(model),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
 
@@ -28,22 +29,53 @@ import torch
 
 from course_lib import checks, data, flow, metrics, nets, runtime, train
 
+
+@dataclass(frozen=True)
+class Budget:
+    """Notebook 08's budget in one mode."""
+    mode: str                  # the course mode this budget is for
+    hidden: int                # the velocity network's width
+    depth: int                 # its hidden layers
+    batch: int                 # points per step
+    steps: int                 # the main model's training steps
+    lr: float                  # AdamW's peak learning rate (cosine decay)
+    n_eval: int                # samples per SWD estimate
+    reflow_pairs: int          # teacher pairs of one reflow round
+    reflow_teacher_steps: int  # the teacher's Heun steps
+    reflow_steps: int          # the student's training steps
+    ot_steps: int              # steps of the minibatch-OT comparison
+    ot_batch: int              # its batch
+    cond_steps: int            # the conditional flow's steps
+    guidance: float            # the guidance scale shown
+    digits_hidden: int         # the digits flow's width
+    digits_steps: int          # its steps
+    digits_batch: int          # its batch
+    regress_steps: int         # steps of the plain regressor
+    n_frames: int              # frames of the path animation
+    eval_seeds: int            # evaluation seeds averaged
+    space_features: int        # Fourier features of x
+    space_scale: float         # their frequency scale
+    ema: float | None          # EMA decay of the weights (None: none)
+    n_tv: int                  # samples per grid-TV estimate
+    reflow_lr: float           # the reflow student's learning rate
+
+
 BUDGETS = {
-    "quick": dict(hidden=128, depth=3, batch=512, steps=800, lr=3e-3, n_eval=2048,
-                  reflow_pairs=4096, reflow_teacher_steps=8, reflow_steps=300, ot_steps=400, ot_batch=256,
-                  cond_steps=600, guidance=3.0, digits_hidden=256, digits_steps=800, digits_batch=128,
-                  regress_steps=150, n_frames=6, eval_seeds=1,
-                  space_features=64, space_scale=1.0, ema=None, n_tv=4096, reflow_lr=1.5e-3),
-    "lecture": dict(hidden=256, depth=4, batch=1024, steps=8000, lr=2e-3, n_eval=8192,
-                    reflow_pairs=50000, reflow_teacher_steps=32, reflow_steps=3000, ot_steps=600, ot_batch=512,
-                    cond_steps=1200, guidance=3.0, digits_hidden=512, digits_steps=1200, digits_batch=256,
-                    regress_steps=400, n_frames=11, eval_seeds=1,
-                    space_features=64, space_scale=1.0, ema=None, n_tv=10000, reflow_lr=2e-3),
-    "full": dict(hidden=512, depth=5, batch=4096, steps=20000, lr=1e-3, n_eval=16384,
-                 reflow_pairs=100000, reflow_teacher_steps=64, reflow_steps=10000, ot_steps=20000, ot_batch=1024,
-                 cond_steps=10000, guidance=3.0, digits_hidden=1024, digits_steps=20000, digits_batch=512,
-                 regress_steps=1000, n_frames=21, eval_seeds=3,
-                 space_features=64, space_scale=1.0, ema=None, n_tv=50000, reflow_lr=5e-4),
+    "quick": Budget("quick", hidden=128, depth=3, batch=512, steps=800, lr=3e-3, n_eval=2048,
+                    reflow_pairs=4096, reflow_teacher_steps=8, reflow_steps=300, ot_steps=400, ot_batch=256,
+                    cond_steps=600, guidance=3.0, digits_hidden=256, digits_steps=800, digits_batch=128,
+                    regress_steps=150, n_frames=6, eval_seeds=1,
+                    space_features=64, space_scale=1.0, ema=None, n_tv=4096, reflow_lr=1.5e-3),
+    "lecture": Budget("lecture", hidden=256, depth=4, batch=1024, steps=8000, lr=2e-3, n_eval=8192,
+                      reflow_pairs=50000, reflow_teacher_steps=32, reflow_steps=3000, ot_steps=600, ot_batch=512,
+                      cond_steps=1200, guidance=3.0, digits_hidden=512, digits_steps=1200, digits_batch=256,
+                      regress_steps=400, n_frames=11, eval_seeds=1,
+                      space_features=64, space_scale=1.0, ema=None, n_tv=10000, reflow_lr=2e-3),
+    "full": Budget("full", hidden=512, depth=5, batch=4096, steps=20000, lr=1e-3, n_eval=16384,
+                   reflow_pairs=100000, reflow_teacher_steps=64, reflow_steps=10000, ot_steps=20000, ot_batch=1024,
+                   cond_steps=10000, guidance=3.0, digits_hidden=1024, digits_steps=20000, digits_batch=512,
+                   regress_steps=1000, n_frames=21, eval_seeds=3,
+                   space_features=64, space_scale=1.0, ema=None, n_tv=50000, reflow_lr=5e-4),
 }
 
 STEP_LIST = (1, 2, 4, 8, 16, 32, 100)     # sampling steps of the steps-against-quality table
@@ -51,7 +83,7 @@ NOISE_SEED = 100                           # evaluation seed s samples from flow
 COND_DATA = "8gaussians"                   # the labelled data set of the conditional flow
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+def budget(mode: str | None = None) -> Budget:
     """This notebook's budget in the current (or given) mode: ``budget().steps``."""
     return runtime.pick(BUDGETS, mode)
 

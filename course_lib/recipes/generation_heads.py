@@ -25,7 +25,7 @@ call:
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -36,16 +36,39 @@ from course_lib.orders import prompt as P
 from course_lib.orders.continuous import ContinuousConfig
 from course_lib.recipes import limit_of_tokens, shape_latents
 
+
+@dataclass(frozen=True)
+class Budget:
+    """Notebook 09's budget in one mode."""
+    mode: str                 # the course mode this budget is for
+    audio_steps: int          # steps of each head on the notes
+    toy_steps: int            # steps of the 2-D head toy
+    n_train: int              # training shapes
+    batch: int                # sequences per step
+    d_model: int              # the transformer's width
+    n_layer: int              # transformer blocks
+    n_head: int               # attention heads
+    head_width: int           # the heads' width
+    head_depth: int           # the flow and energy heads' depth
+    steps: int                # training steps of transformer + head
+    lr: float                 # AdamW's peak learning rate
+    n_eval: int               # held-out prompts per score
+    cfg_scale: float          # guidance scale
+    mar_steps: int            # the masked order's generation steps
+    flow_steps: int           # the flow head's default Euler steps
+    sweep: tuple              # head steps of the steps sweep
+
+
 BUDGETS = {
-    "quick": dict(audio_steps=80, toy_steps=150, n_train=1024, batch=32, d_model=32, n_layer=1, n_head=2,
-                  head_width=32, head_depth=2, steps=100, lr=3e-3, n_eval=256, cfg_scale=1.0, mar_steps=8,
-                  flow_steps=8, sweep=(1, 2, 8)),
-    "lecture": dict(audio_steps=400, toy_steps=500, n_train=4096, batch=32, d_model=64, n_layer=2, n_head=4,
-                    head_width=64, head_depth=3, steps=1500, lr=2e-3, n_eval=1024, cfg_scale=1.0, mar_steps=8,
-                    flow_steps=8, sweep=(1, 2, 4, 8, 16)),
-    "full": dict(audio_steps=2000, toy_steps=2000, n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8,
-                 head_width=256, head_depth=4, steps=8000, lr=5e-4, n_eval=2048, cfg_scale=1.0, mar_steps=8,
-                 flow_steps=16, sweep=(1, 2, 4, 8, 16, 32)),
+    "quick": Budget("quick", audio_steps=80, toy_steps=150, n_train=1024, batch=32, d_model=32, n_layer=1, n_head=2,
+                    head_width=32, head_depth=2, steps=100, lr=3e-3, n_eval=256, cfg_scale=1.0, mar_steps=8,
+                    flow_steps=8, sweep=(1, 2, 8)),
+    "lecture": Budget("lecture", audio_steps=400, toy_steps=500, n_train=4096, batch=32, d_model=64, n_layer=2,
+                      n_head=4, head_width=64, head_depth=3, steps=1500, lr=2e-3, n_eval=1024, cfg_scale=1.0, mar_steps=8,
+                      flow_steps=8, sweep=(1, 2, 4, 8, 16)),
+    "full": Budget("full", audio_steps=2000, toy_steps=2000, n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8,
+                   head_width=256, head_depth=4, steps=8000, lr=5e-4, n_eval=2048, cfg_scale=1.0, mar_steps=8,
+                   flow_steps=16, sweep=(1, 2, 4, 8, 16, 32)),
 }
 ORDERS = backbone.ORDERS                   # ("raster", "masked")
 KINDS = tuple(heads.KINDS)                 # ("mse", "flow", "energy")
@@ -59,7 +82,7 @@ PLACE = data.ATTRIBUTES.index("position")  # the attribute that "the place left 
 ENERGY = dict(n_samples=8, noise_dim=4 * shape_latents.LATENT_DIM)
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+def budget(mode: str | None = None) -> Budget:
     """This notebook's budget in the current (or given) mode: ``budget().steps``."""
     return runtime.pick(BUDGETS, mode)
 
@@ -72,7 +95,7 @@ class Pair(nn.Module):
         self.backbone, self.head, self.order, self.kind = backbone_, head, order, kind
 
 
-def build(B: SimpleNamespace, order: str, kind: str) -> Pair:
+def build(B: Budget, order: str, kind: str) -> Pair:
     """A transformer of ``order`` and a head ``kind`` of this budget's sizes, seeded, on the course device."""
     torch.manual_seed(SEED)
     cfg = ContinuousConfig(latent_dim=shape_latents.LATENT_DIM, n_tokens=shape_latents.N_TOKENS,
@@ -95,7 +118,7 @@ def leave_place_open(prompts: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def latent_data(B: SimpleNamespace, open_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def latent_data(B: Budget, open_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """The training latents (n_train, 16, D) and prompts (n_train, 4), on the course device; with
     ``open_place`` the prompts leave the place open (:func:`leave_place_open`)."""
     latents, prompts = shape_latents.latent_data(B.n_train, mode=B.mode)
@@ -117,7 +140,7 @@ def open_floor(n: int, seed: int = 0) -> float:
     return evaluator.frechet(data.render_prompts(elsewhere, seed=metrics.FLOOR_SEED + seed), ref.images)
 
 
-def train_pair(B: SimpleNamespace, order: str, kind: str, head: heads.Head | None = None, data=None,
+def train_pair(B: Budget, order: str, kind: str, head: heads.Head | None = None, data=None,
                progress: bool = True) -> tuple[Pair, train.History]:
     """Build (or take ``head``) and train transformer + head together for B.steps steps (AdamW,
     cosine learning rate) with :func:`course_lib.heads.backbone.loss` (10% null prompts). Returns
@@ -158,8 +181,11 @@ def fit_toy(head: heads.Head, steps: int, batch: int = 256, lr: float = 2e-3, se
             progress: bool = False) -> train.History:
     """Train ``head`` alone (z is given, no transformer) on :func:`toy_data` for ``steps`` steps (CPU)."""
     g = torch.Generator().manual_seed(seed)
-    return train.train(head, lambda step: head.loss(*toy_data(batch, g)[:2], generator=g), steps, lr=lr,
-                       progress=progress, desc=type(head).__name__)
+
+    def loss_fn(step):
+        z, x, _ = toy_data(batch, g)
+        return head.loss(x, z, generator=g)
+    return train.train(head, loss_fn, steps, lr=lr, progress=progress, desc=type(head).__name__)
 
 
 def on_modes(head: heads.Head, n: int = 2000, steps: int = 8, seed: int = 1) -> dict:
@@ -198,7 +224,7 @@ def closest_note(samples: torch.Tensor, pitch_class: torch.Tensor, bank_waves: t
     return sim.amax(1)
 
 
-def audio_heads(B: SimpleNamespace, n_train: int = 2048, progress: bool = False) -> dict:
+def audio_heads(B: Budget, n_train: int = 2048, progress: bool = False) -> dict:
     """Train the three heads (no transformer: z is the pitch class) on :func:`note_data` for
     B.audio_steps steps and draw one note per pitch class from each. Returns {head: dict(samples
     (12, 1000), similarity (mean :func:`closest_note` over 240 draws))}, plus the bank of real notes.
@@ -223,7 +249,7 @@ def audio_heads(B: SimpleNamespace, n_train: int = 2048, progress: bool = False)
 
         def loss_fn(step):
             idx = torch.randint(n_train, (64,), generator=g)
-            return head.loss(z_all[idx], waves[idx] / scale, generator=g)
+            return head.loss(waves[idx] / scale, z_all[idx], generator=g)
         train.train(head, loss_fn, B.audio_steps, lr=1e-3, progress=progress, desc=f"{kind} head, notes")
         pcs = torch.arange(240) % 12
         draws = scale * head.sample(torch.nn.functional.one_hot(pcs, 12).float(), generator=torch.Generator().manual_seed(1))
@@ -233,7 +259,7 @@ def audio_heads(B: SimpleNamespace, n_train: int = 2048, progress: bool = False)
 
 # ----------------------------------------------------------------------------- measuring
 
-def generate(pair: Pair, prompts: torch.Tensor, B: SimpleNamespace, head_steps: int | None = None,
+def generate(pair: Pair, prompts: torch.Tensor, B: Budget, head_steps: int | None = None,
              seed: int = SEED) -> tuple[torch.Tensor, backbone.Generated]:
     """Images (N, 3, 16, 16) for ``prompts`` and the :class:`~course_lib.heads.backbone.Generated`
     record (latents, passes, the time in transformer and head)."""
@@ -242,7 +268,7 @@ def generate(pair: Pair, prompts: torch.Tensor, B: SimpleNamespace, head_steps: 
     return shape_latents.decode(out.latents, B.mode), out
 
 
-def evaluate(pair: Pair, B: SimpleNamespace, ref=None, head_steps: int | None = None,
+def evaluate(pair: Pair, B: Budget, ref=None, head_steps: int | None = None,
              open_place: bool = False) -> dict:
     """Generate one image per held-out prompt (B.n_eval of :func:`course_lib.evaluator.reference`;
     with ``open_place`` the prompt leaves the place open and the place is not judged) and return
@@ -270,7 +296,7 @@ def evaluate(pair: Pair, B: SimpleNamespace, ref=None, head_steps: int | None = 
                 params_head=n_params(pair.head))
 
 
-def comparison(B: SimpleNamespace, orders=ORDERS, kinds=KINDS, open_place: bool = False,
+def comparison(B: Budget, orders=ORDERS, kinds=KINDS, open_place: bool = False,
                progress: bool = True) -> tuple[dict, list[dict], float]:
     """Train every (order, head) pair on the same latents and evaluate it on the same prompts: the
     whole prompts, or with ``open_place`` prompts that leave the place open, in training and in
@@ -289,7 +315,7 @@ def comparison(B: SimpleNamespace, orders=ORDERS, kinds=KINDS, open_place: bool 
     return pairs, rows, floor
 
 
-def head_steps_sweep(pair: Pair, B: SimpleNamespace, steps=None, ref=None, open_place: bool = False) -> list[dict]:
+def head_steps_sweep(pair: Pair, B: Budget, steps=None, ref=None, open_place: bool = False) -> list[dict]:
     """:func:`evaluate` for every number of head steps in ``steps`` (B.sweep) on the same prompts."""
     ref = ref or evaluator.reference(B.n_eval)
     return [evaluate(pair, B, ref, head_steps=s, open_place=open_place) for s in (steps or B.sweep)]

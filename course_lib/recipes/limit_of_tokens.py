@@ -21,24 +21,20 @@ Every experiment seeds its own draws, so its figures do not depend on which cell
 from __future__ import annotations
 
 import functools
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from course_lib import data, evaluator, metrics, runtime, train
+from course_lib import data, evaluator, heads, metrics, runtime, train
 from course_lib.orders import continuous, gpt
 from course_lib.orders import prompt as P
 from course_lib.recipes import chaining_tokens, shape_latents, shape_tokens
 from course_lib.tokens.rounding import round_to_bits  # noqa: F401  (07's exercise 1; used below)
 
 VERSION = 1
-BUDGETS = {   # the GPT's sizes and data (chaining_tokens.BUDGETS); fewer steps in lecture mode (time)
-    "quick": dict(n_train=4096, batch=64, d_model=64, n_layer=2, n_head=4, steps=150, lr=2e-3, n_eval=128),
-    "lecture": dict(n_train=8192, batch=64, d_model=128, n_layer=4, n_head=4, steps=1000, lr=1e-3, n_eval=512),
-    "full": dict(n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8, steps=12000, lr=6e-4, n_eval=2000),
-}
-HEADS = {"mse": continuous.MSEHead, "gaussian": continuous.GaussianHead}
+# notebook 07's two heads, heads of course_lib.heads: the MSE head a single linear map (hidden=0)
+HEADS = {"mse": functools.partial(heads.MSEHead, hidden=0), "gaussian": heads.GaussianHead}
 P_NULL = chaining_tokens.P_NULL     # 10% null prompts in training, as the GPT
 CFG_SCALE = 1.0                     # the trap compares the models' own distributions: no guidance
 ROUND_BITS = (1, 2, 3, 4, 6)        # bits per number when the continuous tokens are rounded
@@ -48,7 +44,36 @@ CLEAN_RESIDUAL = 0.1                # a sample is one clean shape if its squared
 JITTERS = torch.linspace(-0.5, 0.5, 5)   # the data's half-pixel placement jitter, on a 5 x 5 grid
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+@dataclass(frozen=True)
+class Budget:
+    """Notebook 07's budget in one mode: the GPT's sizes and data (:class:`chaining_tokens.Budget`),
+    fewer steps in lecture mode (time); all of it is the continuous models' cache key."""
+    mode: str                 # the course mode this budget is for
+    tokenizer: shape_latents.Budget  # the continuous tokenizer whose tokens the models learn
+    n_train: int              # training shapes (seed shape_latents.TRAIN_SEED)
+    batch: int                # sequences per step
+    d_model: int              # the transformer's width
+    n_layer: int              # transformer blocks
+    n_head: int               # attention heads
+    steps: int                # training steps (warmup, then cosine decay)
+    lr: float                 # AdamW's peak learning rate
+    n_eval: int               # held-out prompts per score
+    p_null: float = P_NULL    # share of training prompts replaced by the null prompt
+    version: int = VERSION    # the code's version
+
+
+BUDGETS = {
+    "quick": Budget("quick", shape_latents.BUDGETS["quick"], n_train=4096, batch=64, d_model=64, n_layer=2,
+                    n_head=4, steps=150, lr=2e-3, n_eval=128),
+    "lecture": Budget("lecture", shape_latents.BUDGETS["lecture"], n_train=8192, batch=64, d_model=128,
+                      n_layer=4, n_head=4, steps=1000, lr=1e-3, n_eval=512),
+    "full": Budget("full", shape_latents.BUDGETS["full"], n_train=32768, batch=128, d_model=256, n_layer=6,
+                   n_head=8, steps=12000, lr=6e-4, n_eval=2000),
+}
+
+
+def budget(mode: str | None = None) -> Budget:
+    """Notebook 07's budget in the current (or given) mode."""
     return runtime.pick(BUDGETS, mode)
 
 
@@ -98,25 +123,18 @@ def compare_compression(mode: str | None = None, n: int | None = None, seed: int
 
 # ----------------------------------------------------------------------------- the continuous models
 
-def config(kind: str, mode: str | None = None) -> dict:
-    B = budget(mode)
-    return dict(version=VERSION, head=kind, tokenizer=shape_latents.config(B.mode), n_train=B.n_train,
-                batch=B.batch, d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head, steps=B.steps,
-                lr=B.lr, p_null=P_NULL)
-
-
-def build(kind: str, B: SimpleNamespace) -> nn.ModuleDict:
+def build(kind: str, B: Budget) -> nn.ModuleDict:
     """{"ar": ContinuousAR, "head": MSEHead or GaussianHead}, weights seeded, on the course device."""
     if kind not in HEADS:
         raise ValueError(f"head: expected one of {', '.join(map(repr, HEADS))}, got {kind!r}")
     torch.manual_seed(0)
     cfg = continuous.ContinuousConfig(latent_dim=shape_latents.LATENT_DIM, n_tokens=shape_latents.N_TOKENS,
                                       d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
-    return nn.ModuleDict(dict(ar=continuous.ContinuousAR(cfg), head=HEADS[kind](B.d_model, cfg.latent_dim))
+    return nn.ModuleDict(dict(ar=continuous.ContinuousAR(cfg), head=HEADS[kind](cfg.latent_dim, B.d_model))
                          ).to(runtime.device())
 
 
-def fit(model: nn.ModuleDict, B: SimpleNamespace, steps: int | None = None, progress: bool = True,
+def fit(model: nn.ModuleDict, B: Budget, steps: int | None = None, progress: bool = True,
         desc: str = "continuous AR") -> train.History:
     """Train on B.n_train shapes' continuous tokens (seed 0, the GPT's images), batches of B.batch,
     AdamW with warmup and cosine decay, 10% null prompts: the GPT's recipe with the head's loss."""
@@ -128,7 +146,7 @@ def fit(model: nn.ModuleDict, B: SimpleNamespace, steps: int | None = None, prog
 
     def loss_fn(step):
         idx = torch.randint(len(latents), (B.batch,), generator=g).to(dev)
-        return continuous.loss(model.ar, model.head, latents[idx], prompts[idx], P_NULL, generator=g)
+        return continuous.loss(model.ar, model.head, latents[idx], prompts[idx], p_null=B.p_null, generator=g)
 
     return train.train(model, loss_fn, steps, lr=B.lr, weight_decay=0.01, schedule="cosine",
                        warmup=min(100, steps // 10), desc=desc, progress=progress)
@@ -137,7 +155,7 @@ def fit(model: nn.ModuleDict, B: SimpleNamespace, steps: int | None = None, prog
 @functools.lru_cache(maxsize=None)
 def _trained(kind: str, mode: str, device: str) -> nn.ModuleDict:
     B = budget(mode)
-    return train.cached(f"continuous-ar-{kind}", config(kind, mode), build=lambda: build(kind, B),
+    return train.cached(f"continuous-ar-{kind}", B, build=lambda: build(kind, B),
                         fit=lambda m: fit(m, B, desc=f"continuous AR ({kind} head)")).requires_grad_(False)
 
 

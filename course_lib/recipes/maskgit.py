@@ -15,7 +15,7 @@ Budgets per mode and the experiments the notebook and ``course_lib.bench orders`
 from __future__ import annotations
 
 import time
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import torch
 
@@ -23,25 +23,41 @@ from course_lib import evaluator, runtime, train
 from course_lib.orders import maskgit
 from course_lib.recipes import shape_tokens
 
+
+@dataclass(frozen=True)
+class Budget:
+    """Notebook 05's budget in one mode."""
+    mode: str                 # the course mode this budget is for
+    n_train: int              # tokenized training shapes
+    batch: int                # sequences per step
+    d_model: int              # MaskGIT's width
+    n_layer: int              # transformer blocks
+    n_head: int               # attention heads
+    steps: int                # training steps (warmup, then cosine decay)
+    lr: float                 # AdamW's peak learning rate
+    n_eval: int               # held-out prompts per score
+    cfg_scale: float          # guidance scale of MaskGIT and the GPT
+
+
 BUDGETS = {
-    "quick": dict(n_train=4096, batch=64, d_model=64, n_layer=2, n_head=4, steps=300, lr=2e-3,
-                  n_eval=128, cfg_scale=2.0),
-    "lecture": dict(n_train=8192, batch=64, d_model=128, n_layer=4, n_head=4, steps=1500, lr=1e-3,
-                    n_eval=512, cfg_scale=2.0),
-    "full": dict(n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8, steps=12000, lr=5e-4,
-                 n_eval=2048, cfg_scale=2.0),
+    "quick": Budget("quick", n_train=4096, batch=64, d_model=64, n_layer=2, n_head=4, steps=300, lr=2e-3,
+                    n_eval=128, cfg_scale=2.0),
+    "lecture": Budget("lecture", n_train=8192, batch=64, d_model=128, n_layer=4, n_head=4, steps=1500, lr=1e-3,
+                      n_eval=512, cfg_scale=2.0),
+    "full": Budget("full", n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8, steps=12000, lr=5e-4,
+                   n_eval=2048, cfg_scale=2.0),
 }
 STEPS = (1, 2, 4, 8, 16)          # decoding steps compared (16 = one token per step)
 SEED = 0
 LATENCY_PROMPTS = 9              # images decoded one at a time to measure the latency
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+def budget(mode: str | None = None) -> Budget:
     """This notebook's budget in the current (or given) mode: ``budget().steps``."""
     return runtime.pick(BUDGETS, mode)
 
 
-def build(B: SimpleNamespace) -> maskgit.MaskGIT:
+def build(B: Budget) -> maskgit.MaskGIT:
     """A MaskGIT over the shared tokenizer's codebook and 4x4 grid, weights seeded, on the course device."""
     torch.manual_seed(SEED)
     cfg = maskgit.MaskGITConfig(codebook_size=shape_tokens.CODEBOOK, n_tokens=shape_tokens.N_TOKENS,
@@ -49,7 +65,7 @@ def build(B: SimpleNamespace) -> maskgit.MaskGIT:
     return maskgit.MaskGIT(cfg).to(runtime.device())
 
 
-def train_maskgit(B: SimpleNamespace, criterion=None, progress: bool = True):
+def train_maskgit(B: Budget, criterion=None, progress: bool = True):
     """Build a MaskGIT and train it B.steps steps (AdamW, cosine learning rate) on batches of B.batch
     token maps of the shared tokenizer, with :func:`course_lib.orders.maskgit.loss` (random cosine
     masking, 10% null prompts) and ``criterion(logits, targets, mask, label_smoothing)`` (default
@@ -63,7 +79,7 @@ def train_maskgit(B: SimpleNamespace, criterion=None, progress: bool = True):
 
     def loss_fn(step):
         idx = torch.randint(len(tokens), (B.batch,), generator=g).to(dev)
-        return maskgit.loss(model, tokens[idx], prompts[idx], g, criterion=criterion)
+        return maskgit.loss(model, tokens[idx], prompts[idx], generator=g, criterion=criterion)
     hist = train.train(model, loss_fn, B.steps, lr=B.lr, schedule="cosine", warmup=min(100, B.steps // 10),
                        progress=progress, desc="MaskGIT")
     return model.eval(), hist
@@ -121,7 +137,7 @@ def score(images: torch.Tensor, ref) -> dict:
                 frechet=evaluator.frechet(images, ref.images))
 
 
-def evaluate_maskgit(model, steps: int, B: SimpleNamespace, ref=None, seed: int = SEED) -> dict:
+def evaluate_maskgit(model, steps: int, B: Budget, ref=None, seed: int = SEED) -> dict:
     """Decode one image per held-out prompt (B.n_eval of :func:`course_lib.evaluator.reference`) in
     ``steps`` steps with guidance B.cfg_scale; returns steps, prompt_accuracy, frechet, nfe
     (transformer passes per image), seconds_per_image (all prompts in one batch, tokens and then
@@ -132,7 +148,7 @@ def evaluate_maskgit(model, steps: int, B: SimpleNamespace, ref=None, seed: int 
     g = torch.Generator().manual_seed(seed)
 
     def generate(p):                                                   # tokens, then pixels
-        out = maskgit.decode(model, p, steps, cfg_scale=B.cfg_scale, generator=g)
+        out = maskgit.generate(model, p, steps=steps, cfg_scale=B.cfg_scale, generator=g)
         return out, shape_tokens.decode(out.tokens, B.mode)
     generate(prompts[:2])                                              # warm up
     (out, images), seconds = _timed(lambda: generate(prompts))
@@ -146,7 +162,7 @@ def latency(generate, prompts: torch.Tensor, n: int | None = None) -> float:
     return sorted(times)[len(times) // 2]
 
 
-def evaluate_gpt(B: SimpleNamespace) -> dict:
+def evaluate_gpt(B: Budget) -> dict:
     """The raster-order GPT of notebook 04 (trained there and kept in the cache; trained now if not),
     scored by its own recipe on ``evaluator.reference(n)`` with the same guidance scale:
     prompt_accuracy, frechet, frechet_floor, nfe, seconds_per_image, params, n; plus its latency
@@ -159,13 +175,13 @@ def evaluate_gpt(B: SimpleNamespace) -> dict:
     return res
 
 
-def steps_sweep(model, B: SimpleNamespace, steps=STEPS, ref=None) -> list[dict]:
+def steps_sweep(model, B: Budget, steps=STEPS, ref=None) -> list[dict]:
     """:func:`evaluate_maskgit` for every number of steps in ``steps`` on the same prompts."""
     ref = ref or evaluator.reference(B.n_eval)
     return [evaluate_maskgit(model, s, B, ref) for s in steps]
 
 
-def comparison(model, B: SimpleNamespace, steps=STEPS) -> tuple[list[dict], dict, float]:
+def comparison(model, B: Budget, steps=STEPS) -> tuple[list[dict], dict, float]:
     """Section 5 of the notebook and the benchmark: the GPT's results (:func:`evaluate_gpt`), then the
     MaskGIT sweep over ``steps`` on the same held-out prompts (the GPT's n), and the Fréchet floor at
     that n. Returns (MaskGIT rows, GPT dict, floor)."""

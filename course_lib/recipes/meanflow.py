@@ -40,6 +40,7 @@ compares with held-out spirals (notebook 08's :func:`~course_lib.recipes.flow_ma
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
 
@@ -49,19 +50,54 @@ from course_lib import checks, flow, metrics, nets, runtime, train
 from course_lib.flow import meanflow as mf
 from course_lib.recipes import flow_matching_2d as fm2d
 
+@dataclass(frozen=True)
+class Latent:
+    """Section 5's budget: MeanFlow against flow matching on the shapes' continuous tokens."""
+    n: int                    # training shapes (their latents: 64 numbers each)
+    hidden: int               # the latent MLP's width (depth 4)
+    batch: int                # latents per step
+    steps: int                # flow matching's steps (MeanFlow: as many as take the same time)
+    guidance: float           # omega baked into MeanFlow, w of flow matching's guidance (1: none)
+    n_eval: int               # held-out prompts per score
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Notebook 10's budget in one mode."""
+    mode: str                 # the course mode this budget is for
+    hidden: int               # the 2-D network's width
+    depth: int                # its hidden layers
+    batch: int                # spirals points per step
+    fm_steps: int             # flow matching's training steps (MeanFlow: the same time)
+    lr: float                 # AdamW's peak learning rate (cosine decay)
+    n_eval: int               # samples per SWD estimate in the notebook
+    n_tv: int                 # samples per grid-TV estimate
+    space_features: int       # Fourier features of x
+    space_scale: float        # their frequency scale
+    max_freq: float           # the highest time frequency (rad per unit of t)
+    share_equal: float        # share of MeanFlow's pairs with a = b
+    time_mean: float          # MeanFlow's logit-normal times: mean
+    time_std: float           # and standard deviation
+    p: float                  # the adaptive loss weight's power (0: plain squared error)
+    c: float                  # and its constant
+    ema: float | None         # EMA decay of the weights (None: no EMA)
+    calib_steps: int          # steps timed to equalise the training time
+    toy_steps: int            # steps of the broken-target experiment
+    latent: Latent            # section 5, on the shapes' continuous tokens
+
+
+_TOY = dict(space_features=64, space_scale=1.0, max_freq=5.0, share_equal=0.5, time_mean=0.0, time_std=2.0,
+            p=0.0, c=1e-3, ema=None)          # the same in every mode
 BUDGETS = {
-    "quick": dict(hidden=128, depth=3, batch=512, fm_steps=500, lr=3e-3, n_eval=2048, n_tv=4096,
-                  space_features=64, space_scale=1.0, max_freq=5.0, share_equal=0.5, time_mean=0.0,
-                  time_std=2.0, p=0.0, c=1e-3, ema=None, calib_steps=10, toy_steps=300,
-                  latent_n=2048, latent_hidden=256, latent_batch=128, latent_steps=300, latent_guidance=1.0, latent_eval=256),
-    "lecture": dict(hidden=256, depth=4, batch=1024, fm_steps=5000, lr=2e-3, n_eval=8192, n_tv=20000,
-                    space_features=64, space_scale=1.0, max_freq=5.0, share_equal=0.5, time_mean=0.0,
-                    time_std=2.0, p=0.0, c=1e-3, ema=None, calib_steps=30, toy_steps=1500,
-                    latent_n=8192, latent_hidden=384, latent_batch=256, latent_steps=1500, latent_guidance=1.0, latent_eval=1000),
-    "full": dict(hidden=512, depth=5, batch=4096, fm_steps=20000, lr=1e-3, n_eval=16384, n_tv=50000,
-                 space_features=64, space_scale=1.0, max_freq=5.0, share_equal=0.5, time_mean=0.0,
-                 time_std=2.0, p=0.0, c=1e-3, ema=None, calib_steps=50, toy_steps=3000,
-                 latent_n=32768, latent_hidden=1024, latent_batch=512, latent_steps=20000, latent_guidance=1.0, latent_eval=4000),
+    "quick": Budget("quick", hidden=128, depth=3, batch=512, fm_steps=500, lr=3e-3, n_eval=2048, n_tv=4096,
+                    calib_steps=10, toy_steps=300, **_TOY,
+                    latent=Latent(n=2048, hidden=256, batch=128, steps=300, guidance=1.0, n_eval=256)),
+    "lecture": Budget("lecture", hidden=256, depth=4, batch=1024, fm_steps=5000, lr=2e-3, n_eval=8192, n_tv=20000,
+                      calib_steps=30, toy_steps=1500, **_TOY,
+                      latent=Latent(n=8192, hidden=384, batch=256, steps=1500, guidance=1.0, n_eval=1000)),
+    "full": Budget("full", hidden=512, depth=5, batch=4096, fm_steps=20000, lr=1e-3, n_eval=16384, n_tv=50000,
+                   calib_steps=50, toy_steps=3000, **_TOY,
+                   latent=Latent(n=32768, hidden=1024, batch=512, steps=20000, guidance=1.0, n_eval=4000)),
 }
 
 STEP_LIST = (1, 2, 4, 8, 16, 32, 100)     # flow matching's Euler steps in the comparison
@@ -69,7 +105,7 @@ MF_STEPS = (1, 2)                          # MeanFlow's steps
 NOISE_SEED = fm2d.NOISE_SEED
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+def budget(mode: str | None = None) -> Budget:
     """This notebook's budget in the current (or given) mode."""
     return runtime.pick(BUDGETS, mode)
 
@@ -312,9 +348,9 @@ def prompt_class(prompts: torch.Tensor) -> torch.Tensor:
 
 
 def latent_set(B):
-    """The training set: (x (n, 64) flattened latents, y (n,) prompt classes) of ``B.latent_n`` shapes."""
+    """The training set: (x (n, 64) flattened latents, y (n,) prompt classes) of ``B.latent.n`` shapes."""
     from course_lib.recipes import shape_latents
-    lat, prompts = shape_latents.latent_data(B.latent_n, mode=B.mode)
+    lat, prompts = shape_latents.latent_data(B.latent.n, mode=B.mode)
     return lat.flatten(1).to(runtime.device()), prompt_class(prompts).to(runtime.device())
 
 
@@ -326,7 +362,7 @@ def build_latent(B, mean_flow: bool, seed: int = 0):
     n_classes = 1
     for k in data.N_VALUES:
         n_classes *= k
-    cfg = nets.MLPConfig(dim=64, hidden=B.latent_hidden, depth=4, max_freq=B.max_freq, n_classes=n_classes,
+    cfg = nets.MLPConfig(dim=64, hidden=B.latent.hidden, depth=4, max_freq=B.max_freq, n_classes=n_classes,
                          class_dim=64, time_inputs=2 if mean_flow else 1)
     net = nets.VelocityMLP(cfg)
     return (mf.MeanFlowNet(net=net) if mean_flow else net).to(runtime.device())
@@ -334,9 +370,9 @@ def build_latent(B, mean_flow: bool, seed: int = 0):
 
 def latent_rule(B, mean_flow: bool) -> Callable:
     """The loss on a batch (x1 (B, 64), y (B,)): flow matching with 10% of labels dropped, or MeanFlow
-    with the same dropout and guidance baked in (omega = ``B.latent_guidance``, kappa = 0)."""
+    with the same dropout and guidance baked in (omega = ``B.latent.guidance``, kappa = 0)."""
     if mean_flow:
-        g = mf.Guidance(omega=B.latent_guidance, kappa=0.0) if B.latent_guidance != 1.0 else None
+        g = mf.Guidance(omega=B.latent.guidance, kappa=0.0) if B.latent.guidance != 1.0 else None
         return lambda u, x1, y: mf.loss(u, x1, y=y, p_uncond=0.1, guidance=g, share_equal=B.share_equal,
                                         mean=B.time_mean, std=B.time_std, p=B.p, c=B.c)
     return lambda v, x1, y: flow.loss(v, x1, y=y, p_uncond=0.1)
@@ -349,7 +385,7 @@ def _latent_seconds_per_step(B, X, Y, mean_flow: bool, n: int) -> float:
     for k in range(n + 3):
         if k == 3:
             t0 = time.perf_counter()
-        idx = torch.randint(0, X.shape[0], (B.latent_batch,), generator=torch.Generator().manual_seed(k)).to(X.device)
+        idx = torch.randint(0, X.shape[0], (B.latent.batch,), generator=torch.Generator().manual_seed(k)).to(X.device)
         loss = rule(model, X[idx], Y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -358,17 +394,17 @@ def _latent_seconds_per_step(B, X, Y, mean_flow: bool, n: int) -> float:
 
 
 def train_latent(B, progress: bool = True) -> SimpleNamespace:
-    """Flow matching for ``B.latent_steps`` steps and MeanFlow for the same training time (both timed
-    first) on the latents of ``B.latent_n`` shapes. Returns SimpleNamespace(fm, fm_hist, mf, mf_hist)."""
+    """Flow matching for ``B.latent.steps`` steps and MeanFlow for the same training time (both timed
+    first) on the latents of ``B.latent.n`` shapes. Returns SimpleNamespace(fm, fm_hist, mf, mf_hist)."""
     X, Y = latent_set(B)
     ratio = _latent_seconds_per_step(B, X, Y, False, B.calib_steps) / _latent_seconds_per_step(B, X, Y, True, B.calib_steps)
     out = {}
-    for key, is_mf, steps in (("fm", False, B.latent_steps), ("mf", True, max(1, round(B.latent_steps * ratio)))):
+    for key, is_mf, steps in (("fm", False, B.latent.steps), ("mf", True, max(1, round(B.latent.steps * ratio)))):
         model = build_latent(B, is_mf)
         rule = latent_rule(B, is_mf)
 
         def loss_fn(step, model=model, rule=rule):
-            idx = torch.randint(0, X.shape[0], (B.latent_batch,), generator=torch.Generator().manual_seed(step)).to(X.device)
+            idx = torch.randint(0, X.shape[0], (B.latent.batch,), generator=torch.Generator().manual_seed(step)).to(X.device)
             return rule(model, X[idx], Y[idx])
         out[key] = model
         out[f"{key}_hist"] = train.train(model, loss_fn, steps, lr=B.lr, schedule="cosine", progress=progress,
@@ -377,21 +413,23 @@ def train_latent(B, progress: bool = True) -> SimpleNamespace:
 
 
 @torch.no_grad()
-def latent_images(model, prompts: torch.Tensor, steps: int, mean_flow: bool, w: float = 1.0, seed: int = 0):
+def latent_images(model, prompts: torch.Tensor, steps: int, mean_flow: bool, w: float = 1.0, seed: int = 0, *,
+                  mode: str):
     """Images (N, 3, 16, 16) for ``prompts`` (N, 4): noise (seed) -> ``steps`` steps in latent space
-    (MeanFlow's sampler, or Euler with classifier-free guidance w) -> the tokenizer's decoder."""
+    (MeanFlow's sampler, or Euler with classifier-free guidance w) -> the decoder of the tokenizer of
+    ``mode`` (the budget's: ``B.mode``, the one the model was trained on)."""
     from course_lib.recipes import shape_latents
     y = prompt_class(prompts).to(runtime.device())
     x0 = flow.prior(len(prompts), 64, seed=seed)
     x1 = mf.sample(model, x0, steps, y=y) if mean_flow else flow.integrate(flow.field(model, y, w), x0, steps)
-    return shape_latents.decode(x1.view(-1, 16, 64 // 16), mode=None)
+    return shape_latents.decode(x1.view(-1, 16, 64 // 16), mode=mode)
 
 
-def latent_scores(model, steps: int, mean_flow: bool, *, n: int, w: float = 1.0) -> dict:
+def latent_scores(model, steps: int, mean_flow: bool, *, n: int, mode: str, w: float = 1.0) -> dict:
     """Prompt accuracy and Fréchet distance (:mod:`course_lib.evaluator`) of ``steps``-step samples for
-    the prompts of n held-out shapes, against those shapes."""
+    the prompts of n held-out shapes, against those shapes (decoded by the tokenizer of ``mode``)."""
     from course_lib import evaluator
     ref = evaluator.reference(n)
-    imgs = latent_images(model, ref.prompts, steps, mean_flow, w)
+    imgs = latent_images(model, ref.prompts, steps, mean_flow, w, mode=mode)
     return {"prompt_accuracy": evaluator.prompt_accuracy(imgs, ref.prompts),
             "frechet": evaluator.frechet(imgs, ref.images)}

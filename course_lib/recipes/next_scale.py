@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 import time
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import torch
 
@@ -26,7 +26,7 @@ from course_lib.orders import infinity, var
 from course_lib.orders.prompt import drop_prompts
 from course_lib.tokens import tokenizers
 
-VERSION = 2                   # bump when the code changes what is trained (invalidates the cache)
+VERSION = 3                   # bump when the code changes what is trained (invalidates the cache)
 SIZE = 16
 SCALES = (1, 2, 3, 4)         # sides of the token maps, coarse to fine: 1 + 4 + 9 + 16 = 30 tokens
 CODEBOOK = 64                 # VAR: one codebook of 64 codes shared by every scale
@@ -34,45 +34,75 @@ LATENT_DIM = 8                # VAR's code size
 BITS = 8                      # Infinity's bits per token d: a vocabulary of 2^8 = 256
 TRAIN_SEED = 0
 
-BUDGETS = {
-    "quick": dict(n_train=2048, batch=64, hidden=32, tok_steps=150, var_tok_steps=150, d_model=64, n_layer=2, n_head=4,
-                  var_steps=120, inf_d_model=64, inf_layers=2, inf_steps=60, var_lr=2e-3, inf_lr=2e-3,
-                  n_eval=128, seeds=(0, 1, 2)),
-    "lecture": dict(n_train=8192, batch=64, hidden=48, tok_steps=1000, var_tok_steps=1200, d_model=96, n_layer=3,
-                    n_head=4, var_steps=800, inf_d_model=64, inf_layers=2, inf_steps=800, var_lr=1.5e-3, inf_lr=2e-3,
-                    n_eval=512, seeds=(0, 1, 2)),
-    "full": dict(n_train=32768, batch=128, hidden=96, tok_steps=4000, var_tok_steps=4000, d_model=256, n_layer=6,
-                 n_head=8, var_steps=6000, inf_d_model=256, inf_layers=6, inf_steps=6000, var_lr=5e-4, inf_lr=5e-4,
-                 n_eval=2048, seeds=(0, 1, 2)),
-}
 VAR_CFG = 1.5                 # VAR's t-scale at the last scale (its FID protocol uses 1.5)
 INF_CFG = 1.5                 # Infinity's cfg (c cfg + (1 - cfg) u), constant over scales
 INF_TEMPERATURE = 0.5         # temperature of Infinity's bits (its inference script uses 0.5)
 P_MAX = 0.3                   # bitwise self-correction: flip up to 30% of the bits per scale
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+@dataclass(frozen=True)
+class Tokenizers:
+    """The two multi-scale tokenizers' budget in one mode (and their design): their cache key."""
+    mode: str                 # the course mode this budget is for
+    n_train: int              # training shapes (seed TRAIN_SEED), the transformers' too
+    batch: int                # images per step, the transformers' sequences per step too
+    hidden: int               # channels of the conv autoencoder
+    var_steps: int            # training steps of VAR's tokenizer
+    bsq_steps: int            # training steps of Infinity's BSQ tokenizer
+    scales: tuple = SCALES    # sides of the token maps
+    codebook: int = CODEBOOK  # VAR's codes
+    latent_dim: int = LATENT_DIM  # VAR's code size
+    bits: int = BITS          # Infinity's bits per token
+    seed: int = TRAIN_SEED    # weights and training shapes
+    version: int = VERSION    # the code's version
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Notebook 06's budget in one mode; all of it is the transformers' cache key."""
+    mode: str                 # the course mode this budget is for
+    tokenizer: Tokenizers     # the tokenizers, and the training shapes and batch
+    d_model: int              # VAR's width
+    n_layer: int              # VAR's blocks
+    n_head: int               # attention heads (VAR and Infinity)
+    var_steps: int            # VAR's training steps
+    inf_d_model: int          # Infinity's width (smaller: the self-correction study trains six)
+    inf_layers: int           # Infinity's blocks
+    inf_steps: int            # Infinity's training steps
+    var_lr: float             # VAR's peak learning rate (AdamW, warmup, cosine decay)
+    inf_lr: float             # Infinity's peak learning rate
+    n_eval: int               # held-out prompts per score
+    seeds: tuple              # the self-correction study's seeds
+    version: int = VERSION    # the code's version
+
+
+BUDGETS = {
+    "quick": Budget("quick", Tokenizers("quick", n_train=2048, batch=64, hidden=32, var_steps=150, bsq_steps=150),
+                    d_model=64, n_layer=2, n_head=4, var_steps=120, inf_d_model=64, inf_layers=2, inf_steps=60,
+                    var_lr=2e-3, inf_lr=2e-3, n_eval=128, seeds=(0, 1, 2)),
+    "lecture": Budget("lecture", Tokenizers("lecture", n_train=8192, batch=64, hidden=48, var_steps=1200,
+                                            bsq_steps=1000),
+                      d_model=96, n_layer=3, n_head=4, var_steps=800, inf_d_model=64, inf_layers=2, inf_steps=800,
+                      var_lr=1.5e-3, inf_lr=2e-3, n_eval=512, seeds=(0, 1, 2)),
+    "full": Budget("full", Tokenizers("full", n_train=32768, batch=128, hidden=96, var_steps=4000, bsq_steps=4000),
+                   d_model=256, n_layer=6, n_head=8, var_steps=6000, inf_d_model=256, inf_layers=6, inf_steps=6000,
+                   var_lr=5e-4, inf_lr=5e-4, n_eval=2048, seeds=(0, 1, 2)),
+}
+
+
+def budget(mode: str | None = None) -> Budget:
     """This notebook's budget in the current (or given) mode."""
     return runtime.pick(BUDGETS, mode)
 
 
-def train_shapes(B: SimpleNamespace) -> data.Shapes:
-    return data.shapes(B.n_train, size=SIZE, seed=TRAIN_SEED)
+def train_shapes(T: Tokenizers) -> data.Shapes:
+    """The training shapes of the tokenizers and the transformers: ``T.n_train``, seed ``T.seed``."""
+    return data.shapes(T.n_train, size=SIZE, seed=T.seed)
 
 
 # ----------------------------------------------------------------------------- tokenizers
 
-def _tok_steps(B, kind):
-    return B.var_tok_steps if kind == "var" else B.tok_steps
-
-
-def _tok_config(B, kind):
-    return dict(version=VERSION, kind=kind, mode=B.mode, n_train=B.n_train, batch=B.batch, hidden=B.hidden,
-                steps=_tok_steps(B, kind), K=CODEBOOK if kind == "var" else 2 ** BITS,
-                dim=LATENT_DIM if kind == "var" else BITS, scales=list(SCALES), seed=TRAIN_SEED)
-
-
-def _build_tokenizer(B, kind):
+def _build_tokenizer(B: Tokenizers, kind):
     torch.manual_seed(TRAIN_SEED)
     q = (var.MultiScaleVQ(CODEBOOK, LATENT_DIM, SCALES, seed=TRAIN_SEED) if kind == "var"
          else infinity.MultiScaleBSQ(BITS, SCALES))
@@ -80,18 +110,19 @@ def _build_tokenizer(B, kind):
     return tokenizers.ImageTokenizer(3, B.hidden, dim, n_down=2, quantizer=q).to(runtime.device())
 
 
-def _fit_tokenizer(B, kind):
+def _fit_tokenizer(B: Tokenizers, kind):
     def fit(model):
         pool = train_shapes(B).images
-        tokenizers.fit(model, tokenizers.sample_batch(pool, B.batch), _tok_steps(B, kind), lr=2e-3, schedule="cosine",
+        steps = B.var_steps if kind == "var" else B.bsq_steps
+        tokenizers.fit(model, tokenizers.sample_batch(pool, B.batch), steps, lr=2e-3, schedule="cosine",
                        desc=f"{kind} tokenizer")
     return fit
 
 
 @functools.lru_cache(maxsize=None)
 def _tokenizer(kind: str, mode: str, device: str):
-    B = budget(mode)
-    return train.cached(f"next-scale-{kind}-tokenizer", _tok_config(B, kind),
+    B = budget(mode).tokenizer
+    return train.cached(f"next-scale-{kind}-tokenizer", B,
                         build=lambda: _build_tokenizer(B, kind), fit=_fit_tokenizer(B, kind)).requires_grad_(False)
 
 
@@ -133,7 +164,7 @@ def residual_picture(tok, images: torch.Tensor) -> dict:
 
 # ----------------------------------------------------------------------------- transformers
 
-def model_config(B: SimpleNamespace, kind: str = "var") -> Config:
+def model_config(B: Budget, kind: str = "var") -> Config:
     """The transformer's sizes: VAR's, or Infinity's (smaller in lecture mode, so that the six runs of
     the self-correction study fit the budget)."""
     if kind == "var":
@@ -143,13 +174,13 @@ def model_config(B: SimpleNamespace, kind: str = "var") -> Config:
 
 def _batches(B, n, seed):
     g = torch.Generator().manual_seed(seed)
-    return lambda: torch.randint(n, (B.batch,), generator=g)
+    return lambda: torch.randint(n, (B.tokenizer.batch,), generator=g)
 
 
 def _fit_var(B, seed):
     def fit(model):
         tok = var_tokenizer(B.mode)
-        shapes = train_shapes(B)
+        shapes = train_shapes(B.tokenizer)
         codes, _ = tok.quantizer.encode_scales(latents(tok, shapes.images))        # (N, 30)
         inputs = tok.quantizer.teacher_inputs(codes)                              # (N, 29, D)
         prompts = shapes.prompts.to(codes.device)
@@ -157,7 +188,7 @@ def _fit_var(B, seed):
 
         def loss_fn(step):
             i = draw().to(codes.device)
-            return model.loss(drop_prompts(prompts[i], 0.1, g), codes[i], inputs[i])
+            return model.loss(codes[i], inputs[i], drop_prompts(prompts[i], 0.1, g))
         train.train(model, loss_fn, B.var_steps, lr=B.var_lr, schedule="cosine", warmup=B.var_steps // 20,
                     weight_decay=0.05, desc="VAR")
     return fit
@@ -166,7 +197,7 @@ def _fit_var(B, seed):
 def _fit_infinity(B, seed, p_max):
     def fit(model):
         tok = bsq_tokenizer(B.mode)
-        shapes = train_shapes(B)
+        shapes = train_shapes(B.tokenizer)
         z = latents(tok, shapes.images)                                           # (N, 4, 4, d)
         prompts = shapes.prompts.to(z.device)
         draw, g = _batches(B, len(z), seed), torch.Generator().manual_seed(seed + 1)
@@ -174,18 +205,10 @@ def _fit_infinity(B, seed, p_max):
         def loss_fn(step):
             i = draw().to(z.device)
             sc = infinity.self_correct(tok.quantizer, z[i], p_max, g)
-            return model.loss(drop_prompts(prompts[i], 0.1, g), sc.labels, sc.inputs)
+            return model.loss(sc.labels, sc.inputs, drop_prompts(prompts[i], 0.1, g))
         train.train(model, loss_fn, B.inf_steps, lr=B.inf_lr, schedule="cosine", warmup=B.inf_steps // 20,
                     weight_decay=0.05, desc=f"Infinity (self-correction {p_max})")
     return fit
-
-
-def _model_key(B, kind, seed, **extra):
-    cfg = model_config(B, kind)
-    return dict(version=VERSION, kind=kind, tokenizer=_tok_config(B, "var" if kind == "var" else "bsq"),
-                d_model=cfg.d_model, n_layer=cfg.n_layer, n_head=cfg.n_head,
-                lr=B.var_lr if kind == "var" else B.inf_lr, batch=B.batch,
-                steps=B.var_steps if kind == "var" else B.inf_steps, seed=seed, **extra)
 
 
 def train_var(mode: str | None = None, seed: int = 0) -> var.VAR:
@@ -195,7 +218,7 @@ def train_var(mode: str | None = None, seed: int = 0) -> var.VAR:
     def build():
         torch.manual_seed(seed)
         return var.VAR(CODEBOOK, LATENT_DIM, SCALES, model_config(B)).to(runtime.device())
-    return train.cached("next-scale-var", _model_key(B, "var", seed), build, _fit_var(B, seed))
+    return train.cached("next-scale-var", dict(budget=B, seed=seed), build, _fit_var(B, seed))
 
 
 def train_infinity(self_correction: float = 0.0, mode: str | None = None, seed: int = 0) -> infinity.Infinity:
@@ -206,7 +229,7 @@ def train_infinity(self_correction: float = 0.0, mode: str | None = None, seed: 
     def build():
         torch.manual_seed(seed)
         return infinity.Infinity(BITS, SCALES, model_config(B, "infinity")).to(runtime.device())
-    return train.cached("next-scale-infinity", _model_key(B, "infinity", seed, p_max=self_correction), build,
+    return train.cached("next-scale-infinity", dict(budget=B, seed=seed, p_max=self_correction), build,
                         _fit_infinity(B, seed, self_correction))
 
 
@@ -227,10 +250,11 @@ def generate_images(kind: str, model, prompts: torch.Tensor, seed: int = 0, cfg:
     out, nfe, t0 = [], 0, time.perf_counter()
     for i in range(0, len(prompts), batch):
         if kind == "var":
-            r = var.generate(model, tok.quantizer, prompts[i:i + batch], VAR_CFG if cfg is None else cfg, generator=g)
+            r = var.generate(model, tok.quantizer, prompts[i:i + batch],   # w = 1 + VAR's t at the last scale
+                             cfg_scale=1 + (VAR_CFG if cfg is None else cfg), generator=g)
         else:
-            r = infinity.generate(model, tok.quantizer, prompts[i:i + batch], INF_CFG if cfg is None else cfg,
-                                  INF_TEMPERATURE if temperature is None else temperature, generator=g)
+            r = infinity.generate(model, tok.quantizer, prompts[i:i + batch], cfg_scale=INF_CFG if cfg is None else cfg,
+                                  temperature=INF_TEMPERATURE if temperature is None else temperature, generator=g)
         out.append(decode(tok, r["latent"]))
         nfe = r["nfe"]
     return {"images": torch.cat(out), "nfe": nfe, "seconds": time.perf_counter() - t0}
@@ -241,9 +265,10 @@ def evaluate(kind: str, model, n: int | None = None, seed: int = 0, cfg: float |
     """Generate one image per held-out prompt (n of them, default B.n_eval) and measure:
     prompt_accuracy, frechet, frechet_floor (the same n), nfe, seconds_per_image, params; "images"
     and "prompts" come along for plotting."""
-    n = n or budget(mode).n_eval
+    B = budget(mode)
+    n = n or B.n_eval
     ref = evaluator.reference(n, seed)
-    r = generate_images(kind, model, ref.prompts, seed, cfg, mode=mode, temperature=temperature)
+    r = generate_images(kind, model, ref.prompts, seed, cfg, mode=B.mode, temperature=temperature)
     return dict(prompt_accuracy=evaluator.prompt_accuracy(r["images"], ref.prompts),
                 frechet=evaluator.frechet(r["images"], ref.images), frechet_floor=evaluator.frechet_floor(n, seed),
                 nfe=r["nfe"], seconds_per_image=r["seconds"] / n, params=n_params(model),

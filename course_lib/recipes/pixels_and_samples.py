@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Callable
 
 import torch
@@ -31,21 +30,45 @@ from course_lib.pixels import pixel_ar as P
 from course_lib.pixels import wavenet as W
 from course_lib.train import History
 
+
+@dataclass(frozen=True)
+class Budget:
+    """Notebook 01's budget in one mode."""
+    mode: str                 # the course mode this budget is for
+    channels: int             # the PixelCNN's channels
+    layers: int               # its masked conv layers
+    dropout: float            # its dropout
+    batch: int                # digits per step
+    lr: float                 # peak learning rate (cosine decay)
+    steps: int                # the PixelCNN's training steps
+    cond_steps: int           # fine-tuning steps of the class-conditional PixelCNN
+    n_samples: int            # digits sampled per temperature
+    wave_channels: int        # the WaveNet's residual channels
+    wave_skip: int            # its skip channels
+    wave_dilations: tuple     # its dilations, layer by layer
+    wave_clips: int           # one-second training clips
+    wave_steps: int           # the WaveNet's training steps
+    wave_batch: int           # windows per step
+    wave_crop: int            # scored samples per window
+    gen_seconds: float        # seconds of audio generated per clip
+    gen_clips: int            # clips generated
+
+
 BUDGETS = {
-    "quick": dict(channels=32, layers=4, dropout=0.5, batch=64, lr=3e-3, steps=60, cond_steps=30,
-                  n_samples=16, wave_channels=16, wave_skip=32, wave_dilations=(1, 2, 4, 8, 16, 32),
-                  wave_clips=16, wave_steps=30, wave_batch=8, wave_crop=256, gen_seconds=0.05,
-                  gen_clips=4),
-    "lecture": dict(channels=64, layers=7, dropout=0.5, batch=64, lr=3e-3, steps=1100, cond_steps=250,
-                    n_samples=64, wave_channels=32, wave_skip=64,
-                    wave_dilations=(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8),
-                    wave_clips=96, wave_steps=450, wave_batch=8, wave_crop=768, gen_seconds=0.5,
+    "quick": Budget("quick", channels=32, layers=4, dropout=0.5, batch=64, lr=3e-3, steps=60, cond_steps=30,
+                    n_samples=16, wave_channels=16, wave_skip=32, wave_dilations=(1, 2, 4, 8, 16, 32),
+                    wave_clips=16, wave_steps=30, wave_batch=8, wave_crop=256, gen_seconds=0.05,
                     gen_clips=4),
-    "full": dict(channels=128, layers=12, dropout=0.5, batch=128, lr=2e-3, steps=6000, cond_steps=4000,
-                 n_samples=100, wave_channels=64, wave_skip=128,
-                 wave_dilations=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512) * 3,
-                 wave_clips=512, wave_steps=5000, wave_batch=16, wave_crop=4000, gen_seconds=2.0,
-                 gen_clips=8),
+    "lecture": Budget("lecture", channels=64, layers=7, dropout=0.5, batch=64, lr=3e-3, steps=1100, cond_steps=250,
+                      n_samples=64, wave_channels=32, wave_skip=64,
+                      wave_dilations=(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8),
+                      wave_clips=96, wave_steps=450, wave_batch=8, wave_crop=768, gen_seconds=0.5,
+                      gen_clips=4),
+    "full": Budget("full", channels=128, layers=12, dropout=0.5, batch=128, lr=2e-3, steps=6000, cond_steps=4000,
+                   n_samples=100, wave_channels=64, wave_skip=128,
+                   wave_dilations=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512) * 3,
+                   wave_clips=512, wave_steps=5000, wave_batch=16, wave_crop=4000, gen_seconds=2.0,
+                   gen_clips=8),
 }
 
 LEVELS = 17             # the 8x8 digits take the values 0..16
@@ -54,7 +77,7 @@ SAMPLE_RATE = 8000      # Hz, the WaveNet's audio
 BitsFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+def budget(mode: str | None = None) -> Budget:
     """This notebook's budget in the current (or given) mode: ``budget().steps``."""
     return runtime.pick(BUDGETS, mode)
 

@@ -8,6 +8,7 @@ draws its own batches, so a figure does not depend on which cells ran before.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from types import SimpleNamespace
 
 import torch
@@ -16,18 +17,39 @@ from course_lib import data, metrics, runtime
 from course_lib.tokens import bitwise, tokenizers, vq
 from course_lib.tokens.titok import TiTok
 
+
+@dataclass(frozen=True)
+class Budget:
+    """Notebook 03's budget in one mode."""
+    mode: str                 # the course mode this budget is for
+    n_train: int              # training shapes / video clips (seed 0)
+    batch: int                # images per step
+    hidden: int               # the tokenizers' channels
+    n_clips: int              # training audio clips
+    seconds: float            # length of each audio clip
+    codec_steps: int          # the residual-VQ codec's steps
+    codec_codes: int          # codes per level of the codec
+    n_quantizers: int         # levels of the codec
+    bits_steps: int           # steps per quantizer of the equal-bits comparison
+    titok_steps: int          # TiTok's steps
+    titok_tokens: tuple       # token counts TiTok is decoded from
+    video_steps: int          # the video tokenizer's steps
+    bench_codec_steps: int    # the bench's codec steps
+    bench_compare_steps: int  # the bench's steps per quantizer
+
+
 BUDGETS = {
-    "quick": dict(n_train=1024, batch=32, hidden=32, n_clips=64, seconds=0.5, codec_steps=60,
-                  codec_codes=16, n_quantizers=8, bits_steps=50, titok_steps=30, titok_tokens=(1, 4, 16),
-                  video_steps=30, bench_codec_steps=100, bench_compare_steps=50),
-    "lecture": dict(n_train=4096, batch=64, hidden=48, n_clips=512, seconds=0.5, codec_steps=800,
-                    codec_codes=16, n_quantizers=8, bits_steps=300, titok_steps=900,
-                    titok_tokens=(1, 2, 4, 8, 16), video_steps=300, bench_codec_steps=1500,
-                    bench_compare_steps=400),
-    "full": dict(n_train=16384, batch=128, hidden=96, n_clips=2048, seconds=1.0, codec_steps=8000,
-                 codec_codes=16, n_quantizers=8, bits_steps=3000, titok_steps=3000,
-                 titok_tokens=(1, 2, 4, 8, 16, 32), video_steps=2000, bench_codec_steps=8000,
-                 bench_compare_steps=2000),
+    "quick": Budget("quick", n_train=1024, batch=32, hidden=32, n_clips=64, seconds=0.5, codec_steps=60,
+                    codec_codes=16, n_quantizers=8, bits_steps=50, titok_steps=30, titok_tokens=(1, 4, 16),
+                    video_steps=30, bench_codec_steps=100, bench_compare_steps=50),
+    "lecture": Budget("lecture", n_train=4096, batch=64, hidden=48, n_clips=512, seconds=0.5, codec_steps=800,
+                      codec_codes=16, n_quantizers=8, bits_steps=300, titok_steps=900,
+                      titok_tokens=(1, 2, 4, 8, 16), video_steps=300, bench_codec_steps=1500,
+                      bench_compare_steps=400),
+    "full": Budget("full", n_train=16384, batch=128, hidden=96, n_clips=2048, seconds=1.0, codec_steps=8000,
+                   codec_codes=16, n_quantizers=8, bits_steps=3000, titok_steps=3000,
+                   titok_tokens=(1, 2, 4, 8, 16, 32), video_steps=2000, bench_codec_steps=8000,
+                   bench_compare_steps=2000),
 }
 
 SAMPLE_RATE = 8000            # the codec's synthetic clips
@@ -35,20 +57,20 @@ CODEC_DIM = 8                 # numbers per audio frame
 SIZE = 16                     # shapes images and video frames are 16 x 16
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+def budget(mode: str | None = None) -> Budget:
     """This notebook's budget in the current (or given) mode: ``budget().codec_steps``."""
     return runtime.pick(BUDGETS, mode)
 
 
 # ----------------------------------------------------------------------------- 2. the audio codec
 
-def audio_data(B: SimpleNamespace) -> tuple[SimpleNamespace, SimpleNamespace]:
+def audio_data(B: Budget) -> tuple[SimpleNamespace, SimpleNamespace]:
     """(B.n_clips training clips, 32 held-out clips) of B.seconds at 8 kHz: notes, chords, chirps."""
     return (data.audio_clips(B.n_clips, sample_rate=SAMPLE_RATE, seconds=B.seconds, seed=0),
             data.audio_clips(32, sample_rate=SAMPLE_RATE, seconds=B.seconds, seed=1))
 
 
-def train_codec(B: SimpleNamespace, clips, steps: int | None = None,
+def train_codec(B: Budget, clips, steps: int | None = None,
                 progress: bool = True) -> tuple[tokenizers.AudioTokenizer, tokenizers.History]:
     """The tiny residual-VQ codec of section 2, trained ``steps`` (default B.codec_steps) steps on
     batches of 16 of ``clips.waves`` (B, L).
@@ -92,12 +114,12 @@ def codec_report(codec: tokenizers.AudioTokenizer, waves: torch.Tensor) -> dict:
 
 # ----------------------------------------------------------------------------- 3-5. images and clips
 
-def shapes_data(B: SimpleNamespace) -> tuple[SimpleNamespace, SimpleNamespace]:
+def shapes_data(B: Budget) -> tuple[SimpleNamespace, SimpleNamespace]:
     """(training set of B.n_train captioned 16x16 shapes, 512 held-out ones), as in notebook 02."""
     return data.shapes(B.n_train, size=SIZE, seed=0), data.shapes(512, size=SIZE, seed=1)
 
 
-def equal_bits_quantizers(B: SimpleNamespace) -> dict:
+def equal_bits_quantizers(B: Budget) -> dict:
     """Section 3: name -> factory of an 8-bit token quantizer (VQ with 256 codes; FSQ (8, 6, 5);
     LFQ and BSQ with 8 bits; BSQ with the per-bit entropy). The VQ restarts are sized for the
     B.batch x 16 tokens of a batch of 4x4-patch tokenizers."""
@@ -110,7 +132,7 @@ def equal_bits_quantizers(B: SimpleNamespace) -> dict:
     }
 
 
-def train_image(B: SimpleNamespace, q: vq.Quantizer, shapes, **fit_kw) -> tokenizers.Run:
+def train_image(B: Budget, q: vq.Quantizer, shapes, **fit_kw) -> tokenizers.Run:
     """The 4x4-patch image tokenizer around quantizer ``q`` (weights seeded), trained B.bits_steps
     steps on ``shapes`` = (train, test) with the MSE divided by the data variance, evaluated on test."""
     train, test = shapes
@@ -121,7 +143,7 @@ def train_image(B: SimpleNamespace, q: vq.Quantizer, shapes, **fit_kw) -> tokeni
                                          data_variance=train.images.var().item(), **fit_kw)
 
 
-def train_titok(B: SimpleNamespace, shapes, **fit_kw) -> tuple[TiTok, tokenizers.History, dict]:
+def train_titok(B: Budget, shapes, **fit_kw) -> tuple[TiTok, tokenizers.History, dict]:
     """Section 4: one TiTok with K = max(B.titok_tokens) latents of 8 numbers (VQ, 256 codes) and
     tail drop, trained B.titok_steps steps (warm-up 30, cosine, MSE / Var(data)). Returns
     (model, history, {k: evaluate(...) decoding from the first k tokens}) for k in B.titok_tokens."""
@@ -137,13 +159,13 @@ def train_titok(B: SimpleNamespace, shapes, **fit_kw) -> tuple[TiTok, tokenizers
     return titok, hist, {k: tokenizers.evaluate(titok, test.images, n_tokens=k) for k in B.titok_tokens}
 
 
-def video_data(B: SimpleNamespace) -> tuple[torch.Tensor, torch.Tensor]:
+def video_data(B: Budget) -> tuple[torch.Tensor, torch.Tensor]:
     """(B.n_train training clips, 64 held-out ones) of 2 frames of 16x16 moving shapes (B, T, C, H, W)."""
     return (data.moving_shapes(B.n_train, frames=2, size=SIZE, seed=0),
             data.moving_shapes(64, frames=2, size=SIZE, seed=1))
 
 
-def train_video(B: SimpleNamespace, clips, test, **fit_kw) -> tokenizers.Run:
+def train_video(B: Budget, clips, test, **fit_kw) -> tokenizers.Run:
     """Section 5: tube tokens of 2 frames x 4 x 4 pixels (VQ, 256 codes), trained B.video_steps
     steps on batches of ``clips``, evaluated on ``test``."""
     torch.manual_seed(0)

@@ -9,9 +9,9 @@ al. 2022, "High-Resolution Image Synthesis with Latent Diffusion Models", §3 an
 
 * a **KL regulariser with a fixed posterior variance**: in training, the decoder sees
   z = mu + sigma * eps (eps ~ N(0, I), sigma = ``NOISE`` fixed), and the loss adds the KL of
-  N(mu, sigma^2) to N(0, 1), whose only term that depends on the encoder is mu^2 / 2 (the
-  "sigma-VAE" of LatentLM, Sun et al. 2024, "Multimodal Latent Language Modeling with Next-Token
-  Diffusion", §2.2: a fixed variance keeps the latent space from collapsing its variance to 0). The
+  N(mu, sigma^2) to N(0, 1), whose only term that depends on the encoder is mu^2 / 2 (Latent
+  Diffusion's encoder outputs and learns its variance; a fixed variance is the "sigma-VAE" of LatentLM, Sun et al. 2024, "Multimodal Latent Language Modeling with Next-Token
+  Diffusion", §2.3: a fixed variance keeps the latent space from collapsing its variance to 0). The
   decoder thus learns to ignore small errors in the latents, which a generator will make;
 * **per-channel normalisation**: after training, the latents are shifted and scaled to mean 0 and
   std 1 per channel on the training images (LDM/Stable Diffusion's ``scale_factor``, there one
@@ -27,40 +27,38 @@ Trained once per mode and kept in the disk cache (:func:`course_lib.train.cached
 """
 from __future__ import annotations
 
-import functools
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from course_lib import checks, data, runtime, train
+from course_lib import checks, runtime, train
+from course_lib.recipes import shapes_task
+from course_lib.recipes.shapes_task import GRID, N_TOKENS, SIZE, TRAIN_SEED  # noqa: F401  (re-exported)
 from course_lib.tokens import losses, tokenizers
 
 VERSION = 1                   # bump when the architecture or training changes (invalidates the cache)
-SIZE = 16                     # 16 x 16 images
-GRID = 4                      # -> 4 x 4 tokens (patch 4), as shape_tokens
-N_TOKENS = GRID * GRID        # 16 tokens per image, in raster order
 LATENT_DIM = 4                # real numbers per token: 64 per image
 NOISE = 0.1                   # sigma of the fixed-variance posterior (in the encoder's raw units)
 KL_WEIGHT = 1e-3              # weight of the KL term mu^2 / 2 against the pixel MSE
-TRAIN_SEED = 0                # the same training shapes as the VQ tokenizer
-
-BUDGETS = {
-    "quick": dict(n_train=4096, batch=64, hidden=32, steps=300),
-    "lecture": dict(n_train=8192, batch=64, hidden=48, steps=2000),
-    "full": dict(n_train=32768, batch=128, hidden=96, steps=6000),
-}
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+@dataclass(frozen=True)
+class Budget(shapes_task.TokenizerBudget):
+    """The continuous tokenizer's budget in one mode (the shared sizes, then this design): its cache key."""
+    latent_dim: int = LATENT_DIM  # real numbers per token
+    noise: float = NOISE      # sigma of the fixed-variance posterior
+    kl_weight: float = KL_WEIGHT  # weight of the KL term
+    seed: int = TRAIN_SEED    # weights, training shapes and noise
+    version: int = VERSION    # the code's version
+
+
+BUDGETS = shapes_task.budgets(Budget)
+
+
+def budget(mode: str | None = None) -> Budget:
+    """The tokenizer's budget in the current (or given) mode."""
     return runtime.pick(BUDGETS, mode)
-
-
-def config(mode: str | None = None) -> dict:
-    """Everything that defines the trained tokenizer of this mode (its cache key)."""
-    B = budget(mode)
-    return dict(version=VERSION, mode=B.mode, n_train=B.n_train, batch=B.batch, hidden=B.hidden,
-                steps=B.steps, latent_dim=LATENT_DIM, noise=NOISE, kl_weight=KL_WEIGHT, seed=TRAIN_SEED)
 
 
 class LatentTokenizer(nn.Module):
@@ -103,7 +101,7 @@ def kl_loss(model: LatentTokenizer, x: torch.Tensor, sigma: float = NOISE,
     return {"loss": rec + kl_weight * kl, "rec": rec.detach(), "kl": kl.detach()}
 
 
-def _build(B: SimpleNamespace) -> LatentTokenizer:
+def _build(B: Budget) -> LatentTokenizer:
     torch.manual_seed(TRAIN_SEED)
     return LatentTokenizer(B.hidden).to(runtime.device())
 
@@ -116,9 +114,9 @@ def _set_statistics(model: LatentTokenizer, pool: torch.Tensor, batch: int = 102
     model.std.copy_(mu.std(0).clamp_min(1e-6))
 
 
-def _fit(B: SimpleNamespace):
+def _fit(B: Budget):
     def fit(model: LatentTokenizer):
-        pool = data.shapes(B.n_train, size=SIZE, seed=TRAIN_SEED).images
+        pool = shapes_task.training_images(B)
         batch_fn = tokenizers.sample_batch(pool, B.batch)
         torch.manual_seed(TRAIN_SEED)
         train.train(model, lambda step: kl_loss(model, batch_fn(step)), B.steps, lr=2e-3, schedule="cosine",
@@ -128,16 +126,10 @@ def _fit(B: SimpleNamespace):
     return fit
 
 
-@functools.lru_cache(maxsize=None)
-def _tokenizer(mode: str, device: str) -> LatentTokenizer:
-    B = budget(mode)
-    return train.cached("shape-latents", config(mode), build=lambda: _build(B), fit=_fit(B)).requires_grad_(False)
-
-
 def tokenizer(mode: str | None = None) -> LatentTokenizer:
     """The shared continuous tokenizer of this mode, in eval mode, no gradients: from memory, else
     the disk cache, else trained now (B.steps steps)."""
-    return _tokenizer(budget(mode).mode, str(runtime.device()))
+    return shapes_task.cached_tokenizer("shape-latents", budget(mode), _build, _fit)
 
 
 def _check_latents(latents, name: str = "latents") -> torch.Tensor:
@@ -169,5 +161,4 @@ def decode(latents: torch.Tensor, mode: str | None = None, batch: int = 1024) ->
 
 def latent_data(n: int, seed: int = TRAIN_SEED, mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` shapes drawn with ``seed``, as (latents (n, 16, LATENT_DIM) float32, prompts (n, 4) int64)."""
-    shapes = data.shapes(checks.positive_int(n, "n"), size=SIZE, seed=seed)
-    return encode(shapes.images, mode), shapes.prompts
+    return shapes_task.shapes_as(n, seed, lambda images: encode(images, mode))

@@ -14,64 +14,55 @@ Usage::
 """
 from __future__ import annotations
 
-import functools
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import torch
 
-from course_lib import checks, data, runtime, train
+from course_lib import checks, runtime
+from course_lib.recipes import shapes_task
+from course_lib.recipes.shapes_task import GRID, N_TOKENS, SIZE, TRAIN_SEED  # noqa: F401  (re-exported)
 from course_lib.tokens import tokenizers, vq
 
 VERSION = 1                   # bump when the architecture or training changes (invalidates the cache)
-SIZE = 16                     # 16 x 16 images
-GRID = 4                      # -> 4 x 4 tokens (patch 4)
-N_TOKENS = GRID * GRID        # 16 tokens per image, in raster order
 CODEBOOK = 256                # K codes (64 lose the small shapes: 0.65 prompt accuracy after decoding)
 LATENT_DIM = 8
-TRAIN_SEED = 0                # the tokenizer's (and the token models') training shapes
-
-BUDGETS = {
-    "quick": dict(n_train=4096, batch=64, hidden=32, steps=300),
-    "lecture": dict(n_train=8192, batch=64, hidden=48, steps=2000),
-    "full": dict(n_train=32768, batch=128, hidden=96, steps=6000),
-}
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+@dataclass(frozen=True)
+class Budget(shapes_task.TokenizerBudget):
+    """The VQ tokenizer's budget in one mode (the shared sizes, then this design): its cache key."""
+    codebook: int = CODEBOOK  # K codes
+    latent_dim: int = LATENT_DIM  # numbers per code vector
+    seed: int = TRAIN_SEED    # weights and training shapes
+    version: int = VERSION    # the code's version
+
+
+BUDGETS = shapes_task.budgets(Budget)
+
+
+def budget(mode: str | None = None) -> Budget:
+    """The tokenizer's budget in the current (or given) mode."""
     return runtime.pick(BUDGETS, mode)
 
 
-def config(mode: str | None = None) -> dict:
-    """Everything that defines the trained tokenizer of this mode (its cache key)."""
-    B = budget(mode)
-    return dict(version=VERSION, mode=B.mode, n_train=B.n_train, batch=B.batch, hidden=B.hidden,
-                steps=B.steps, K=CODEBOOK, latent_dim=LATENT_DIM, seed=TRAIN_SEED)
-
-
-def _build(B: SimpleNamespace) -> tokenizers.ImageTokenizer:
+def _build(B: Budget) -> tokenizers.ImageTokenizer:
     torch.manual_seed(TRAIN_SEED)
     q = vq.ema_vq(CODEBOOK, LATENT_DIM, vectors_per_batch=B.batch * N_TOKENS)
     return tokenizers.ImageTokenizer(3, B.hidden, LATENT_DIM, n_down=2, quantizer=q).to(runtime.device())
 
 
-def _fit(B: SimpleNamespace):
+def _fit(B: Budget):
     def fit(model):
-        pool = data.shapes(B.n_train, size=SIZE, seed=TRAIN_SEED).images
+        pool = shapes_task.training_images(B)
         tokenizers.fit(model, tokenizers.sample_batch(pool, B.batch), B.steps, lr=2e-3, schedule="cosine",
                        desc="shape tokenizer")
     return fit
 
 
-@functools.lru_cache(maxsize=None)
-def _tokenizer(mode: str, device: str) -> tokenizers.ImageTokenizer:
-    B = budget(mode)
-    return train.cached("shape-tokenizer", config(mode), build=lambda: _build(B), fit=_fit(B)).requires_grad_(False)
-
-
 def tokenizer(mode: str | None = None) -> tokenizers.ImageTokenizer:
     """The shared VQ tokenizer of this mode, in eval mode: from memory, else the disk cache, else
     trained now (B.steps steps)."""
-    return _tokenizer(budget(mode).mode, str(runtime.device()))
+    return shapes_task.cached_tokenizer("shape-tokenizer", budget(mode), _build, _fit)
 
 
 @torch.no_grad()
@@ -102,5 +93,4 @@ def decode(tokens: torch.Tensor, mode: str | None = None, batch: int = 1024) -> 
 
 def token_data(n: int, seed: int = TRAIN_SEED, mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` shapes drawn with ``seed``, as (tokens (n, 16) int64, prompts (n, 4) int64)."""
-    shapes = data.shapes(checks.positive_int(n, "n"), size=SIZE, seed=seed)
-    return encode(shapes.images, mode), shapes.prompts
+    return shapes_task.shapes_as(n, seed, lambda images: encode(images, mode))

@@ -4,22 +4,31 @@ Its budgets per mode, and the one picture it computes: an image "being chained" 
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
+from dataclasses import dataclass
 
 import torch
 
 from course_lib import checks, runtime
 
+
+@dataclass(frozen=True)
+class Budget:
+    """Notebook 00's budget in one mode."""
+    mode: str                 # the course mode this budget is for
+    n_points: int             # points of each 2-D data set shown
+    n_audio: int              # audio clips played
+
+
 BUDGETS = {
-    "quick": dict(n_points=2000, n_audio=2),
-    "lecture": dict(n_points=5000, n_audio=4),
-    "full": dict(n_points=20000, n_audio=8),
+    "quick": Budget("quick", n_points=2000, n_audio=2),
+    "lecture": Budget("lecture", n_points=5000, n_audio=4),
+    "full": Budget("full", n_points=20000, n_audio=8),
 }
 
 NOT_YET = -4     # the value of a pixel not generated yet (drawn darker than black, 0)
 
 
-def budget(mode: str | None = None) -> SimpleNamespace:
+def budget(mode: str | None = None) -> Budget:
     """This notebook's budget in the current (or given) mode: ``budget().n_points``."""
     return runtime.pick(BUDGETS, mode)
 

@@ -1,0 +1,70 @@
+"""What the two shared tokenizers of the prompted-shapes task have in common: the VQ one of notebooks
+04-05 (:mod:`course_lib.recipes.shape_tokens`) and the continuous one of 07, 09 and 10
+(:mod:`course_lib.recipes.shape_latents`).
+
+Both turn a 16x16 shape into a 4x4 grid of tokens read in raster order, train on the same shapes
+with the same budget per mode, and are kept in the disk cache (:func:`course_lib.train.cached`)
+under their budget, so every notebook and benchmark of a mode shares one trained tokenizer.
+
+Usage (in a tokenizer's recipe)::
+
+    @dataclass(frozen=True)
+    class Budget(shapes_task.TokenizerBudget):
+        codebook: int = 256                        # what this tokenizer adds to the shared budget
+    BUDGETS = shapes_task.budgets(Budget)          # one Budget per mode
+    tok = shapes_task.cached_tokenizer("shape-tokenizer", budget(mode), build, fit)
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from course_lib import checks, data, runtime, train
+
+SIZE = 16                     # 16 x 16 images
+GRID = 4                      # -> 4 x 4 tokens (patch 4)
+N_TOKENS = GRID * GRID        # 16 tokens per image, in raster order
+TRAIN_SEED = 0                # the tokenizers' (and the token models') training shapes
+
+
+@dataclass(frozen=True)
+class TokenizerBudget:
+    """The training budget of a shared tokenizer in one mode; each tokenizer's budget adds the
+    constants of its design (all of it is the cache key of its weights)."""
+    mode: str                 # the course mode this budget is for
+    n_train: int              # training shapes, drawn with seed TRAIN_SEED
+    batch: int                # images per step
+    hidden: int               # channels of the conv autoencoder
+    steps: int                # training steps (AdamW, lr 2e-3, cosine decay)
+
+
+def budgets(cls: type) -> dict:
+    """One ``cls`` (a :class:`TokenizerBudget`) per mode, with the sizes both tokenizers train with."""
+    return {"quick": cls(mode="quick", n_train=4096, batch=64, hidden=32, steps=300),
+            "lecture": cls(mode="lecture", n_train=8192, batch=64, hidden=48, steps=2000),
+            "full": cls(mode="full", n_train=32768, batch=128, hidden=96, steps=6000)}
+
+
+def training_images(B: TokenizerBudget) -> torch.Tensor:
+    """The tokenizers' training images (B.n_train, 3, 16, 16), drawn with seed TRAIN_SEED."""
+    return data.shapes(B.n_train, size=SIZE, seed=TRAIN_SEED).images
+
+
+@functools.lru_cache(maxsize=None)
+def _cached(name: str, B: TokenizerBudget, device: str, build: Callable, fit: Callable) -> torch.nn.Module:
+    return train.cached(name, B, build=lambda: build(B), fit=fit(B)).requires_grad_(False)
+
+
+def cached_tokenizer(name: str, B: TokenizerBudget, build: Callable, fit: Callable) -> torch.nn.Module:
+    """The tokenizer ``name`` of budget ``B``, in eval mode, no gradients: from memory, else the disk
+    cache (key: ``B``), else ``build(B)`` trained now by ``fit(B)(model)``."""
+    return _cached(name, B, str(runtime.device()), build, fit)
+
+
+def shapes_as(n: int, seed: int, encode: Callable) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` shapes drawn with ``seed``, as (``encode(images)``, prompts (n, 4) int64)."""
+    shapes = data.shapes(checks.positive_int(n, "n"), size=SIZE, seed=seed)
+    return encode(shapes.images), shapes.prompts
