@@ -1,38 +1,21 @@
-"""Wrong and correct answers to notebook 05's exercises (MaskGIT): each wrong one is caught with a
-message that names its mistake; each correct one, written otherwise than the reference, passes.
-tests/test_homework.py runs them."""
+"""Notebook 05's exercises (MaskGIT): each known mistake (Exercise.mistakes, in
+course_lib/course/exercises/maskgit.py) is caught with its own message and each correct alternative
+passes (tests/mistakes.py); the wrong answers below are not named mistakes but kinds the checks must
+catch (no gradient, a float, a device, a dtype, an input changed in place); the correct ones, written
+otherwise than the reference, pass. tests/test_homework.py runs WRONG and CORRECT_ANSWERS."""
 import math
 
 import torch
 import torch.nn.functional as F
 
+from course_lib.course import homework
+from course_lib.course.exercises import maskgit as topic
+from tests.mistakes import known_mistake_tests
+
+test_known_mistake_named, test_correct_alternative_passes = known_mistake_tests(topic)
+
 
 # ----------------------------------------------------------------------------- masked_loss
-
-def loss_everywhere(logits, targets, mask, label_smoothing=0.1):
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), label_smoothing=label_smoothing)
-
-
-def loss_on_visible(logits, targets, mask, label_smoothing=0.1):
-    return F.cross_entropy(logits[~mask], targets[~mask], label_smoothing=label_smoothing)
-
-
-def loss_no_smoothing(logits, targets, mask, label_smoothing=0.1):
-    return F.cross_entropy(logits[mask], targets[mask])
-
-
-def loss_fixed_smoothing(logits, targets, mask, label_smoothing=0.1):
-    return F.cross_entropy(logits[mask], targets[mask], label_smoothing=0.1)
-
-
-def loss_sum(logits, targets, mask, label_smoothing=0.1):
-    return F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing, reduction="sum")
-
-
-def loss_over_all_positions(logits, targets, mask, label_smoothing=0.1):
-    per = F.cross_entropy(logits.transpose(1, 2), targets, label_smoothing=label_smoothing, reduction="none")
-    return (per * mask).sum() / mask.numel()
-
 
 def loss_item(logits, targets, mask, label_smoothing=0.1):
     return F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing).item()
@@ -42,41 +25,22 @@ def loss_detached(logits, targets, mask, label_smoothing=0.1):
     return F.cross_entropy(logits[mask].detach(), targets[mask], label_smoothing=label_smoothing)
 
 
+def loss_half_gradient(logits, targets, mask, label_smoothing=0.1):   # the right value, half the gradient
+    loss = F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
+    return loss.detach() + 0.5 * (loss - loss.detach())
+
+
+def test_a_gradient_only_mistake_is_not_blamed_on_label_smoothing():
+    r = homework.run_check("maskgit.masked_loss", loss_half_gradient)
+    assert r.status == "failed" and "gradient with respect to logits" in r.message, r.message
+    assert not any(m.message in r.message for m in topic.MASKED_LOSS_MISTAKES), r.message
+
+
 # ----------------------------------------------------------------------------- mask_count
 
-def count_t_over_T(step, steps, n_start, n_unknown):
-    if step == steps - 1:
-        return 0
-    return max(1, min(n_unknown - 1, math.floor(n_start * math.cos(math.pi / 2 * step / steps))))
-
-
-def count_from_unknown(step, steps, n_start, n_unknown):
-    if step == steps - 1:
-        return 0
-    return max(1, min(n_unknown - 1, math.floor(n_unknown * math.cos(math.pi / 2 * (step + 1) / steps))))
-
-
-def count_ceil(step, steps, n_start, n_unknown):
-    if step == steps - 1:
-        return 0
-    return max(1, min(n_unknown - 1, math.ceil(n_start * math.cos(math.pi / 2 * (step + 1) / steps))))
-
-
-def count_unclipped(step, steps, n_start, n_unknown):
-    return math.floor(n_start * math.cos(math.pi / 2 * (step + 1) / steps))
-
-
-def count_sin(step, steps, n_start, n_unknown):
-    if step == steps - 1:
-        return 0
-    return max(1, min(n_unknown - 1, math.floor(n_start * math.sin(math.pi / 2 * (step + 1) / steps))))
-
-
-def count_linear(step, steps, n_start, n_unknown):
-    if step == steps - 1:
-        return 0
-    return max(1, min(n_unknown - 1, math.floor(n_start * (1 - (step + 1) / steps))))
-
+def count_as_one_element_tensor(step, steps, n_start, n_unknown):   # shape (1,), not a number
+    n = 0 if step == steps - 1 else max(1, min(n_unknown - 1, math.floor(n_start * math.cos(math.pi / 2 * (step + 1) / steps))))
+    return torch.tensor([n])
 
 def count_float(step, steps, n_start, n_unknown):
     if step == steps - 1:
@@ -84,21 +48,11 @@ def count_float(step, steps, n_start, n_unknown):
     return float(max(1, min(n_unknown - 1, math.floor(n_start * math.cos(math.pi / 2 * (step + 1) / steps)))))
 
 
-def count_keeps_last(step, steps, n_start, n_unknown):
-    return max(1, min(n_unknown - 1, math.floor(n_start * math.cos(math.pi / 2 * (step + 1) / steps))))
-
-
 # ----------------------------------------------------------------------------- choose_to_mask
 
 def remask_decided(confidence, unknown, n_mask):
     low = confidence.topk(n_mask, dim=1, largest=False).indices
     return torch.zeros_like(unknown).scatter(1, low, True)
-
-
-def mask_most_confident(confidence, unknown, n_mask):
-    conf = torch.where(unknown, confidence, torch.full_like(confidence, -float("inf")))
-    top = conf.topk(n_mask, dim=1).indices
-    return torch.zeros_like(unknown).scatter(1, top, True)
 
 
 def mask_one_too_many(confidence, unknown, n_mask):
@@ -133,28 +87,16 @@ def float_mask(confidence, unknown, n_mask):
 
 WRONG = {
     "maskgit.masked_loss": [
-        (loss_everywhere, "ALL positions"),
-        (loss_on_visible, "VISIBLE positions"),
-        (loss_no_smoothing, "without label smoothing"),
-        (loss_fixed_smoothing, "not a fixed 0.1"),
-        (loss_sum, ("a sum over the masked", "times the expected")),
-        (loss_over_all_positions, "divides by all positions"),
         (loss_item, "did you call .item()"),
         (loss_detached, "the loss has no gradient"),
+        (loss_half_gradient, "the gradient with respect to logits"),
     ],
     "maskgit.mask_count": [
-        (count_t_over_T, "not step / steps"),
-        (count_from_unknown, "at the START of decoding"),
-        (count_ceil, "round down"),
-        (count_unclipped, ("clip the count", "after the last step nothing stays masked")),
-        (count_sin, "not sin"),
-        (count_linear, "linear schedule"),
         (count_float, "expected the int"),
-        (count_keeps_last, "after the last step nothing stays masked"),
+        (count_as_one_element_tensor, "expected an int, got Tensor"),
     ],
     "maskgit.choose_to_mask": [
         (remask_decided, "never re-masked"),
-        (mask_most_confident, "MOST confident"),
         (mask_one_too_many, "exactly n_mask"),
         (returns_keep, ("never re-masked", "exactly n_mask")),
         (in_place_inf, "changed its input `confidence` in place"),
