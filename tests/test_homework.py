@@ -157,9 +157,11 @@ def test_registry_is_explicit_every_topic_listed_and_no_import_side_effects():
     import sys
 
     from course_lib.course import exercises
-    topics = {m.name for m in pkgutil.iter_modules(exercises.__path__)}
+    modules = {m.name for m in pkgutil.iter_modules(exercises.__path__)}
+    topics = {m for m in modules if not m.endswith("_mistakes")}     # <topic>_mistakes: a topic's known mistakes
     assert {t.__name__.rsplit(".", 1)[-1] for t in exercises.TOPICS} == topics, \
         "list every topic module of course_lib/course/exercises/ in its TOPICS"
+    assert {m.removesuffix("_mistakes") for m in modules - topics} <= topics, "a mistakes module without its topic"
     listed = [ex.name for t in exercises.TOPICS for ex in t.EXERCISES]
     assert sorted(listed) == sorted(homework.registry()) and len(set(listed)) == len(listed)
     for t in exercises.TOPICS:

@@ -32,7 +32,8 @@ import torch
 
 from course_lib.course.calling import (CALL_SECONDS, Mismatch, Progress, UsesReference, _clone,  # noqa: F401
                                        call, is_reference, tracking)
-from course_lib.course.mistakes import Mistake, explain, name_mistake, naming  # noqa: F401
+from course_lib.course.mistakes import (Mistake, explain, gradients, name_mistake, name_mistake_in,  # noqa: F401
+                                        naming)
 
 
 @dataclass
@@ -204,8 +205,32 @@ def expect_number(got, want: float, what: str, atol: float = 1e-9, rtol: float =
         if want and value:
             hint = off_by(torch.tensor([value, value]), torch.tensor([want, want]))
             hint = "" if hint.startswith("every value is off by") else hint
-        raise Mismatch(f"{what}: got {value:.6g}, expected {want:.6g}" + (f" ({hint})" if hint else ""))
+        err = Mismatch(f"{what}: got {value:.6g}, expected {want:.6g}" + (f" ({hint})" if hint else ""))
+        err.guess = hint               # explain() drops it when a known mistake names the cause
+        raise err
     return value
+
+
+def tolerances(dtype) -> tuple[float, float]:
+    """(atol, rtol) for outputs of ``dtype``: float64 outputs are compared at float64 precision."""
+    return (1e-10, 1e-9) if dtype == torch.float64 else (1e-5, 1e-4)
+
+
+def expect_close(got, want: torch.Tensor, what: str, hint: str = "") -> None:
+    """:func:`expect_tensor` at the precision of ``want``'s dtype (:func:`tolerances`); a float64 output
+    whose values agree only to float32 precision gets that named: a step ran in float32."""
+    atol, rtol = tolerances(want.dtype)
+    try:
+        expect_tensor(got, want, what, atol, rtol, hint=hint)
+    except Mismatch as e:
+        if (want.dtype == torch.float64 and isinstance(got, torch.Tensor) and got.dtype == want.dtype
+                and got.shape == want.shape and got.device.type == want.device.type
+                and torch.allclose(got.detach().cpu(), want.detach().cpu(), atol=1e-5, rtol=1e-4)):
+            raise Mismatch(f"{what}: on float64 input your values agree with the expected ones only to "
+                           f"float32 precision: part of your computation ran in float32 (a tensor made "
+                           f"without dtype=..., torch.where(..., 1.0, -1.0) without .to(z.dtype), or "
+                           f".float()); keep the input's dtype throughout") from None
+        raise
 
 
 def expect_loss(got, want: torch.Tensor, what: str, wrt: dict, atol: float = 1e-5, rtol: float = 1e-4) -> None:

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from course_lib.course.calling import CALL_SECONDS, Mismatch, _clone, _time_limit, _Timeout
+from course_lib.course.calling import CALL_SECONDS, Mismatch, _clone, _time_limit, _Timeout, call
 
 
 @dataclass(frozen=True)
@@ -53,11 +53,12 @@ def _same(a, b, atol: float, rtol: float) -> bool:
     return a is b or a == b
 
 
-def _grads(value, inputs: list):
-    """The gradients of a scalar ``value`` w.r.t. ``inputs`` (None where none reached one)."""
+def gradients(value, inputs: list) -> list:
+    """The gradients of a scalar ``value`` w.r.t. ``inputs`` (None where none reached one; all None if
+    ``value`` is not a one-element tensor with a gradient); the graph is kept for later comparisons."""
     if not (isinstance(value, torch.Tensor) and value.requires_grad and value.numel() == 1):
         return [None] * len(inputs)
-    return list(torch.autograd.grad(value.sum(), inputs, allow_unused=True))
+    return list(torch.autograd.grad(value.sum(), inputs, retain_graph=True, allow_unused=True))
 
 
 def _same_grads(got: Sequence, want: Sequence, inputs: list, atol: float, rtol: float) -> bool:
@@ -94,7 +95,7 @@ def name_mistake(got, mistakes: Sequence[Mistake], *args, wrt: Sequence = (), at
             with _time_limit(CALL_SECONDS):
                 out = m.impl(*a, **k)
                 if wrt:
-                    out = (out, _grads(out, inputs))
+                    out = (out, gradients(out, inputs))
         except (Exception, _Timeout):
             continue
         if wrt:
@@ -104,6 +105,24 @@ def name_mistake(got, mistakes: Sequence[Mistake], *args, wrt: Sequence = (), at
         elif _same(got, out, atol, rtol):
             return m
     return None
+
+
+def name_mistake_in(candidate: Callable, mistakes: Sequence[Mistake], cases: Sequence[tuple], atol: float = 1e-5,
+                    rtol: float = 1e-4) -> Mistake | None:
+    """The first mistake that reproduces the learner's output on every one of ``cases`` (tuples of
+    positional arguments): for a failing case on which two mistakes agree (n_q = 2 cannot tell
+    "codebooks[0] at every level" from "codebooks[i - 1] at level i"), add a case that tells them
+    apart. The learner's function runs through :func:`call`; None if it raises on one of the cases."""
+    seen = []
+    for args in cases:
+        try:
+            seen.append((call(candidate, *_clone(args), case="a case the check names mistakes with"), args))
+        except Mismatch:
+            return None
+    left = list(mistakes)
+    for got, args in seen:
+        left = [m for m in left if name_mistake(got, [m], *args, atol=atol, rtol=rtol) is m]
+    return left[0] if left else None
 
 
 def explain(err: Mismatch, mistake: Mistake | None) -> Mismatch:
