@@ -72,7 +72,7 @@ MAY_IMPORT = {
 COURSE_MAY_IMPORT = {
     "checking": set(), "folder": set(), "exercises": {"checking", "exercises"},
     "homework": {"exercises", "checking", "folder"}, "assignments": {"folder"}, "runner": {"folder"}, "": set(),
-    "site": {"runner", "assignments", "folder"},        # the course site: executes, folds answers
+    "site": {"runner", "assignments", "folder", "offline"},   # the course site; offline: its MathJax
 }
 
 

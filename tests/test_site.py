@@ -1,11 +1,15 @@
-"""`make site` (course_lib.course.site): built from a small course folder executed in quick mode."""
+"""`make site` (course_lib.course.site): built from a small course folder executed in quick mode; and
+a page of the course itself opened in headless Chromium with the network cut off."""
 import re
+from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_lib.course import site
+from course_lib.course import offline, site
+
+REPO = Path(__file__).resolve().parent.parent
 
 EXERCISE = '''def double(x):
     """Twice x."""
@@ -64,9 +68,11 @@ def test_the_site_has_one_page_per_notebook_with_every_figure_and_sound(tmp_path
     pages = site.build(course=course, out=out, executed=executed, mode="quick", log=lambda m: None)
     assert sorted(pages) == ["01_first", "02_second"]
     assert sorted(p.name for p in out.glob("*.html")) == ["01_first.html", "02_second.html", "index.html"]
-    assert site.problems(out) == []                           # every <img>, <audio>, link resolves
+    assert site.problems(out) == []                     # every <img>, <audio>, <script>, link resolves
     first = out / "01_first.html"
     text = first.read_text()
+    assert f'<script src="{offline.URL}"' in text and (out / offline.FOLDER / "MathJax.js").is_file()
+    assert not re.search(r'<script[^>]+src="(https?:)?//', text)         # no script from the network
     assert len(_tags(first, "img")) >= 3                      # the figure and the widget's two static views
     sources = [m for m in _tags(first, "source") + _tags(first, "audio") if m[2].startswith("data:audio/wav")]
     assert sources, "the audio player is missing"
@@ -110,15 +116,18 @@ def test_a_notebook_that_fails_has_no_page_and_is_named(tmp_path):
 
 def test_problems_finds_what_does_not_resolve(tmp_path):
     (tmp_path / "fine.png").write_bytes(b"\x89PNG....")
+    (tmp_path / "fine.js").write_text("")
     (tmp_path / "page.html").write_text(
+        '<script src="fine.js?config=x"></script><script src="https://cdn.example.org/mathjax.js"></script>'
         '<img src="fine.png"><img src="data:image/png;base64,iVBORw0KGgo=">'            # fine
         '<img src="data:image/png;base64,AAAA"><audio src="missing.wav"></audio>'      # not a PNG; missing
         '<audio><source src="data:audio/wav;base64,!!" type="audio/wav"></audio>'     # does not decode
         '<img src="https://example.com/x.png"><a href="nope.html">x</a><a href="#top">y</a>')
     found = site.problems(tmp_path)
-    assert len(found) == 5, found
+    assert len(found) == 6, found
     assert any("not a image/png" in f for f in found) and any("missing.wav" in f for f in found)
     assert any("does not decode" in f for f in found) and any("example.com" in f for f in found)
+    assert any("cdn.example.org" in f for f in found)
     assert any("nope.html" in f for f in found)
 
 
@@ -131,3 +140,73 @@ def test_fold_answers_keeps_the_stub_and_folds_markdown_answers():
     assert "return 2 * x" in page.cells[1].source and "BEGIN SOLUTION" not in page.cells[1].source
     assert site.REMOVE_INPUT in page.cells[2].metadata["tags"] and page.cells[2].outputs
     assert "<details" in page.cells[3].source and "Because." in page.cells[3].source
+
+
+# ----------------------------------------------------------------------------- offline, in a browser
+
+_JS_MATH = """() => {
+  const markdown = Array.from(document.querySelectorAll('.jp-RenderedMarkdown')).map(e => {
+    const c = e.cloneNode(true);
+    c.querySelectorAll('code, pre, script').forEach(x => x.remove());
+    return c.innerText;
+  });
+  return {typeset: document.querySelectorAll('.MathJax').length,
+          sources: document.querySelectorAll('script[type^="math/tex"]').length,
+          errors: document.querySelectorAll('.MathJax_Error').length
+                  + (document.body.innerText.includes('Math Processing Error') ? 1 : 0),
+          fonts: Array.from(document.fonts).filter(f => f.status === 'loaded').map(f => f.family),
+          markdown: markdown.join('\\n')};
+}"""
+TEX_LEFT = re.compile(r"\$[^$\n]+\$|\\\(|\\\[")      # $...$, $$...$$, \( or \[ in the visible text
+
+
+def open_offline(browser, path: Path):
+    """Open a page from disk with every request outside ``file://`` aborted, and wait until MathJax
+    (if it loaded) has typeset the page. Returns (what the page shows, the URLs it asked for outside
+    ``file://``, the files it could not load)."""
+    page = browser.new_page()
+    outside, missing = [], []
+    page.on("request", lambda r: None if r.url.startswith(("file:", "data:", "about:")) else outside.append(r.url))
+    page.on("websocket", lambda ws: outside.append(ws.url))
+    page.on("requestfailed", lambda r: missing.append(r.url) if r.url.startswith("file:") else None)
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    page.goto(path.as_uri(), wait_until="load")
+    if page.evaluate("() => !!(window.MathJax && window.MathJax.Hub)"):      # MathJax.js loaded
+        page.wait_for_function("() => window.MathJax.isReady", timeout=60_000)
+        page.evaluate("() => new Promise(done => MathJax.Hub.Queue(() => done(true)))")   # after typesetting
+    shown = page.evaluate(_JS_MATH)
+    page.close()
+    return shown, outside, missing
+
+
+@pytest.mark.browser
+def test_a_course_page_typesets_its_formulas_with_no_network(tmp_path):
+    """Notebook 00 built in quick mode, opened from disk in headless Chromium with every request
+    outside file:// blocked: its formulas are typeset by the site's MathJax and nothing is fetched.
+    The same notebook on nbconvert's stock template (MathJax from a CDN) fails the same checks."""
+    from nbconvert import HTMLExporter
+    from playwright.sync_api import sync_playwright
+
+    from tests.test_browser import CHROMIUM_FLAGS, _browser_or_skip
+    chromium = _browser_or_skip()
+    out, executed = tmp_path / "site", tmp_path / "executed"
+    (stem,) = site.build(["00"], course=REPO, out=out, executed=executed, mode="quick", log=lambda m: None)
+    assert [b for b in site.problems(out) if not b.endswith(site.NO_PAGE)] == []   # links to pages not built
+    stock = out / "stock_template.html"
+    stock.write_text(HTMLExporter(template_name="lab").from_notebook_node(
+        nbformat.read(executed / f"{stem}.ipynb", as_version=4))[0], encoding="utf-8")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
+        try:
+            shown, outside, missing = open_offline(browser, out / f"{stem}.html")
+            stock_shown, stock_outside, _ = open_offline(browser, stock)
+        finally:
+            browser.close()
+    assert outside == [], f"{stem}.html asked for: {outside}"
+    assert missing == [], f"{stem}.html: files of the site that did not load: {missing}"
+    assert shown["typeset"] > 0 and shown["typeset"] == shown["sources"], shown      # every formula typeset
+    assert shown["errors"] == 0, shown
+    assert TEX_LEFT.findall(shown["markdown"]) == [], "TeX source left in the markdown cells"
+    assert any(f.startswith("STIXMathJax") for f in shown["fonts"]), f"MathJax's fonts: {shown['fonts']}"
+    # the check fails where formulas need the network
+    assert stock_outside and stock_shown["typeset"] == 0 and TEX_LEFT.findall(stock_shown["markdown"])

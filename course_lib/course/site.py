@@ -12,7 +12,8 @@ their static view (the runner sets ``COURSE_STATIC=1``), so the page shows what 
 
 Pages are made with nbconvert's HTML exporter, which ships with the course's own dependencies and
 keeps each output exactly as the notebook showed it, figures and audio players included (embedded
-as ``data:`` URIs, so the site is a folder of self-contained pages that opens from disk). Jupyter
+as ``data:`` URIs, so the site is a folder of self-contained pages that opens from disk; formulas are
+typeset by the site's own copy of MathJax, :mod:`course_lib.course.offline`, with no network). Jupyter
 Book would add a build system and its own dependencies for a table of contents the index page gives.
 
 Answers: the site is built from the solutions but shows each exercise as a learner gets it (the
@@ -39,7 +40,7 @@ from pathlib import Path
 
 import nbformat
 
-from course_lib.course import runner
+from course_lib.course import offline, runner
 from course_lib.course.assignments import BEGIN, END, strip_solution
 from course_lib.course.folder import CourseNotFound, course_folder
 
@@ -178,7 +179,7 @@ def render(nb, page: Page, prev: str | None, nxt: str | None) -> str:
     cfg = Config()
     cfg.TagRemovePreprocessor.enabled = True
     cfg.TagRemovePreprocessor.remove_input_tags = {REMOVE_INPUT}
-    body, _ = HTMLExporter(config=cfg, template_name="lab").from_notebook_node(
+    body, _ = HTMLExporter(config=cfg, **offline.exporter_options()).from_notebook_node(
         nb, resources={"metadata": {"name": f"Two World Lines · {_title(page.notebook)}"}})
     link = lambda stem, text: f'<a href="{stem}.html">{text}</a>' if stem else f"<span>{text}</span>"  # noqa: E731
     nav = (f'<nav class="course-nav"><a href="{INDEX}">Two World Lines: syllabus</a>'
@@ -249,6 +250,7 @@ def build(names=(), course=None, out: Path | str = "build/site", executed: Path 
     out = Path(out)
     executed = Path(executed) if executed is not None else out / "executed"
     out.mkdir(parents=True, exist_ok=True)
+    offline.bundle_mathjax(out)                 # formulas typeset from the site's own copy of MathJax
     every = runner.notebook_paths("solutions", (), folder)
     stems = [p.stem for p in every]
     chosen = runner.notebook_paths("solutions", names, folder)
@@ -312,21 +314,21 @@ class _Media(HTMLParser):
 
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
-        if tag in ("img", "audio", "source", "video") and "src" in a:
+        if tag in ("img", "audio", "source", "video", "script") and "src" in a:
             self.found.append((tag, "src", a["src"] or ""))
         if tag == "a" and a.get("href") and not a["href"].startswith(("#", "http://", "https://", "mailto:")):
             self.found.append((tag, "href", a["href"]))
 
 
 def media(page: Path) -> list[tuple[str, str, str]]:
-    """Every (tag, attribute, value) of a page's images, audio sources and local links."""
+    """Every (tag, attribute, value) of a page's images, audio sources, scripts and local links."""
     p = _Media()
     p.feed(page.read_text(encoding="utf-8"))
     return p.found
 
 
 def problems(site: Path | str) -> list[str]:
-    """What does not resolve in a built site: an image or audio source that is neither a
+    """What does not resolve in a built site: an image, audio source or script that is neither a
     well-formed ``data:`` URI of its type nor a file of the site, or a local link to a missing file."""
     site = Path(site)
     found = []
@@ -349,8 +351,8 @@ def problems(site: Path | str) -> list[str]:
                 if not raw or not raw.startswith(_MAGIC.get(kind, b"")):
                     found.append(f"{where}: empty or not a {kind or 'known'} file")
             elif value.startswith(("http://", "https://")) or not value:
-                found.append(f"{where}: not part of the site (every figure and sound is embedded)")
-            elif not (site / value).is_file():
+                found.append(f"{where}: not part of the site (a page loads nothing from the network)")
+            elif not (site / value.split("?")[0]).is_file():
                 found.append(f"{where}: no such file")
     return found
 
