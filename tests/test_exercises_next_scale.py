@@ -1,10 +1,17 @@
-"""Wrong and correct answers to notebook 06's exercises (next-scale prediction): each wrong one is
-caught with a message that names its mistake; each correct one, written otherwise than the
-reference, passes. tests/test_homework.py runs them."""
+"""Notebook 06's exercises (next-scale prediction): each known mistake (Exercise.mistakes, in
+course_lib/course/exercises/next_scale.py) is caught with its own message and each correct alternative
+passes (tests/mistakes.py); the wrong answers below are not named mistakes but kinds the checks must
+catch (a shape, a dtype, a device, an input changed in place); the correct ones, written otherwise than
+the reference, pass. tests/test_homework.py runs WRONG and CORRECT_ANSWERS."""
 import math
 
 import torch
 import torch.nn.functional as F
+
+from course_lib.course.exercises import next_scale as topic
+from tests.mistakes import known_mistake_tests
+
+test_known_mistake_named, test_correct_alternative_passes = known_mistake_tests(topic)
 
 
 # ----------------------------------------------------------------------------- residual_step
@@ -12,23 +19,6 @@ import torch.nn.functional as F
 def _near(r, cb):
     v = r.permute(0, 2, 3, 1)
     return torch.cdist(v.reshape(-1, v.shape[-1]), cb).argmin(1).reshape(v.shape[:-1])
-
-
-def rs_bilinear_down(f_rest, codebook, side):
-    r = F.interpolate(f_rest, size=(side, side), mode="bilinear", align_corners=False)
-    c = _near(r, codebook)
-    return c, F.interpolate(codebook[c].permute(0, 3, 1, 2), size=f_rest.shape[-2:], mode="bicubic")
-
-
-def rs_bilinear_up(f_rest, codebook, side):
-    c = _near(F.interpolate(f_rest, size=(side, side), mode="area"), codebook)
-    return c, F.interpolate(codebook[c].permute(0, 3, 1, 2), size=f_rest.shape[-2:], mode="bilinear")
-
-
-def rs_dot_product(f_rest, codebook, side):
-    r = F.interpolate(f_rest, size=(side, side), mode="area")
-    c = (r.permute(0, 2, 3, 1) @ codebook.t()).argmax(-1)
-    return c, F.interpolate(codebook[c].permute(0, 3, 1, 2), size=f_rest.shape[-2:], mode="bicubic")
 
 
 def rs_flat_codes(f_rest, codebook, side):
@@ -54,11 +44,6 @@ def rs_float_codebook_fixed(f_rest, codebook, side):             # casts to floa
     return c, F.interpolate(cb[c].permute(0, 3, 1, 2), size=f_rest.shape[-2:], mode="bicubic")
 
 
-def rs_nearest_down(f_rest, codebook, side):
-    c = _near(F.interpolate(f_rest, size=(side, side), mode="nearest"), codebook)
-    return c, F.interpolate(codebook[c].permute(0, 3, 1, 2), size=f_rest.shape[-2:], mode="bicubic")
-
-
 def rs_correct_loops(f_rest, codebook, side):
     B, D, H, W = f_rest.shape
     r = F.adaptive_avg_pool2d(f_rest, side)                        # area = adaptive average pooling
@@ -71,25 +56,12 @@ def rs_correct_loops(f_rest, codebook, side):
 
 # ----------------------------------------------------------------------------- bits_to_index
 
-def bti_msb_first(bits):
-    d = bits.shape[-1]
-    return (bits.long() * 2 ** torch.arange(d - 1, -1, -1, device=bits.device)).sum(-1)
-
-
 def bti_float(bits):
     return (bits.float() * 2.0 ** torch.arange(bits.shape[-1], device=bits.device)).sum(-1)
 
 
 def bti_int32(bits):
     return (bits.int() * 2 ** torch.arange(bits.shape[-1], device=bits.device, dtype=torch.int32)).sum(-1)
-
-
-def bti_count(bits):
-    return bits.long().sum(-1)
-
-
-def bti_from_one(bits):
-    return (bits.long() * 2 ** torch.arange(1, bits.shape[-1] + 1, device=bits.device)).sum(-1)
 
 
 def bti_cpu_weights(bits):
@@ -114,41 +86,6 @@ def _codes(b, f, scale=True):
     return c / math.sqrt(f.shape[1]) if scale else c
 
 
-def bsc_flipped_labels(f, cum, side, p, noise):
-    b = (F.interpolate(f - cum, size=(side, side), mode="area") > 0).long() ^ (noise < p).long()
-    return b, cum + _up(_codes(b, f), f)
-
-
-def bsc_clean_cum(f, cum, side, p, noise):
-    b = (F.interpolate(f - cum, size=(side, side), mode="area") > 0).long()
-    return b, cum + _up(_codes(b, f), f)
-
-
-def bsc_from_f(f, cum, side, p, noise):
-    b = (F.interpolate(f, size=(side, side), mode="area") > 0).long()
-    return b, cum + _up(_codes(b ^ (noise < p).long(), f), f)
-
-
-def bsc_flip_where_above(f, cum, side, p, noise):
-    b = (F.interpolate(f - cum, size=(side, side), mode="area") > 0).long()
-    return b, cum + _up(_codes(b ^ (noise >= p).long(), f), f)
-
-
-def bsc_ge_zero(f, cum, side, p, noise):
-    b = (F.interpolate(f - cum, size=(side, side), mode="area") >= 0).long()
-    return b, cum + _up(_codes(b ^ (noise < p).long(), f), f)
-
-
-def bsc_no_sqrt_d(f, cum, side, p, noise):
-    b = (F.interpolate(f - cum, size=(side, side), mode="area") > 0).long()
-    return b, cum + _up(_codes(b ^ (noise < p).long(), f, scale=False), f)
-
-
-def bsc_nearest_up(f, cum, side, p, noise):
-    b = (F.interpolate(f - cum, size=(side, side), mode="area") > 0).long()
-    return b, cum + _up(_codes(b ^ (noise < p).long(), f), f, "nearest")
-
-
 def bsc_in_place_cum(f, cum, side, p, noise):
     b = (F.interpolate(f - cum, size=(side, side), mode="area") > 0).long()
     cum += _up(_codes(b ^ (noise < p).long(), f), f)
@@ -171,18 +108,14 @@ def bsc_correct_where(f, cum, side, p, noise):
 
 WRONG = {
     "next_scale.residual_step": [
-        (rs_bilinear_down, "AREA"), (rs_nearest_down, "AREA"), (rs_bilinear_up, "BICUBICALLY"),
-        (rs_dot_product, "dot product"), (rs_flat_codes, "expected shape"), (rs_no_upsample, "expected shape"),
-        (rs_subtracts_in_place, "in place"), (rs_float_codebook_fixed, "float64"),
+        (rs_flat_codes, "expected shape"), (rs_no_upsample, "expected shape"), (rs_subtracts_in_place, "in place"),
+        (rs_float_codebook_fixed, "float64"),
     ],
     "next_scale.bits_to_index": [
-        (bti_msb_first, "LEAST significant"), (bti_float, "int64"), (bti_int32, "int64"),
-        (bti_count, "counts the ones"), (bti_from_one, "2^0 = 1"), (bti_cpu_weights, "device"),
+        (bti_float, "int64"), (bti_int32, "int64"), (bti_cpu_weights, "device"),
     ],
     "next_scale.self_correct_step": [
-        (bsc_flipped_labels, "LABELS stay clean"), (bsc_clean_cum, "FLIPPED bits"), (bsc_from_f, "RESIDUAL"),
-        (bsc_flip_where_above, "noise < p"), (bsc_ge_zero, "exactly 0"), (bsc_no_sqrt_d, "sqrt(d)"),
-        (bsc_nearest_up, "bilinear"), (bsc_in_place_cum, "in place"), (bsc_bool_labels, "int64"),
+        (bsc_in_place_cum, "in place"), (bsc_bool_labels, "int64"),
     ],
 }
 WRONG_ANSWERS = {name: [fn for fn, _ in pairs] for name, pairs in WRONG.items()}
