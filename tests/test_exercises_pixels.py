@@ -1,6 +1,12 @@
-"""Wrong and correct answers to notebook 01's exercises: each wrong one is caught with a message that
-names its mistake; each correct one, written otherwise than the reference, passes.
-tests/test_homework.py reads WRONG_ANSWERS too."""
+"""Wrong and correct answers to notebook 01's exercises.
+
+The known mistakes and correct alternatives live once, in course_lib/course/exercises/pixels_mistakes.py:
+known_mistake_tests submits each mistake (caught with its own message) and each alternative (passes).
+``WRONG`` holds the wrong answers that are not named mistakes but kinds the checks catch (an input
+changed in place, a dtype, a device, a canvas in the wrong order, no gradient, a size the small cases
+miss), and mistakes written otherwise than in the list, which must still be named; each must fail with
+the fragment given. tests/test_homework.py reads WRONG, WRONG_ANSWERS and CORRECT_ANSWERS.
+"""
 import math
 
 import numpy as np
@@ -8,49 +14,24 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.course import homework
+from course_lib.course.exercises import pixels
+from tests.mistakes import known_mistake_tests
+
+test_known_mistake_named, test_correct_alternative_passes = known_mistake_tests(pixels)
 
 LN2 = math.log(2)
 
 
 # ----------------------------------------------------------------------------- causal_mask
 
-def mask_a_keeps_centre(k, mask_type="A"):          # type A and B identical (centre always kept)
-    m = torch.ones(k, k)
-    m[k // 2, k // 2 + 1:] = 0
-    m[k // 2 + 1:] = 0
-    return m
 
 
-def mask_b_hides_centre(k, mask_type="A"):          # type B identical to A
-    m = torch.ones(k, k)
-    m[k // 2, k // 2:] = 0
-    m[k // 2 + 1:] = 0
-    return m
 
 
-def mask_transposed(k, mask_type="A"):              # column order instead of raster order
-    m = torch.ones(k, k)
-    c = k // 2
-    m[c + (mask_type == "B"):, c] = 0
-    m[:, c + 1:] = 0
-    return m
 
 
-def mask_keeps_below(k, mask_type="A"):             # masks the wrong half (rows above zeroed)
-    m = torch.ones(k, k)
-    c = k // 2
-    m[c, :c + (mask_type == "B")] = 0
-    m[:c] = 0
-    return m
 
 
-def mask_whole_centre_row(k, mask_type="A"):        # forgets the pixels right of the centre
-    m = torch.ones(k, k)
-    c = k // 2
-    m[c + 1:] = 0
-    if mask_type == "A":
-        m[c, c] = 0
-    return m
 
 
 def mask_numpy(k, mask_type="A"):                   # built with NumPy: float64
@@ -61,21 +42,8 @@ def mask_numpy(k, mask_type="A"):                   # built with NumPy: float64
     return torch.from_numpy(m)
 
 
-def mask_centre_at_1(k, mask_type="A"):             # the centre of a 3x3 kernel, whatever k
-    m = torch.ones(k, k)
-    m[1, 1 + (mask_type == "B"):] = 0
-    m[2:] = 0
-    return m
 
 
-def mask_negative_index(k, mask_type="A"):          # "the last c pixels of the centre row": for k = 1, -0: is all
-    m = torch.ones(k, k)
-    c = k // 2
-    m[c + 1:] = 0
-    m[c, -c:] = 0
-    if mask_type == "A":
-        m[c, c] = 0
-    return m
 
 
 def mask_conv_shaped(k, mask_type="A"):             # shaped like a conv weight (1, 1, k, k)
@@ -97,33 +65,19 @@ def enc_no_clip(x, mu=255):
     return torch.floor((f + 1) / 2 * mu + 0.5).long()
 
 
-def enc_no_sign(x, mu=255):
-    x = x.clamp(-1, 1)
-    f = torch.log1p(mu * x.abs()) / math.log1p(mu)
-    return torch.floor((f + 1) / 2 * mu + 0.5).long()
 
 
-def enc_256_bins(x, mu=255):                         # scales by mu + 1: level mu + 1 appears
-    x = x.clamp(-1, 1)
-    f = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
-    return torch.floor((f + 1) / 2 * (mu + 1) + 0.5).long()
 
 
-def enc_linear(x, mu=255):                           # no companding at all
-    x = x.clamp(-1, 1)
-    return torch.floor((x + 1) / 2 * mu + 0.5).long()
 
 
-def enc_truncates(x, mu=255):                        # floor without +0.5
-    x = x.clamp(-1, 1)
-    f = torch.sign(x) * torch.log1p(mu * x.abs()) / math.log1p(mu)
-    return torch.floor((f + 1) / 2 * mu).long()
 
 
-def enc_fixed_mu(x, mu=255):                         # ignores the mu argument
-    x = x.clamp(-1, 1)
-    f = torch.sign(x) * torch.log1p(255 * x.abs()) / math.log1p(255)
-    return torch.floor((f + 1) / 2 * 255 + 0.5).long()
+
+
+def enc_linear_by_bucketize(x, mu=255):             # the linear-levels mistake written otherwise
+    edges = (torch.arange(mu, dtype=x.dtype) + 0.5) / mu * 2 - 1
+    return torch.bucketize(x.clamp(-1, 1), edges, right=True)
 
 
 def enc_clamps_in_place(x, mu=255):                  # clips the caller's wave
@@ -135,14 +89,8 @@ def enc_int32(x, mu=255):                            # .int() is int32
     return torch.floor((_f(x.clamp(-1, 1), mu) + 1) / 2 * mu + 0.5).int()
 
 
-def enc_round(x, mu=255):                            # torch.round: halves go to the even neighbour
-    return torch.round((_f(x.clamp(-1, 1), mu) + 1) / 2 * mu).long()
 
 
-def enc_sign_by_division(x, mu=255):                 # x / |x| is NaN at x = 0
-    x = x.clamp(-1, 1)
-    f = x / x.abs() * torch.log1p(mu * x.abs()) / math.log1p(mu)
-    return torch.floor((f + 1) / 2 * mu + 0.5).long()
 
 
 def enc_cpu_edges(x, mu=255):                        # counts the bin edges below f; edges made on the CPU
@@ -156,27 +104,18 @@ def _x(f, mu):
     return torch.sign(f) * (torch.pow(1.0 + mu, f.abs()) - 1) / mu
 
 
-def dec_no_unbin(q, mu=255):                         # treats the level as the companded value
-    f = q.float() / mu
-    return torch.sign(f) * (torch.pow(1.0 + mu, f.abs()) - 1) / mu
 
 
-def dec_no_sign(q, mu=255):
-    f = 2 * q.float() / mu - 1
-    return (torch.pow(1.0 + mu, f.abs()) - 1) / mu
 
 
-def dec_forgets_minus_one(q, mu=255):
-    f = 2 * q.float() / mu - 1
-    return torch.sign(f) * torch.pow(1.0 + mu, f.abs()) / mu
 
 
-def dec_linear(q, mu=255):                           # undoes the bins but not the companding
-    return 2 * q.float() / mu - 1
 
 
-def dec_fixed_mu(q, mu=255):                         # 255 written in
-    return _x(2 * q.float() / 255 - 1, 255)
+
+
+def dec_table_for_255(q, mu=255):                   # the mu written in, as a table
+    return _x(torch.linspace(-1, 1, 256), 255)[q]
 
 
 def dec_in_place(q, mu=255):                         # centres the caller's levels: 2q - mu
@@ -310,16 +249,10 @@ def sample_skips_last_column(logits_fn, n, height, width, temperature=1.0, gener
 
 # ----------------------------------------------------------------------------- bits_per_dim
 
-def bpd_nats(logits, targets):
-    return F.cross_entropy(logits, targets, reduction="sum") / targets.numel()
 
 
-def bpd_per_image(logits, targets):
-    return F.cross_entropy(logits, targets, reduction="sum") / (targets.shape[0] * math.log(2))
 
 
-def bpd_over_logits(logits, targets):
-    return F.cross_entropy(logits, targets, reduction="sum") / (logits.numel() * math.log(2))
 
 
 def bpd_probabilities(logits, targets):                # averages -p instead of -log p
@@ -327,9 +260,10 @@ def bpd_probabilities(logits, targets):                # averages -p instead of 
     return -p.mean() + math.log2(logits.shape[1]) + 1 / logits.shape[1]
 
 
-def bpd_sign(logits, targets):                          # log-likelihood instead of its negative
-    logp = torch.log_softmax(logits, 1).gather(1, targets[:, None])
-    return logp.sum() / (targets.numel() * math.log(2))
+
+
+def bpd_mean_in_nats(logits, targets):                  # the nats mistake written otherwise
+    return F.nll_loss(F.log_softmax(logits, 1), targets)
 
 
 def bpd_item(logits, targets):                          # a Python float
@@ -357,8 +291,6 @@ def bpd_naive_log_softmax(logits, targets):             # log(exp / sum): inf fo
     return -torch.log(p.gather(1, targets.unsqueeze(1))).sum() / (targets.numel() * LN2)
 
 
-def bpd_fixed_64(logits, targets):                      # 64 pixels per image, written in
-    return F.cross_entropy(logits, targets, reduction="sum") / (targets.shape[0] * 64 * LN2)
 
 
 def bpd_double(logits, targets):                        # float64 "for precision", whatever the logits
@@ -379,36 +311,19 @@ def bpd_cpu_one_hot(logits, targets):                   # the one-hot table made
 
 WRONG = {
     "pixels.causal_mask": [
-        (mask_a_keeps_centre, "this is the type B mask"),
-        (mask_b_hides_centre, "this is the type A mask"),
-        (mask_transposed, "transposed"),
-        (mask_keeps_below, "keeps the wrong side"),
-        (mask_whole_centre_row, "right of the centre must be 0"),
         (mask_numpy, "returned dtype torch.float64; expected torch.float32"),
-        (mask_centre_at_1, "mask type A for a 5x5 kernel"),
-        (mask_negative_index, "mask type B for a 1x1 kernel"),
         (mask_conv_shaped, "expected shape (3, 3), got (1, 1, 3, 3)"),
     ],
     "pixels.mu_law_encode": [
         (enc_no_clip, "must be clipped"),
-        (enc_no_sign, "keep the sign"),
-        (enc_256_bins, "level 256 is outside 0..255"),
-        (enc_linear, "linear levels"),
-        (enc_truncates, "rounded down"),
-        (enc_fixed_mu, "levels for mu = 255: use the mu argument"),
+        (enc_linear_by_bucketize, "these are linear levels"),
         (enc_clamps_in_place, "changed its input `x` in place"),
         (enc_int32, "returned dtype torch.int32; expected torch.int64"),
-        (enc_round, "torch.round"),
-        (enc_sign_by_division, "x = 0"),
         (enc_cpu_edges, "a tensor it made on another device"),
     ],
     "pixels.mu_law_decode": [
-        (dec_no_unbin, "undo the binning first"),
-        (dec_no_sign, "keep the sign"),
-        (dec_forgets_minus_one, "the - 1 is missing"),
-        (dec_linear, "not the companding"),
-        (dec_fixed_mu, "values for mu = 255: use the mu argument"),
         (dec_in_place, "changed its input `q` in place"),
+        (dec_table_for_255, "these are the values for mu = 255"),
         (dec_float64, "returned dtype torch.float64; expected torch.float32"),
         (dec_integer_centre, "outside [-1, 1]"),
         (dec_cpu_table, ("returned a tensor on cpu", "a tensor it made on another device")),   # meta / GPU
@@ -428,17 +343,13 @@ WRONG = {
         (sample_skips_last_column, "pixel (0, 3) was still 0"),
     ],
     "pixels.bits_per_dim": [
-        (bpd_nats, "ln 2"),
-        (bpd_per_image, "not by N = 4"),
-        (bpd_over_logits, "logits.numel()"),
         (bpd_probabilities, "on uniform logits (4, 17, 8, 8): the gradient with respect to logits"),
-        (bpd_sign, "the sign is flipped"),
         (bpd_item, "did you call .item()"),
+        (bpd_mean_in_nats, "a factor ln 2: the NLL is in nats"),
         (bpd_no_grad, "the loss has no gradient"),
         (bpd_shape_1, "expected a 0-d tensor"),
         (bpd_in_place, "changed its input `logits` in place"),
         (bpd_naive_log_softmax, "exp(...) overflows"),
-        (bpd_fixed_64, "audio"),
         (bpd_double, "returned dtype torch.float64; expected torch.float32"),
         (bpd_images_only, "audio targets (2, 100): your function raised"),
         (bpd_cpu_one_hot, "a tensor it made on another device"),
@@ -451,47 +362,18 @@ WRONG_ANSWERS = {name: [fn for fn, _ in pairs] for name, pairs in WRONG.items()}
 
 # ----------------------------------------------------------------------------- correct, written otherwise
 
-def mask_flat_raster(k, mask_type="A"):                 # raster index < centre's (+1 for B)
-    m = torch.zeros(k * k)
-    m[:k * k // 2 + (mask_type == "B")] = 1
-    return m.view(k, k)
 
 
-def mask_bool(k, mask_type="A"):                        # a bool mask: weight * mask stays float32
-    i, j = torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij")
-    c = k // 2
-    return (i < c) | ((i == c) & ((j < c) | ((j == c) & (mask_type == "B"))))
 
 
-def mask_loops(k, mask_type="A"):
-    m = torch.zeros(k, k, dtype=torch.int64)
-    for i in range(k):
-        for j in range(k):
-            before = i < k // 2 or (i == k // 2 and j < k // 2)
-            m[i, j] = 1 if before or (mask_type == "B" and i == j == k // 2) else 0
-    return m
 
 
-def enc_bucketize(x, mu=255):                           # the bin edges, on x's device
-    f = _f(x.clamp(-1, 1), mu)
-    edges = (2 * torch.arange(1, mu + 1, device=x.device, dtype=f.dtype) - 1) / mu - 1
-    return torch.bucketize(f, edges, right=True)
 
 
-def enc_where(x, mu=255):
-    x = torch.where(x > 1, torch.ones_like(x), torch.where(x < -1, -torch.ones_like(x), x))
-    f = torch.where(x >= 0, 1.0, -1.0).to(x) * torch.log(1 + mu * x.abs()) / math.log(1 + mu)
-    return ((f + 1) * mu / 2 + 0.5).floor().to(torch.int64)
 
 
-def dec_expm1(q, mu=255):
-    f = q.to(torch.float32) * (2.0 / mu) - 1
-    return torch.sign(f) * torch.expm1(f.abs() * math.log1p(mu)) / mu
 
 
-def dec_table(q, mu=255):                               # a lookup table on q's device
-    f = torch.linspace(-1, 1, mu + 1, device=q.device)
-    return (torch.sign(f) * ((1 + mu) ** f.abs() - 1) / mu)[q]
 
 
 def sample_row_by_row(logits_fn, n, height, width, temperature=1.0, generator=None, device=None):
@@ -526,46 +408,33 @@ def sample_inverse_cdf(logits_fn, n, height, width, temperature=1.0, generator=N
     return x
 
 
-def bpd_nll_mean(logits, targets):
-    return F.nll_loss(F.log_softmax(logits, dim=1), targets) / math.log(2)
 
 
-def bpd_gather(logits, targets):
-    logp = logits - torch.logsumexp(logits, dim=1, keepdim=True)
-    return -logp.gather(1, targets.unsqueeze(1)).mean() / LN2
 
 
-def bpd_log2(logits, targets):                          # follows the logits' dtype
-    logp2 = torch.log_softmax(logits, 1) / LN2
-    picked = torch.take_along_dim(logp2, targets.unsqueeze(1), dim=1)
-    return -picked.sum() / targets.numel()
 
 
-CORRECT_ANSWERS = {
-    "pixels.causal_mask": [mask_flat_raster, mask_bool, mask_loops],
-    "pixels.mu_law_encode": [enc_bucketize, enc_where],
-    "pixels.mu_law_decode": [dec_expm1, dec_table],
-    "pixels.raster_sample": [sample_row_by_row, sample_gumbel, sample_inverse_cdf],
-    "pixels.bits_per_dim": [bpd_nll_mean, bpd_gather, bpd_log2],
-}
+CORRECT_ANSWERS = {"pixels.raster_sample": [sample_row_by_row, sample_gumbel, sample_inverse_cdf]}
+# the other exercises' correct alternatives are Exercise.alternatives (pixels_mistakes.py)
 
 
 def test_messages_name_the_problem():
-    r = homework.run_check("pixels.causal_mask", mask_a_keeps_centre)
+    m = {ex.name: {k.name: k for k in ex.mistakes} for ex in pixels.EXERCISES}
+    r = homework.run_check("pixels.causal_mask", m["pixels.causal_mask"]["type_b_for_a"].impl)
     assert "type A for a 3x3 kernel" in r.message and "index (1, 1)" in r.message, r.message
-    r = homework.run_check("pixels.mu_law_encode", enc_no_clip)
+    r = homework.run_check("pixels.mu_law_encode", m["pixels.mu_law_encode"]["not_clipped"].impl)
     assert "outside [-1, 1]" in r.message, r.message
     r = homework.run_check("pixels.raster_sample", sample_times_temperature)
     assert "temperature 1e-4" in r.message, r.message
-    r = homework.run_check("pixels.bits_per_dim", bpd_nats)
-    assert "log2(17)" in r.message, r.message
+    r = homework.run_check("pixels.bits_per_dim", m["pixels.bits_per_dim"]["nats"].impl)
+    assert "log2(17)" in r.message and "4 images or clips, 256 targets" in r.message, r.message
 
 
 def test_half_written_mask_says_type_a_works():
     def only_a(k, mask_type="A"):
         if mask_type == "B":
             raise NotImplementedError()
-        return mask_flat_raster(k, "A")
+        return pixels.EXERCISES[0].alternatives[0](k, "A")
     r = homework.run_check("pixels.causal_mask", only_a)
     assert r.status == "not attempted", r
     assert "works on mask type A for a 3x3 kernel" in r.message and "type B" in r.message, r.message

@@ -158,10 +158,11 @@ def test_registry_is_explicit_every_topic_listed_and_no_import_side_effects():
 
     from course_lib.course import exercises
     modules = {m.name for m in pkgutil.iter_modules(exercises.__path__)}
-    topics = {m for m in modules if not m.endswith("_mistakes")}     # <topic>_mistakes: a topic's known mistakes
+    topics = {m for m in modules                # a topic lists EXERCISES; <topic>_mistakes and helpers do not
+              if hasattr(importlib.import_module(f"{exercises.__name__}.{m}"), "EXERCISES")}
     assert {t.__name__.rsplit(".", 1)[-1] for t in exercises.TOPICS} == topics, \
         "list every topic module of course_lib/course/exercises/ in its TOPICS"
-    assert {m.removesuffix("_mistakes") for m in modules - topics} <= topics, "a mistakes module without its topic"
+    assert all(m.split("_")[0] in topics for m in modules - topics), "a helper module without its topic"
     listed = [ex.name for t in exercises.TOPICS for ex in t.EXERCISES]
     assert sorted(listed) == sorted(homework.registry()) and len(set(listed)) == len(listed)
     for t in exercises.TOPICS:

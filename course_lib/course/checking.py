@@ -108,13 +108,20 @@ def _fmt_index(idx) -> str:
     return "(" + ", ".join(str(int(i)) for i in idx) + ")"
 
 
+def expect_a_tensor(got, what: str, suffix: str = "") -> None:
+    """Mismatch unless ``got`` is a torch.Tensor (a NumPy array gets told how to turn it into one)."""
+    if not isinstance(got, torch.Tensor):
+        numpy = (" (a NumPy array: turn it into a tensor with torch.from_numpy(...))"
+                 if type(got).__module__.startswith("numpy") else "")
+        raise Mismatch(f"{what}: expected a torch.Tensor, got {type(got).__name__}{numpy}{suffix}")
+
+
 def expect_tensor(got, want: torch.Tensor, what: str, atol: float = 1e-5, rtol: float = 1e-4,
                   check_dtype: bool = True, hint: str = "") -> None:
     """Raise Mismatch naming the first difference between ``got`` and ``want``: type, shape, dtype,
     device, non-finite values, then the largest value error (with its index)."""
     suffix = f" {hint}" if hint else ""
-    if not isinstance(got, torch.Tensor):
-        raise Mismatch(f"{what}: expected a torch.Tensor, got {type(got).__name__}{suffix}")
+    expect_a_tensor(got, what, suffix)
     if tuple(got.shape) != tuple(want.shape):
         raise Mismatch(f"{what}: expected shape {tuple(want.shape)}, got {tuple(got.shape)}{suffix}")
     if check_dtype and got.dtype != want.dtype:

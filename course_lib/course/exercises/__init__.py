@@ -4,8 +4,9 @@ Each topic module lists its exercises in ``EXERCISES``, every name prefixed by t
 (``"welcome.euler_step"``); :data:`REGISTRY` maps every exercise's name to its
 :class:`~course_lib.course.checking.Exercise`. Nothing registers itself on import: a new topic module
 is added to :data:`TOPICS` here. :mod:`course_lib.course.homework` reads the registry. A module named
-``<topic>_mistakes`` holds a topic's known mistakes (:class:`~course_lib.course.checking.Mistake`) when
-they would make the topic module too long; it is not a topic.
+``<topic>_<part>`` without ``EXERCISES`` is a part of a topic's checks kept apart to keep the topic
+module short (``tokens_mistakes``: the topic's known mistakes, :class:`~course_lib.course.checking.Mistake`;
+``pixels_raster``: the sampling check); it is not a topic.
 """
 from course_lib.course.checking import Exercise
 from course_lib.course.exercises import chaining, flow, heads, limits, maskgit, meanflow, next_scale, pixels, tokens, welcome
