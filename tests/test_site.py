@@ -179,11 +179,21 @@ def open_offline(browser, path: Path):
     return shown, outside, missing
 
 
+def assert_typeset_offline(name: str, shown: dict, outside: list, missing: list) -> None:
+    assert outside == [], f"{name} asked for: {outside}"
+    assert missing == [], f"{name}: files of the site that did not load: {missing}"
+    assert shown["typeset"] > 0 and shown["typeset"] == shown["sources"], shown      # every formula typeset
+    assert shown["errors"] == 0, shown
+    assert TEX_LEFT.findall(shown["markdown"]) == [], f"{name}: TeX source left in the markdown cells"
+    assert any(f.startswith("STIXMathJax") for f in shown["fonts"]), f"{name}: MathJax's fonts: {shown['fonts']}"
+
+
 @pytest.mark.browser
 def test_a_course_page_typesets_its_formulas_with_no_network(tmp_path):
     """Notebook 00 built in quick mode, opened from disk in headless Chromium with every request
     outside file:// blocked: its formulas are typeset by the site's MathJax and nothing is fetched.
-    The same notebook on nbconvert's stock template (MathJax from a CDN) fails the same checks."""
+    So is every formula of the course (a page of all the solutions' markdown cells, not executed).
+    The same notebook on nbconvert's stock template (MathJax from a CDN) fails these checks."""
     from nbconvert import HTMLExporter
     from playwright.sync_api import sync_playwright
 
@@ -192,21 +202,23 @@ def test_a_course_page_typesets_its_formulas_with_no_network(tmp_path):
     out, executed = tmp_path / "site", tmp_path / "executed"
     (stem,) = site.build(["00"], course=REPO, out=out, executed=executed, mode="quick", log=lambda m: None)
     assert [b for b in site.problems(out) if not b.endswith(site.NO_PAGE)] == []   # links to pages not built
-    stock = out / "stock_template.html"
-    stock.write_text(HTMLExporter(template_name="lab").from_notebook_node(
-        nbformat.read(executed / f"{stem}.ipynb", as_version=4))[0], encoding="utf-8")
+    run = nbformat.read(executed / f"{stem}.ipynb", as_version=4)
+    stock_page = HTMLExporter(template_name="lab").from_notebook_node(run)[0]       # MathJax from a CDN
+    (out / "stock_template.html").write_text(stock_page, encoding="utf-8")
+    every = new_notebook(cells=[c for p in sorted((REPO / "solutions").glob("*.ipynb"))
+                                for c in nbformat.read(p, as_version=4).cells if c.cell_type == "markdown"])
+    page = site.Page("every_formula", "quick", 0.0, "", None, reused=False)
+    every_page = site.render(site.fold_answers(every), page, None, None)
+    (out / "every_formula.html").write_text(every_page, encoding="utf-8")
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         try:
-            shown, outside, missing = open_offline(browser, out / f"{stem}.html")
-            stock_shown, stock_outside, _ = open_offline(browser, stock)
+            seen = {name: open_offline(browser, out / name)
+                    for name in (f"{stem}.html", "every_formula.html", "stock_template.html")}
         finally:
             browser.close()
-    assert outside == [], f"{stem}.html asked for: {outside}"
-    assert missing == [], f"{stem}.html: files of the site that did not load: {missing}"
-    assert shown["typeset"] > 0 and shown["typeset"] == shown["sources"], shown      # every formula typeset
-    assert shown["errors"] == 0, shown
-    assert TEX_LEFT.findall(shown["markdown"]) == [], "TeX source left in the markdown cells"
-    assert any(f.startswith("STIXMathJax") for f in shown["fonts"]), f"MathJax's fonts: {shown['fonts']}"
-    # the check fails where formulas need the network
-    assert stock_outside and stock_shown["typeset"] == 0 and TEX_LEFT.findall(stock_shown["markdown"])
+    assert_typeset_offline(f"{stem}.html", *seen[f"{stem}.html"])
+    assert_typeset_offline("a page of every markdown cell of solutions/", *seen["every_formula.html"])
+    # the checks fail where formulas need the network
+    stock, outside, _ = seen["stock_template.html"]
+    assert outside and stock["typeset"] == 0 and TEX_LEFT.findall(stock["markdown"])
