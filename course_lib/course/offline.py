@@ -6,15 +6,15 @@ nbconvert's lab template loads MathJax 2.7 and require.js from a CDN. The site's
 and require.js, the widget manager and mermaid.js, which the pages do not use (widgets are drawn in
 their static view; no notebook has a mermaid diagram), are left out.
 
-MathJax's files come from the ``jupyter-server-mathjax`` package (the Jupyter project's own packaging
-of MathJax, the copy classic Jupyter served; it needs only ``jupyter-server``, which JupyterLab
-already installs). It ships MathJax 2.7.9, the version the template's MathJax configuration is
+MathJax's files come from the ``jupyter-server-mathjax`` package (the Jupyter project's package of
+MathJax's files, made to serve them from a Jupyter server; it needs only ``jupyter-server``, which
+JupyterLab already installs). It ships MathJax 2.7.9, the version the template's MathJax configuration is
 written for, with its ``TeX-AMS-MML_HTMLorMML-full`` configuration, the HTML-CSS output and the
 STIX-Web fonts. :data:`FILES` names what a page can load: the core, that configuration, the
-extensions TeX macros load on demand, the HTML-CSS output's font data and fonts. Left out: the
-interface translations (MathJax uses them only in a browser set to another language than English)
-and the accessibility explorer's speech rules, 3.6 MB, loaded only when a reader switches the
-explorer on in MathJax's menu.
+extensions TeX macros load on demand, the HTML-CSS output's font data and fonts. Left out, loaded
+only when a reader asks for them in MathJax's right-click menu: the menu's translations (2.1 MB;
+MathJax speaks English unless the reader picks another language there) and the accessibility
+explorer with its speech rules (3.6 MB).
 """
 from __future__ import annotations
 
