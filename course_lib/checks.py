@@ -74,6 +74,70 @@ def number(value, name: str, low: float | None = None, high: float | None = None
     return float(value)
 
 
+def rows(x, name: str, minimum: int = 1) -> torch.Tensor:
+    """A tensor with at least ``minimum`` rows (its first dimension): a batch of 0 images is a
+    mistake to name here, not a ``max()`` of an empty sequence further on."""
+    if x.dim() == 0 or x.shape[0] < minimum:
+        raise ValueError(f"{name}: expected at least {minimum} row{'s' * (minimum != 1)}, got shape {_shape(x)}")
+    return x
+
+
+def same_rows(x, name: str, n: int, other: str) -> torch.Tensor:
+    """``x`` must have ``n`` rows, one per row of ``other`` (ValueError naming both)."""
+    if x.dim() == 0 or x.shape[0] != n:
+        raise ValueError(f"{name}: expected {n} rows, one per row of {other}, got shape {_shape(x)}")
+    return x
+
+
+def finite(x: torch.Tensor, name: str) -> torch.Tensor:
+    """No NaN or infinity in ``x``: where one would flow on silently (a NaN rounds to code 0, a NaN
+    image scores as some class), refuse it here, with where it is."""
+    if x.is_floating_point() or x.is_complex():
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            first = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"{name}: expected finite values, got {int(bad.sum())} NaN or infinite "
+                             f"(the first at index {first}: {x[first].item()})")
+    return x
+
+
+def value_range(x: torch.Tensor, name: str, low: float, high: float, tol: float = 0.0) -> torch.Tensor:
+    """A finite floating tensor with every value in ``[low - tol, high + tol]`` (images in [0, 1])."""
+    finite(x, name)
+    if x.numel() and (float(x.min()) < low - tol or float(x.max()) > high + tol):
+        raise ValueError(f"{name}: expected values in [{low}, {high}], got values in "
+                         f"[{float(x.min()):.4g}, {float(x.max()):.4g}]")
+    return x
+
+
+def binary(x: torch.Tensor, name: str) -> torch.Tensor:
+    """Every value of ``x`` is 0 or 1 (bit labels)."""
+    if x.numel() and not bool(((x == 0) | (x == 1)).all()):
+        odd = x[(x != 0) & (x != 1)]
+        raise ValueError(f"{name}: expected bits, 0 or 1, got {odd.numel()} other values "
+                         f"(e.g. {odd.flatten()[0].item()})")
+    return x
+
+
+def generator(value, name: str = "generator") -> torch.Generator | None:
+    """A ``torch.Generator`` or None (an int seed is not one: ``torch.Generator().manual_seed(seed)``)."""
+    if value is not None and not isinstance(value, torch.Generator):
+        raise TypeError(f"{name}: expected a torch.Generator or None, got {type(value).__name__} {value!r}"
+                        + (f" (write torch.Generator().manual_seed({value}))" if isinstance(value, int) else ""))
+    return value
+
+
+_generator = generator                  # the check, under a name the keyword below does not hide
+
+
+def sampling(*, cfg_scale=1.0, temperature=1.0, steps=None, generator=None) -> tuple:
+    """The keywords every ``generate`` and head ``sample`` of the course takes, checked once:
+    cfg_scale a number (1 = the plain conditional model), temperature a number >= 0, steps an int
+    >= 1 (or None: the sampler's default), generator a ``torch.Generator`` or None. Returns them."""
+    return (number(cfg_scale, "cfg_scale"), number(temperature, "temperature", 0.0),
+            None if steps is None else positive_int(steps, "steps"), _generator(generator))
+
+
 def one_of(value, name: str, choices) -> object:
     """``value`` must be one of ``choices``."""
     if value not in choices:

@@ -84,7 +84,7 @@ def test_forward_shapes_and_errors():
 @pytest.mark.parametrize("steps", [1, 2, 4, 8, 16])
 def test_decode_decides_every_token_exactly_once_and_never_changes_it(steps):
     m = small()
-    out = maskgit.decode(m, prompts(5), steps, generator=torch.Generator().manual_seed(1))
+    out = maskgit.generate(m, prompts(5), steps=steps, generator=torch.Generator().manual_seed(1))
     assert out.tokens.shape == (5, 16) and out.order.shape == (5, 16) and out.nfe == steps
     assert out.tokens.min() >= 0 and out.tokens.max() < 16              # no [MASK] left
     assert out.order.min() >= 0 and out.order.max() <= steps - 1        # every position decided once
@@ -110,13 +110,13 @@ def test_decode_decides_every_token_exactly_once_and_never_changes_it(steps):
 def test_decode_is_seeded_and_guidance_changes_the_logits_only_when_scale_is_not_one():
     m = small()
     p = prompts(4)
-    a = maskgit.decode(m, p, 4, generator=torch.Generator().manual_seed(3))
-    b = maskgit.decode(m, p, 4, generator=torch.Generator().manual_seed(3))
+    a = maskgit.generate(m, p, steps=4, generator=torch.Generator().manual_seed(3))
+    b = maskgit.decode(m, p, steps=4, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a.tokens, b.tokens) and torch.equal(a.order, b.order)
     tok = torch.full((4, 16), 16)
-    one = maskgit.logits_with_guidance(m, tok, p, 1.0)
+    one = maskgit.logits_with_guidance(m, tok, p, cfg_scale=1.0)
     assert torch.allclose(one, m(tok, p))
-    three = maskgit.logits_with_guidance(m, tok, p, 3.0)
+    three = maskgit.logits_with_guidance(m, tok, p, cfg_scale=3.0)
     from course_lib.orders import prompt as prompt_lib
     u = m(tok, prompt_lib.null_prompts(4, device=p.device))
     assert torch.allclose(three, u + 3.0 * (one - u), atol=1e-5)
@@ -146,11 +146,11 @@ def test_maskgit_learns_tokens_from_the_prompt_and_from_the_visible_tokens():
 
     def loss_fn(step):
         tok, p = batch(64)
-        return maskgit.loss(m, tok, p, g)
+        return maskgit.loss(m, tok, p, generator=g)
     hist = train.train(m, loss_fn, 300, lr=3e-3, progress=False)
     final = sum(hist.losses[-30:]) / 30
     assert final < 1.3, final
     tok, p = batch(64)
-    out = maskgit.decode(m, p, 4, generator=torch.Generator().manual_seed(0))
+    out = maskgit.generate(m, p, steps=4, generator=torch.Generator().manual_seed(0))
     follows = ((out.tokens[:, 1:] - out.tokens[:, :-1]) % 16 == 1).float().mean()
     assert follows > 0.6, follows

@@ -111,7 +111,7 @@ def test_var_outputs_do_not_depend_on_later_scales():
     x = torch.randn(2, 29, 4)
     y = x.clone()
     y[:, 4:] = torch.randn(2, 25, 4)                                  # change scales 3 and 4 only
-    a, b = m(p, x), m(p, y)
+    a, b = m(x, p), m(y, p)
     assert torch.allclose(a[:, :5], b[:, :5], atol=1e-6)             # scales 1 and 2 unchanged
     assert not torch.allclose(a[:, 5:], b[:, 5:])
 
@@ -121,9 +121,9 @@ def test_var_generation_uses_exactly_one_forward_pass_per_scale():
     q = var.MultiScaleVQ(16, 4, SCALES).eval()
     calls = []
     m.register_forward_hook(lambda *a: calls.append(1))
-    for cfg in (0.0, 1.5):
+    for cfg_scale in (1.0, 2.5):
         calls.clear()
-        out = var.generate(m, q, _prompts(5), cfg=cfg, generator=torch.Generator().manual_seed(0))
+        out = var.generate(m, q, _prompts(5), cfg_scale=cfg_scale, generator=torch.Generator().manual_seed(0))
         assert len(calls) == len(SCALES) == out["nfe"]
         assert out["latent"].shape == (5, 4, 4, 4) and out["codes"].shape == (5, 30)
 
@@ -135,9 +135,9 @@ def test_var_guidance_ramps_over_scales():
 def test_var_rejects_partial_scales_and_bad_inputs():
     m = var.VAR(16, 4, SCALES, TINY)
     with pytest.raises(ValueError, match="whole scales"):
-        m(_prompts(2), torch.randn(2, 3, 4))
-    with pytest.raises(ValueError, match="last dimension 4"):
-        m(_prompts(2), torch.randn(2, 4, 5))
+        m(torch.randn(2, 3, 4), _prompts(2))
+    with pytest.raises(ValueError, match=r"inputs: expected shape \(B, n, 4\)"):
+        m(torch.randn(2, 4, 5), _prompts(2))
     with pytest.raises(ValueError, match="scales"):
         var.MultiScaleVQ(8, 4, (2, 1))
 
@@ -159,7 +159,7 @@ def test_var_learns_the_scale_codes():
 
     def loss_fn(step):
         i = torch.randint(512, (32,), generator=g)
-        return m.loss(drop_prompts(prompts[i], 0.1, g), codes[i], inputs[i])
+        return m.loss(codes[i], inputs[i], drop_prompts(prompts[i], 0.1, g))
     hist_ = train(m, loss_fn, 200, lr=3e-3, progress=False)
     final = sum(hist_.losses[-20:]) / 20
     assert final < 0.6 * unigram, (final, unigram)
@@ -257,7 +257,7 @@ def test_infinity_generation_one_pass_per_scale():
     q = infinity.MultiScaleBSQ(6, SCALES)
     calls = []
     m.register_forward_hook(lambda *a: calls.append(1))
-    out = infinity.generate(m, q, _prompts(3), cfg=2.0, generator=torch.Generator().manual_seed(0))
+    out = infinity.generate(m, q, _prompts(3), cfg_scale=2.0, generator=torch.Generator().manual_seed(0))
     assert len(calls) == 4 == out["nfe"] and out["bits"].shape == (3, 30, 6)
     assert torch.allclose(out["latent"], q.decode_bits(out["bits"]), atol=1e-5)
 
@@ -276,6 +276,6 @@ def test_infinity_learns_the_bits():
     def loss_fn(step):
         i = torch.randint(512, (32,), generator=g)
         sc = infinity.self_correct(tok.quantizer, z[i], 0.3, g)
-        return m.loss(drop_prompts(prompts[i], 0.1, g), sc.labels, sc.inputs)
+        return m.loss(sc.labels, sc.inputs, drop_prompts(prompts[i], 0.1, g))
     hist = train(m, loss_fn, 200, lr=3e-3, progress=False)
     assert sum(hist.losses[-20:]) / 20 < 0.5 * F.binary_cross_entropy(torch.tensor(0.5), torch.tensor(1.0)).item()

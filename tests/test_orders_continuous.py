@@ -4,11 +4,16 @@ import math
 import pytest
 import torch
 
-from course_lib import train
+from course_lib import heads, train
 from course_lib.orders import continuous as C
 from course_lib.orders import prompt as P
 
 CFG = C.ContinuousConfig(latent_dim=3, n_tokens=6, d_model=32, n_layer=2, n_head=4)
+
+
+def linear_mse(token_dim=3, cond_dim=32):
+    """Notebook 07's MSE head: x = Linear(z)."""
+    return heads.MSEHead(token_dim, cond_dim, hidden=0)
 
 
 def _prompts(n, seed=0):
@@ -39,14 +44,14 @@ def test_forward_rejects_bad_input():
         model(torch.randn(2, 6, 4), _prompts(2))
     with pytest.raises(TypeError, match="latents: expected a floating-point tensor"):
         model(torch.zeros(2, 6, 3, dtype=torch.long), _prompts(2))
-    with pytest.raises(ValueError, match="same batch size"):
+    with pytest.raises(ValueError, match="prompts: expected 2 rows, one per row of x"):
         model(torch.randn(2, 6, 3), _prompts(3))
 
 
 @pytest.mark.parametrize("cfg_scale", [1.0, 2.0])
 def test_generate_with_cache_matches_the_whole_sequence(cfg_scale):
     torch.manual_seed(0)
-    model, head = C.ContinuousAR(CFG).eval(), C.MSEHead(32, 3)
+    model, head = C.ContinuousAR(CFG).eval(), linear_mse()
     p = _prompts(3)
     x = C.generate(model, head, p, cfg_scale=cfg_scale)
     assert x.shape == (3, 6, 3)
@@ -58,19 +63,19 @@ def test_generate_with_cache_matches_the_whole_sequence(cfg_scale):
         if cfg_scale != 1.0:
             zn = model(full, P.null_prompts(3))[:, i]
             z = zn + cfg_scale * (z - zn)
-        seq = torch.cat([seq, head.out(z)[:, None]], 1)
+        seq = torch.cat([seq, head.net(z)[:, None]], 1)
     assert torch.allclose(x, seq, atol=1e-5)
 
 
 def test_gaussian_head_loss_is_the_normal_nll_and_sampling_is_seeded():
     torch.manual_seed(0)
-    head = C.GaussianHead(8, 3)
+    head = heads.GaussianHead(3, 8)
     z, x = torch.randn(5, 4, 8), torch.randn(5, 4, 3)
     mu, log_sigma = head.params(z)
     ref = -torch.distributions.Normal(mu, log_sigma.exp()).log_prob(x).mean()
-    assert torch.allclose(head.loss(z, x), ref, atol=1e-5)
-    a = head.sample(z, torch.Generator().manual_seed(1))
-    b = head.sample(z, torch.Generator().manual_seed(1))
+    assert torch.allclose(head.loss(x, z), ref, atol=1e-5)
+    a = head.sample(z, generator=torch.Generator().manual_seed(1))
+    b = head.sample(z, generator=torch.Generator().manual_seed(1))
     assert torch.equal(a, b) and a.shape == (5, 4, 3)
     assert torch.allclose(head.sample(z, temperature=0.0), mu)
 
@@ -91,7 +96,7 @@ def _fit_bimodal(head, steps=300):
 
 
 def test_mse_head_learns_the_average_of_two_answers():
-    model, head = _fit_bimodal(C.MSEHead(32, 3))
+    model, head = _fit_bimodal(linear_mse())
     x = C.generate(model, head, _prompts(64, 99))
     # the prediction is the mean 0 of {-1, +1}: far from both answers (distance 1 from each)
     assert x.abs().mean() < 0.2
@@ -99,7 +104,7 @@ def test_mse_head_learns_the_average_of_two_answers():
 
 
 def test_gaussian_head_is_unimodal_around_the_average():
-    model, head = _fit_bimodal(C.GaussianHead(32, 3))
+    model, head = _fit_bimodal(heads.GaussianHead(3, 32))
     mu, log_sigma = head.params(model(torch.zeros(64, 6, 3), _prompts(64, 99)))
     assert mu.abs().mean() < 0.2                                    # centred between the answers
     assert (log_sigma.exp().mean() - 1).abs() < 0.25                # spread of one, as the data
@@ -109,6 +114,6 @@ def test_gaussian_head_is_unimodal_around_the_average():
 
 
 def test_n_params_counts_both_modules():
-    model, head = C.ContinuousAR(CFG), C.MSEHead(32, 3)
+    model, head = C.ContinuousAR(CFG), linear_mse()
     assert C.n_params(model, head) == C.n_params(model) + 32 * 3 + 3
     assert math.isfinite(C.n_params(model))

@@ -18,27 +18,27 @@ def test_forward_gives_one_prediction_per_token_and_is_causal():
     m = tiny()
     prompts = data.shapes(3, seed=0).prompts
     tokens = torch.randint(32, (3, 6), generator=torch.Generator().manual_seed(0))
-    logits = m(prompts, tokens)
+    logits = m(tokens, prompts)
     assert logits.shape == (3, 6, 32)
     changed = tokens.clone()
     changed[:, 4] = (changed[:, 4] + 1) % 32                 # token 4 may change only predictions 5..
-    after = m(prompts, changed)
+    after = m(changed, prompts)
     assert torch.allclose(after[:, :5], logits[:, :5], atol=1e-6)
     assert not torch.allclose(after[:, 5], logits[:, 5])
     other = prompts.clone()
     other[:, 1] = (other[:, 1] + 1) % 6                      # the prompt changes every prediction
-    assert not torch.allclose(m(other, tokens)[:, 0], logits[:, 0])
+    assert not torch.allclose(m(tokens, other)[:, 0], logits[:, 0])
 
 
 def test_bad_inputs_get_clear_errors():
     m = tiny()
     prompts = data.shapes(2, seed=0).prompts
     with pytest.raises(ValueError, match=r"tokens: expected values in \[0, 31\]"):
-        m(prompts, torch.full((2, 6), 32))
+        m(torch.full((2, 6), 32), prompts)
     with pytest.raises(ValueError, match="at most 6 tokens"):
-        m(prompts, torch.zeros(2, 7, dtype=torch.long))
-    with pytest.raises(ValueError, match="same batch size"):
-        m(prompts[:1], torch.zeros(2, 6, dtype=torch.long))
+        m(torch.zeros(2, 7, dtype=torch.long), prompts)
+    with pytest.raises(ValueError, match="prompts: expected 2 rows, one per row of x"):
+        m(torch.zeros(2, 6, dtype=torch.long), prompts[:1])
     with pytest.raises(TypeError, match="cfg_scale"):
         gpt.generate(m, prompts, cfg_scale="2")
     with pytest.raises(ValueError, match=r"force: expected shape \(2, 6\)"):

@@ -23,9 +23,10 @@ produce z. Two orders of the course, over the 16 latent tokens of a shape
 
 :func:`loss` trains a transformer and its head together (the head's loss, its gradient through z);
 :func:`generate` returns the latents and **where the time went**: seconds in the transformer and in
-the head, passes of each. Guidance in both orders mixes the conditions, z = z_u + w (z_c - z_u),
-as SLED does (and as :func:`course_lib.orders.continuous.generate`), so every head is guided the
-same way.
+the head, passes of each. Guidance in both orders runs the prompted and the null-prompted rows
+together and hands both conditions to the head, ``head.sample(z, z_uncond=, cfg_scale=)``: each
+head guides where its paper does (:mod:`course_lib.heads.base`: the flow head on its velocity,
+as MAR and NextStep-1; the one-step heads on z, as SLED).
 """
 from __future__ import annotations
 
@@ -65,15 +66,21 @@ class MaskedAR(nn.Module):
         for p in (self.mask_token, self.pos, self.head_pos):
             nn.init.normal_(p, std=0.02)
 
+    def check_x(self, latents, name: str = "latents") -> torch.Tensor:
+        c = self.cfg
+        checks.tensor(latents, name, ndim=3, floating=True, shape=f"(B, {c.n_tokens}, {c.latent_dim})")
+        if tuple(latents.shape[1:]) != (c.n_tokens, c.latent_dim):
+            raise ValueError(f"{name}: expected shape (B, {c.n_tokens}, {c.latent_dim}), got {tuple(latents.shape)}")
+        checks.rows(latents, name)
+        checks.finite(latents, name)
+        return checks.same_place(self, latents, name)
+
     def forward(self, latents: torch.Tensor, prompts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """latents (B, 16, D) (values at masked positions are not read), prompts (B, 4), mask (B, 16)
         bool (True = unknown) -> z (B, 16, d_model)."""
-        c = self.cfg
-        checks.tensor(latents, "latents", ndim=3, floating=True, shape=f"(B, {c.n_tokens}, {c.latent_dim})")
-        if tuple(latents.shape[1:]) != (c.n_tokens, c.latent_dim):
-            raise ValueError(f"latents: expected shape (B, {c.n_tokens}, {c.latent_dim}), got {tuple(latents.shape)}")
-        checks.same_place(self, latents, "latents")
+        latents = self.check_x(latents)
         prompts = P.check_prompts(prompts)
+        checks.same_rows(prompts, "prompts", latents.shape[0], "latents")
         checks.bool_mask(mask, "mask", latents.shape[:2], "latents.shape[:2]")
         x = torch.where(mask[..., None], self.mask_token, self.proj(latents))         # (B, 16, d)
         x = torch.cat([self.prompt(prompts), x], dim=1) + self.pos                    # (B, 20, d)
@@ -103,17 +110,20 @@ def mar_mask(n: int, n_tokens: int, generator: torch.Generator | None = None, de
     return (rank < k).to(device)
 
 
-def loss(model: nn.Module, head: Head, latents: torch.Tensor, prompts: torch.Tensor, p_null: float = 0.1,
+def loss(model: nn.Module, head: Head, latents: torch.Tensor, prompts: torch.Tensor, *, p_null: float = 0.1,
          generator: torch.Generator | None = None) -> torch.Tensor:
     """The head's loss on the tokens the transformer predicts: every token in raster order, the
     masked ones in the masked order; the prompt replaced by the null prompt with probability
     ``p_null`` per image (classifier-free guidance training). latents (B, 16, D), prompts (B, 4)."""
     if not isinstance(model, MaskedAR):
-        return continuous.loss(model, head, latents, prompts, p_null, generator)
-    prompts = P.drop_prompts(prompts, p_null, generator)
+        return continuous.loss(model, head, latents, prompts, p_null=p_null, generator=generator)
+    continuous.check_head(model, head)
+    latents = model.check_x(latents)
+    checks.same_rows(P.check_prompts(prompts), "prompts", latents.shape[0], "latents")
+    prompts = P.drop_prompts(prompts, p_null, checks.generator(generator))
     mask = mar_mask(latents.shape[0], model.cfg.n_tokens, generator, latents.device)   # (B, 16)
     z = model(latents, prompts, mask)                                                  # (B, 16, d)
-    return head.loss(z[mask], latents[mask], generator)                                # masked tokens only
+    return head.loss(latents[mask], z[mask], generator=generator)                      # masked tokens only
 
 
 # ----------------------------------------------------------------------------- generation, timed
@@ -143,16 +153,16 @@ def sync():
 
 class _TimedHead:
     """A head whose ``sample`` is timed and always runs ``steps`` steps (for
-    :func:`course_lib.orders.continuous.generate`, which calls ``head.sample(z, generator=,
-    temperature=)``)."""
+    :func:`course_lib.orders.continuous.generate`, which calls ``head.sample(z, ...)``)."""
 
     def __init__(self, head: Head, steps: int | None):
         self.head, self.steps, self.seconds, self.calls = head, steps, 0.0, 0
+        self.token_dim, self.cond_dim = head.token_dim, head.cond_dim
 
-    def sample(self, z, generator=None, temperature: float = 1.0):
+    def sample(self, z, **kw):
         sync()
         t0 = time.perf_counter()
-        out = self.head.sample(z, steps=self.steps, generator=generator, temperature=temperature)
+        out = self.head.sample(z, steps=self.steps, **kw)
         sync()
         self.seconds += time.perf_counter() - t0
         self.calls += 1
@@ -168,6 +178,10 @@ def generate(model: nn.Module, head: Head, prompts: torch.Tensor, *, steps: int 
     passes per token (its default when None)."""
     prompts = P.check_prompts(prompts)
     checks.same_device(model, prompts, "prompts")
+    continuous.check_head(model, head)
+    cfg_scale, temperature, steps, generator = checks.sampling(
+        cfg_scale=cfg_scale, temperature=temperature, steps=steps, generator=generator)
+    head_steps = None if head_steps is None else checks.positive_int(head_steps, "head_steps")
     timed = _TimedHead(head, head_steps)
     head_nfe = head.nfe(head_steps)
     was, was_head = model.training, head.training
@@ -194,9 +208,8 @@ def _masked(model: MaskedAR, head: _TimedHead, prompts, steps, cfg_scale, temper
     """MAR's ``sample_tokens``: a random order per image; at step k the transformer sees what is
     known, the schedule says how many stay masked, and the head samples the tokens decided now."""
     c, B, dev = model.cfg, prompts.shape[0], prompts.device
-    steps, scale = checks.positive_int(steps, "steps"), checks.number(cfg_scale, "cfg_scale")
-    guided = scale != 1.0
-    rows = torch.cat([prompts, P.null_prompts(B, dev)]) if guided else prompts         # (R, 4)
+    guided = cfg_scale != 1.0
+    rows = P.with_null(prompts, guided)                                                # (R, 4)
     latents = torch.zeros(B, c.n_tokens, c.latent_dim, device=dev)
     mask = torch.ones(B, c.n_tokens, dtype=torch.bool, device=dev)                     # True = unknown
     rank = torch.rand(B, c.n_tokens, generator=generator).argsort(1).argsort(1).to(dev)   # (B, 16) random order
@@ -206,12 +219,12 @@ def _masked(model: MaskedAR, head: _TimedHead, prompts, steps, cfg_scale, temper
         passes += 1
         rep = (lambda t: t.repeat(2, *[1] * (t.dim() - 1))) if guided else (lambda t: t)   # noqa: E731
         z = model(rep(latents), rows, rep(mask))                                       # (R, 16, d)
-        if guided:
-            z = z[B:] + scale * (z[:B] - z[B:])                                        # (B, 16, d)
         n_next = masked_after_step(k, steps, c.n_tokens, unknown) if unknown > 1 else 0
         still = rank < n_next                                                          # (B, 16): stays masked
         now = mask & ~still                                                            # decided at this step
-        x = head.sample(z[now], generator=generator, temperature=temperature)          # (B * n_now, D)
+        z_u = z[B:][now] if guided else None                                           # the null-prompt rows
+        x = head.sample(z[:B][now], z_uncond=z_u, cfg_scale=cfg_scale, temperature=temperature,
+                        generator=generator)                                           # (B * n_now, D)
         latents[now] = x.to(latents.dtype)
         order[now] = k
         mask, unknown = still, n_next

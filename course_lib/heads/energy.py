@@ -81,8 +81,8 @@ class EnergyHead(Head):
         """g(eps | z): eps (N, noise_dim), z (N, C) -> (N, D)."""
         return self.net(eps, z)
 
-    def flat_loss(self, z, x, generator=None):
-        """Energy score with ``n_samples`` samples per condition (all from the same z); z (N, C), x (N, D)."""
+    def flat_loss(self, x, z, generator=None):
+        """Energy score with ``n_samples`` samples per condition (all from the same z); x (N, D), z (N, C)."""
         m = self.n_samples
         eps = self._noise(m * z.shape[0], self.noise_dim, generator, z)     # (m N, E)
         xs = self(eps, z.repeat(m, 1)).unflatten(0, (m, z.shape[0]))        # (m, N, D), one batch

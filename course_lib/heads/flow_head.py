@@ -18,7 +18,9 @@ transformer through z.
 To sample, integrate dx/dt = v(x, t | z) from x_0 ~ N(0, I) at t = 0 to t = 1 with ``steps`` Euler
 steps (:func:`course_lib.flow.integrate`): each step is one pass of the head alone, not of the
 transformer. ``temperature`` scales the starting noise (MAR's temperature scales the noise of every
-reverse step). Guidance: v = v_u + w (v_c - v_u) on the velocity, as NextStep-1 does.
+reverse step). Guidance: v = v_u + w (v_c - v_u) on the velocity at every step, z for the
+conditional and z_u for the unconditional half, as MAR does on its noise prediction
+(``forward_with_cfg``) and NextStep-1 on the velocity.
 
 What was translated: MAR's DiffLoss predicts the noise eps on a 1000-step cosine DDPM schedule
 with t = 0 = data, and adds a learned-variance (VLB) term; it samples with 100 DDPM steps. With the
@@ -56,10 +58,10 @@ class FlowHead(Head):
         return self.net(x_t, z, t)
 
     def nfe(self, steps: int | None = None) -> int:
-        return checks.positive_int(steps or self.default_steps, "steps")
+        return self.default_steps if steps is None else checks.positive_int(steps, "steps")
 
-    def flat_loss(self, z, x, generator=None):
-        """Flow-matching loss with ``batch_mul`` draws of (t, x_0) per token; z (N, C), x (N, D)."""
+    def flat_loss(self, x, z, generator=None):
+        """Flow-matching loss with ``batch_mul`` draws of (t, x_0) per token; x (N, D), z (N, C)."""
         z = z.repeat(self.batch_mul, 1)                                      # (M N, C): MAR's batch_mul
         x1 = x.repeat(self.batch_mul, 1)                                     # (M N, D)
         x0 = self._noise(x1.shape[0], self.token_dim, generator, x1)         # (M N, D) noise

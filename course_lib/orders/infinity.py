@@ -45,8 +45,8 @@ import torch.nn.functional as F
 
 from course_lib import checks
 from course_lib.nets.transformer import Config
-from course_lib.orders.prompt import cfg_logits, null_prompts
-from course_lib.orders.var import NextScaleTransformer, area_down, check_scales, upsample
+from course_lib.orders.prompt import cfg_logits, check_prompts, with_null
+from course_lib.orders.var import NextScaleTransformer, area_down, check_parts, check_scales, upsample
 from course_lib.tokens.bitwise import BSQ, bits_to_index
 from course_lib.tokens.vq import QuantOut, Quantizer
 
@@ -82,6 +82,7 @@ class MultiScaleBSQ(Quantizer):
         H = self.scales[-1]
         if z.dim() != 4 or z.shape[1:3] != (H, H):
             raise ValueError(f"z: expected a latent map (B, {H}, {H}, {self.dim}), got {tuple(z.shape)}")
+        checks.finite(z, "z")                        # a NaN compares > 0 as False: it would become all-zero bits
 
     def forward(self, z: torch.Tensor) -> QuantOut:
         self._check_latent(z)
@@ -118,6 +119,7 @@ class MultiScaleBSQ(Quantizer):
     @torch.no_grad()
     def decode_bits(self, bits: torch.Tensor) -> torch.Tensor:
         """bits (B, L, d) -> latent f_hat (B, H, H, d)."""
+        check_bits(bits, "bits", self.n_tokens, self.dim)
         parts = bits.split([p * p for p in self.scales], dim=1)
         return sum(self.codes_of(k, b) for k, b in enumerate(parts)).permute(0, 2, 3, 1)
 
@@ -185,6 +187,15 @@ def next_input(cum: torch.Tensor, side: int) -> torch.Tensor:
     return F.interpolate(cum, size=(side, side), mode=UP).flatten(2).transpose(1, 2)
 
 
+def check_bits(bits, name: str, n_tokens: int, dim: int) -> torch.Tensor:
+    """(B, L, d) integer bits, every one 0 or 1, B >= 1."""
+    checks.tensor(bits, name, ndim=3, floating=False, shape=f"(B, {n_tokens}, {dim}) bits in {{0, 1}}")
+    if tuple(bits.shape[1:]) != (n_tokens, dim):
+        raise ValueError(f"{name}: expected shape (B, {n_tokens}, {dim}), got {tuple(bits.shape)}")
+    checks.rows(bits, name)
+    return checks.binary(bits, name)
+
+
 class Infinity(NextScaleTransformer):
     """The bitwise transformer: d logits per position, one per bit (module docstring)."""
 
@@ -193,9 +204,13 @@ class Infinity(NextScaleTransformer):
         super().__init__(bits, bits, scales, cfg)
         self.register_buffer("weights", scale_weights(self.scales, reweight_loss_by_scale), persistent=False)
 
-    def loss(self, prompts: torch.Tensor, labels: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """Per-bit cross-entropy, mean over the d bits, weighted sum over tokens (:func:`scale_weights`)."""
-        logits = self(prompts, inputs)                                              # (B, L, d)
+    def loss(self, labels: torch.Tensor, inputs: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+        """Per-bit cross-entropy, mean over the d bits, weighted sum over tokens (:func:`scale_weights`).
+        labels (B, L, d) bits in {0, 1} (:func:`self_correct`), inputs (B, L - p_1^2, d), prompts (B, 4)."""
+        check_bits(labels, "labels", len(self.weights), self.d_out)
+        checks.tensor(inputs, "inputs", ndim=3, floating=True, shape=f"(B, n, {self.d_in})")
+        checks.same_rows(labels, "labels", inputs.shape[0], "inputs")
+        logits = self(inputs, prompts)                                              # (B, L, d)
         per_bit = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction="none")
         return (per_bit.mean(-1) * self.weights).sum(-1).mean()
 
@@ -209,25 +224,30 @@ def head_parameters(d_model: int, bits: int) -> dict:
 
 
 @torch.no_grad()
-def generate(model: Infinity, quantizer: MultiScaleBSQ, prompts: torch.Tensor, cfg: float = 3.0,
+def generate(model: Infinity, quantizer: MultiScaleBSQ, prompts: torch.Tensor, *, cfg_scale: float = 3.0,
              temperature: float = 1.0, generator: torch.Generator | None = None) -> dict:
     """Draw one latent per prompt in S forward passes: at each scale every bit is drawn
-    independently from sigmoid(logit / temperature), logits guided as Infinity's
-    cfg c + (1 - cfg) u (= u + cfg (c - u); cfg 1 or 0 = no guidance, one pass over N rows).
+    independently from sigmoid(logit / temperature) (temperature > 0), logits guided as Infinity's
+    cfg c + (1 - cfg) u = u + cfg_scale (c - u), the same at every scale (cfg_scale 1 = no
+    guidance, one pass over N rows; 0 = the unconditional model).
     Returns {"latent": (N, H, H, d), "bits": (N, L, d), "codes": (N, L) indices, "nfe"}."""
-    checks.tensor(prompts, "prompts", ndim=2, floating=False, shape="(N, 4)")
+    prompts = check_prompts(prompts)
     checks.same_device(model, prompts, "prompts")
+    check_parts(model, quantizer)
+    cfg_scale, temperature, _, generator = checks.sampling(cfg_scale=cfg_scale, temperature=temperature,
+                                                           generator=generator)
+    checks.number(temperature, "temperature", 1e-6)
     model.eval()
     N, S, d = prompts.shape[0], len(model.scales), quantizer.dim
-    guided = cfg not in (0, 1)
-    rows = torch.cat([prompts, null_prompts(N, prompts.device)]) if guided else prompts
+    guided = cfg_scale != 1.0
+    rows = with_null(prompts, guided)                                             # (N or 2N, 4)
     cum = model.pos.new_zeros(N, d, model.scales[-1], model.scales[-1])
     inputs = cum.new_zeros(rows.shape[0], 0, d)
     bits, nfe, start = [], 0, 0
     for k, p in enumerate(model.scales):
-        out = model(rows, inputs)[:, start:start + p * p]                          # (rows, p^2, d)
+        out = model(inputs, rows)[:, start:start + p * p]                          # (rows, p^2, d)
         nfe += 1
-        logits = cfg_logits(out[:N], out[N:], cfg) if guided else out
+        logits = cfg_logits(out[:N], out[N:], cfg_scale) if guided else out
         prob = torch.sigmoid(logits.float() / temperature).cpu()
         b = (torch.rand(prob.shape, generator=generator) < prob).long().to(prompts.device)  # (N, p^2, d)
         bits.append(b)

@@ -10,7 +10,7 @@ confident first (Chang et al. 2022, "MaskGIT: Masked Generative Image Transforme
 * :class:`MaskGIT`: [4 prompt tokens, N image tokens] -> a bidirectional :class:`Transformer` ->
   logits over the K codes at every image position. The prompt comes through
   :class:`course_lib.orders.prompt.PromptEmbedding` (with a null prompt for classifier-free guidance).
-* :func:`decode`: iterative parallel decoding (paper §3.2 "Iterative Decoding", Algorithm in Fig. 2;
+* :func:`generate` (also :func:`decode`): iterative parallel decoding (paper §3.2 "Iterative Decoding", Algorithm in Fig. 2;
   official ``maskgit/libml/parallel_decode.py`` ``decode``): in T steps, each step samples every
   unknown token, scores each sample by the log-probability of the sampled token plus annealed Gumbel
   noise, keeps the most confident ones and masks the rest again; a decided token is never re-masked.
@@ -98,16 +98,20 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
     return F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
 
 
-def loss(model: "MaskGIT", tokens: torch.Tensor, prompts: torch.Tensor, generator: torch.Generator | None = None,
-         null_prob: float = 0.1, label_smoothing: float = LABEL_SMOOTHING, criterion=None) -> torch.Tensor:
+def loss(model: "MaskGIT", tokens: torch.Tensor, prompts: torch.Tensor, *, p_null: float = 0.1,
+         generator: torch.Generator | None = None, label_smoothing: float = LABEL_SMOOTHING,
+         criterion=None) -> torch.Tensor:
     """One training loss (paper §3.2): mask tokens (B, N) with :func:`random_mask`, write [MASK] there,
-    replace the prompt by the null prompt with probability ``null_prob`` (classifier-free guidance
+    replace the prompt by the null prompt with probability ``p_null`` (classifier-free guidance
     training), predict every position, and take ``criterion(logits, tokens, mask, label_smoothing)``
-    (default :func:`masked_loss`: the masked positions only)."""
-    checks.tensor(tokens, "tokens", ndim=2, dtype=torch.long, shape="(B, N) int64 token ids")
+    (default :func:`masked_loss`: the masked positions only). ``tokens`` are the targets: codes in
+    0..K-1, never the [MASK] id K (the loss writes the masks itself)."""
+    tokens = model.check_x(tokens, mask_allowed=False)
+    checks.same_rows(prompt_lib.check_prompts(prompts), "prompts", tokens.shape[0], "tokens")
+    generator = checks.generator(generator)
     mask = random_mask(tokens.shape[0], tokens.shape[1], generator, tokens.device)   # (B, N)
     inputs = torch.where(mask, torch.full_like(tokens, model.cfg.mask_id), tokens)    # (B, N)
-    prompts = prompt_lib.drop_prompts(prompts, null_prob, generator)
+    prompts = prompt_lib.drop_prompts(prompts, p_null, generator)
     return (criterion or masked_loss)(model(inputs, prompts), tokens, mask, label_smoothing)
 
 
@@ -136,15 +140,23 @@ class MaskGIT(nn.Module):
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
+    def check_x(self, tokens, name: str = "tokens", mask_allowed: bool = True) -> torch.Tensor:
+        """(B, N) int64 codes in 0..K-1, and the [MASK] id K where ``mask_allowed`` (inputs, not targets)."""
+        K, N = self.cfg.codebook_size, self.cfg.n_tokens
+        checks.tensor(tokens, name, ndim=2, dtype=torch.long, shape=f"(B, {N}) int64")
+        if tokens.shape[1] != N:
+            raise ValueError(f"{name}: expected (B, {N}), got {tuple(tokens.shape)}")
+        checks.rows(tokens, name)
+        if not mask_allowed and tokens.numel() and int(tokens.max()) == K:
+            raise ValueError(f"{name}: expected codes in [0, {K - 1}] as targets, got the [MASK] id {K} "
+                             f"(the loss masks the tokens itself: pass the unmasked codes)")
+        checks.index_range(tokens, name, K + int(mask_allowed))
+        return checks.same_device(self, tokens, name)
+
     def forward(self, tokens: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
-        checks.tensor(tokens, "tokens", ndim=2, dtype=torch.long, shape=f"(B, {self.cfg.n_tokens}) int64")
-        if tokens.shape[1] != self.cfg.n_tokens:
-            raise ValueError(f"tokens: expected (B, {self.cfg.n_tokens}), got {tuple(tokens.shape)}")
-        checks.index_range(tokens, "tokens", self.cfg.codebook_size + 1)
-        checks.same_device(self, tokens, "tokens")
+        tokens = self.check_x(tokens)
         prompts = prompt_lib.check_prompts(prompts)
-        if prompts.shape[0] != tokens.shape[0]:
-            raise ValueError(f"prompts: expected {tokens.shape[0]} prompts like tokens, got {tuple(prompts.shape)}")
+        checks.same_rows(prompts, "prompts", tokens.shape[0], "tokens")
         x = torch.cat([self.prompt(prompts), self.tok(tokens)], 1) + self.pos          # (B, 4 + N, D)
         h = self.body(x, "bidirectional")                                              # (B, 4 + N, D)
         return self.head(h[:, self.n_prompt:])                                         # (B, N, K)
@@ -190,22 +202,22 @@ def choose_to_mask(confidence: torch.Tensor, unknown: torch.Tensor, n_mask: int)
 
 
 @torch.no_grad()
-def logits_with_guidance(model: MaskGIT, tokens: torch.Tensor, prompts: torch.Tensor,
+def logits_with_guidance(model: MaskGIT, tokens: torch.Tensor, prompts: torch.Tensor, *,
                          cfg_scale: float = 1.0) -> torch.Tensor:
     """Logits (B, N, K); with ``cfg_scale`` != 1 the conditional and null-prompt rows run as one batch
     and combine as uncond + scale * (cond - uncond) (Ho & Salimans 2022, on logits)."""
-    if cfg_scale == 1.0:
+    if checks.number(cfg_scale, "cfg_scale") == 1.0:
         return model(tokens, prompts)
-    null = prompt_lib.null_prompts(prompts.shape[0], device=prompts.device)
-    both = model(torch.cat([tokens, tokens]), torch.cat([prompts, null]))                       # (2B, N, K)
+    rows = prompt_lib.with_null(prompts, guided=True)                                          # (2B, 4)
+    both = model(torch.cat([tokens, tokens]), rows)                                             # (2B, N, K)
     cond, uncond = both.chunk(2)
     return prompt_lib.cfg_logits(cond, uncond, cfg_scale)
 
 
 @torch.no_grad()
-def decode(model: MaskGIT, prompts: torch.Tensor, steps: int = 8, *, cfg_scale: float = 1.0,
-           choice_temperature: float = CHOICE_TEMPERATURE, temperature: float = 1.0,
-           generator: torch.Generator | None = None) -> Decoded:
+def generate(model: MaskGIT, prompts: torch.Tensor, *, steps: int = 8, cfg_scale: float = 1.0,
+             choice_temperature: float = CHOICE_TEMPERATURE, temperature: float = 1.0,
+             generator: torch.Generator | None = None) -> Decoded:
     """Generate tokens for ``prompts`` (B, 4) in ``steps`` parallel steps (paper §3.2; official
     ``parallel_decode.py`` ``decode``). Start with every image token [MASK]; n_start = N. At step t:
 
@@ -220,8 +232,10 @@ def decode(model: MaskGIT, prompts: torch.Tensor, steps: int = 8, *, cfg_scale: 
     The last step keeps all its samples: they are the output. ``generator``: a CPU
     ``torch.Generator`` (all noise is drawn on the CPU, so a seed gives the same tokens everywhere).
     """
-    steps = checks.positive_int(steps, "steps")
     prompts = prompt_lib.check_prompts(prompts)
+    checks.same_device(model, prompts, "prompts")
+    cfg_scale, temperature, steps, generator = checks.sampling(
+        cfg_scale=cfg_scale, temperature=temperature, steps=steps, generator=generator)
     checks.number(choice_temperature, "choice_temperature", low=0.0)
     checks.number(temperature, "temperature", low=1e-6)
     model.eval()
@@ -231,7 +245,7 @@ def decode(model: MaskGIT, prompts: torch.Tensor, steps: int = 8, *, cfg_scale: 
     unknown = torch.ones(B, N, dtype=torch.bool, device=dev)
     guesses, masked = [], [N]
     for t in range(steps):
-        logits = logits_with_guidance(model, tokens, prompts, cfg_scale) / temperature         # (B, N, K)
+        logits = logits_with_guidance(model, tokens, prompts, cfg_scale=cfg_scale) / temperature         # (B, N, K)
         logp = F.log_softmax(logits.float(), -1)                                              # (B, N, K)
         sampled = (logp + gumbel(logp.shape, generator, dev)).argmax(-1)                       # (B, N) ~ softmax
         sampled = torch.where(unknown, sampled, tokens)                                        # keep decided
@@ -246,3 +260,6 @@ def decode(model: MaskGIT, prompts: torch.Tensor, steps: int = 8, *, cfg_scale: 
         unknown = still
         masked.append(int(still.sum(1)[0]))
     return Decoded(tokens, order, torch.stack(guesses), masked, steps)
+
+
+decode = generate            # the paper's name for it: "iterative decoding"

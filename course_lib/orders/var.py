@@ -42,7 +42,7 @@ from torch import nn
 from course_lib import checks
 from course_lib.nets.sampling import sample_logits
 from course_lib.nets.transformer import Config, Transformer, make_mask
-from course_lib.orders.prompt import N_PROMPT, PromptEmbedding, cfg_logits, null_prompts
+from course_lib.orders.prompt import N_PROMPT, PromptEmbedding, cfg_logits, check_prompts, with_null
 from course_lib.tokens.vq import QuantOut, Quantizer, dead_code_threshold, nearest_code
 
 def check_scales(scales) -> tuple[int, ...]:
@@ -125,11 +125,14 @@ class MultiScaleVQ(Quantizer):
         return self.phi(k)(upsample(e, self.scales[-1]))                           # (B, D, H, H)
 
     def split(self, codes: torch.Tensor) -> list[torch.Tensor]:
-        """(B, L) flat codes -> one (B, p_k, p_k) tensor per scale."""
+        """(B, L) flat codes -> one (B, p_k, p_k) tensor per scale. Codes must lie in the codebook
+        (a negative index would silently read a code from the end)."""
         checks.tensor(codes, "codes", ndim=2, floating=False, shape=f"(B, {self.n_tokens})")
         if codes.shape[1] != self.n_tokens:
             raise ValueError(f"codes: expected (B, {self.n_tokens}) (sum of p^2 over scales {self.scales}), "
                              f"got {tuple(codes.shape)}")
+        checks.rows(codes, "codes")
+        checks.index_range(codes, "codes", self.codebook_size)
         parts = codes.split([p * p for p in self.scales], dim=1)
         return [c.reshape(-1, p, p) for c, p in zip(parts, self.scales)]
 
@@ -139,6 +142,7 @@ class MultiScaleVQ(Quantizer):
         if z.dim() != 4 or z.shape[1:3] != (H, H):
             raise ValueError(f"z: expected a latent map (B, {H}, {H}, {self.dim}) (the last scale is "
                              f"{H}), got {tuple(z.shape)}")
+        checks.finite(z, "z")                        # a NaN is nearest to no code: it would become code 0
 
     def forward(self, z: torch.Tensor) -> QuantOut:
         """z (B, H, H, D) channel last -> QuantOut(z_q (B, H, H, D), codes (B, L), loss, stats)."""
@@ -244,18 +248,22 @@ class NextScaleTransformer(nn.Module):
         """The (T, T) block-causal mask (True = may attend) of the sequence up to n_scales scales."""
         return make_mask("block_causal", blocks=self.blocks(n_scales or len(self.scales)), device=device)
 
-    def forward(self, prompts: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """prompts (B, 4) int64 (null ids allowed); inputs (B, n, d_in): the inputs of scales
-        2..k (n = p_2^2 + ... + p_k^2, 0 for scale 1 only). Returns (B, p_1^2 + n, d_out)."""
-        checks.tensor(inputs, "inputs", ndim=3, dim=self.d_in, floating=True, shape=f"(B, n, {self.d_in})")
+    def forward(self, inputs: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+        """inputs (B, n, d_in): the inputs of scales 2..k (n = p_2^2 + ... + p_k^2, 0 for scale 1
+        only); prompts (B, 4) int64 (null ids allowed). Returns (B, p_1^2 + n, d_out)."""
+        checks.tensor(inputs, "inputs", ndim=3, floating=True, shape=f"(B, n, {self.d_in})")
+        if inputs.shape[2] != self.d_in:
+            raise ValueError(f"inputs: expected shape (B, n, {self.d_in}) (the model's d_in: the quantizer's dim), "
+                             f"got {tuple(inputs.shape)}")
+        checks.rows(inputs, "inputs")
         checks.same_place(self, inputs, "inputs")
+        prompts = check_prompts(prompts)
         ends = torch.tensor([p * p for p in self.scales]).cumsum(0).tolist()        # [1, 5, 14, 30]
         n = self.scales[0] ** 2 + inputs.shape[1]
         if n not in ends:
             raise ValueError(f"inputs: expected the inputs of whole scales, lengths "
                              f"{[e - self.scales[0] ** 2 for e in ends]}, got {inputs.shape[1]}")
-        if prompts.shape[0] != inputs.shape[0]:
-            raise ValueError(f"prompts has {prompts.shape[0]} rows but inputs {inputs.shape[0]}")
+        checks.same_rows(prompts, "prompts", inputs.shape[0], "inputs")
         B = inputs.shape[0]
         x = torch.cat([self.start.expand(B, -1, -1), self.word_embed(inputs)], 1)   # (B, n, D)
         x = x + self.pos[:, :n] + self.level(self.level_ids[:n])
@@ -270,9 +278,18 @@ class VAR(NextScaleTransformer):
     def __init__(self, codebook_size: int, dim: int, scales=(1, 2, 3, 4), cfg: Config | None = None):
         super().__init__(dim, codebook_size, scales, cfg)
 
-    def loss(self, prompts: torch.Tensor, codes: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy over all L tokens, each weighted equally (VAR trainer.py)."""
-        logits = self(prompts, inputs)                                              # (B, L, K)
+    def loss(self, codes: torch.Tensor, inputs: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy over all L tokens, each weighted equally (VAR trainer.py). codes (B, L) the
+        targets in 0..K-1, inputs (B, L - p_1^2, D) their teacher-forcing inputs
+        (:meth:`MultiScaleVQ.teacher_inputs`), prompts (B, 4)."""
+        L = sum(p * p for p in self.scales)
+        checks.tensor(codes, "codes", ndim=2, floating=False, shape=f"(B, {L}) int64")
+        if codes.shape[1] != L:
+            raise ValueError(f"codes: expected shape (B, {L}), every scale's codes, got {tuple(codes.shape)}")
+        checks.tensor(inputs, "inputs", ndim=3, floating=True, shape=f"(B, {L - self.scales[0] ** 2}, {self.d_in})")
+        checks.same_rows(codes, "codes", inputs.shape[0], "inputs")
+        checks.index_range(codes, "codes", self.d_out)
+        logits = self(inputs, prompts)                                              # (B, L, K)
         return F.cross_entropy(logits.reshape(-1, self.d_out), codes.reshape(-1))
 
 
@@ -282,26 +299,43 @@ def guidance_scale(cfg: float, k: int, n_scales: int) -> float:
     return 1.0 + cfg * k / max(n_scales - 1, 1)
 
 
+def check_parts(model: NextScaleTransformer, quantizer, name: str = "quantizer") -> None:
+    """The quantizer must be the model's: the same scales, its vectors the model's inputs and (VAR)
+    its codebook the model's classes."""
+    if tuple(quantizer.scales) != tuple(model.scales) or quantizer.dim != model.d_in:
+        raise ValueError(f"{name}: expected scales {model.scales} and dim {model.d_in} (the model's), got "
+                         f"scales {tuple(quantizer.scales)} and dim {quantizer.dim}")
+    if isinstance(model, VAR) and quantizer.codebook_size != model.d_out:
+        raise ValueError(f"{name}: expected a codebook of {model.d_out} codes (the model's classes), got "
+                         f"{quantizer.codebook_size}")
+
+
 @torch.no_grad()
-def generate(model: VAR, quantizer: MultiScaleVQ, prompts: torch.Tensor, cfg: float = 1.5,
+def generate(model: VAR, quantizer: MultiScaleVQ, prompts: torch.Tensor, *, cfg_scale: float = 2.5,
              temperature: float = 1.0, top_k: int | None = None,
              generator: torch.Generator | None = None) -> dict:
     """Draw one latent per prompt in S forward passes, one per scale, coarse to fine.
 
-    prompts (N, 4) int64; cfg 0 = no guidance (one pass over N rows per scale; else over 2N rows,
-    prompt and null prompt). Returns {"latent": f_hat (N, H, H, D) for the decoder, "codes": (N, L),
-    "nfe": forward passes}.
+    prompts (N, 4) int64; cfg_scale: the guidance weight w at the LAST scale, ramped linearly from
+    1 at the first (:func:`guidance_scale` with VAR's t = w - 1: the default 2.5 is VAR's cfg 1.5);
+    w = 1: no guidance, one pass over N rows per scale, else over 2N rows, prompt and null prompt.
+    Returns {"latent": f_hat (N, H, H, D) for the decoder, "codes": (N, L), "nfe": forward passes}.
     """
-    checks.tensor(prompts, "prompts", ndim=2, floating=False, shape="(N, 4)")
+    prompts = check_prompts(prompts)
     checks.same_device(model, prompts, "prompts")
+    check_parts(model, quantizer)
+    cfg_scale, temperature, _, generator = checks.sampling(cfg_scale=cfg_scale, temperature=temperature,
+                                                           generator=generator)
+    checks.number(temperature, "temperature", 1e-6)
     model.eval()
     N, S, H = prompts.shape[0], len(model.scales), model.scales[-1]
-    rows = prompts if cfg == 0 else torch.cat([prompts, null_prompts(N, prompts.device)])   # (N or 2N, 4)
+    cfg = cfg_scale - 1.0                                                         # VAR's t at the last scale
+    rows = with_null(prompts, cfg != 0)                                           # (N or 2N, 4)
     f_hat = quantizer.codebook.new_zeros(N, quantizer.dim, H, H)                  # (N, D, H, H)
     inputs = f_hat.new_zeros(rows.shape[0], 0, quantizer.dim)
     codes, nfe, start = [], 0, 0
     for k, p in enumerate(model.scales):
-        out = model(rows, inputs)[:, start:start + p * p]                          # (rows, p^2, K)
+        out = model(inputs, rows)[:, start:start + p * p]                          # (rows, p^2, K)
         nfe += 1
         logits = out if cfg == 0 else cfg_logits(out[:N], out[N:], guidance_scale(cfg, k, S))
         idx = sample_logits(logits, temperature, top_k, generator).reshape(N, p, p)

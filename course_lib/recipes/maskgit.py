@@ -65,24 +65,38 @@ def build(B: Budget) -> maskgit.MaskGIT:
     return maskgit.MaskGIT(cfg).to(runtime.device())
 
 
-def train_maskgit(B: Budget, criterion=None, progress: bool = True):
-    """Build a MaskGIT and train it B.steps steps (AdamW, cosine learning rate) on batches of B.batch
-    token maps of the shared tokenizer, with :func:`course_lib.orders.maskgit.loss` (random cosine
-    masking, 10% null prompts) and ``criterion(logits, targets, mask, label_smoothing)`` (default
-    :func:`course_lib.orders.maskgit.masked_loss`: masked tokens only, label smoothing 0.1).
-    Returns (model in eval mode, training History)."""
+def fit(model: maskgit.MaskGIT, B: Budget, criterion=None, progress: bool = True) -> train.History:
+    """Train ``model`` B.steps steps (AdamW, cosine learning rate) on batches of B.batch token maps of
+    the shared tokenizer, with :func:`course_lib.orders.maskgit.loss` (random cosine masking, 10% null
+    prompts) and ``criterion(logits, targets, mask, label_smoothing)`` (default
+    :func:`course_lib.orders.maskgit.masked_loss`: masked tokens only, label smoothing 0.1)."""
     tokens, prompts = shape_tokens.token_data(B.n_train, mode=B.mode)           # (n, 16), (n, 4)
     dev = runtime.device()
     tokens, prompts = tokens.to(dev), prompts.to(dev)
-    model = build(B)
     g = torch.Generator().manual_seed(SEED)
 
     def loss_fn(step):
         idx = torch.randint(len(tokens), (B.batch,), generator=g).to(dev)
         return maskgit.loss(model, tokens[idx], prompts[idx], generator=g, criterion=criterion)
-    hist = train.train(model, loss_fn, B.steps, lr=B.lr, schedule="cosine", warmup=min(100, B.steps // 10),
+    return train.train(model, loss_fn, B.steps, lr=B.lr, schedule="cosine", warmup=min(100, B.steps // 10),
                        progress=progress, desc="MaskGIT")
+
+
+def train_maskgit(B: Budget, criterion=None, progress: bool = True):
+    """Build a MaskGIT and :func:`fit` it (``criterion`` as there). Returns (model in eval mode,
+    training History)."""
+    model = build(B)
+    hist = fit(model, B, criterion, progress)
     return model.eval(), hist
+
+
+def trained_maskgit(mode: str | None = None) -> maskgit.MaskGIT:
+    """The MaskGIT of this mode trained with the library's loss, kept in the disk cache (key: the
+    budget), so that the benchmark and notebook 06's table of the four orders reuse one model: from
+    the cache, or built and :func:`fit` now."""
+    B = budget(mode)
+    return train.cached("maskgit", dict(budget=B, seed=SEED), build=lambda: build(B),
+                        fit=lambda model: fit(model, B, progress=False))
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -194,9 +208,9 @@ def comparison(model, B: Budget, steps=STEPS) -> tuple[list[dict], dict, float]:
 def bench_results(mode: str | None = None) -> dict:
     """The MaskGIT entries of ``python -m course_lib.bench orders``: {"maskgit_<steps>": {prompt_accuracy,
     frechet, nfe, seconds_per_image, params, latency, frechet_floor, n}} for steps 1, 2, 4, 8, 16,
-    computed with the notebook's functions (:func:`train_maskgit`, :func:`comparison`)."""
+    computed with the notebook's functions (:func:`trained_maskgit`, :func:`comparison`)."""
     B = budget(mode)
-    model, _ = train_maskgit(B, progress=False)
+    model = trained_maskgit(B.mode)
     rows, gpt, floor = comparison(model, B)
     n = int(gpt.get("n", B.n_eval))
     keys = ("prompt_accuracy", "frechet", "nfe", "seconds_per_image", "params", "latency")

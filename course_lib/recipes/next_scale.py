@@ -10,7 +10,8 @@ Its budgets per mode and its experiments, shared by the notebook and ``course_li
 * :func:`train_var`, :func:`train_infinity` (``self_correction`` p_max, a seed): the transformers;
 * :func:`evaluate`: generate from the held-out prompts, then prompt accuracy, Fréchet distance (next
   to its floor), forward passes, seconds per image, parameters;
-* :func:`self_correction_study`: Infinity with and without bitwise self-correction over seeds.
+* :func:`self_correction_study`: Infinity with and without bitwise self-correction over seeds;
+* :func:`four_orders`: the GPT of 04, MaskGIT of 05, VAR and Infinity on the same prompts.
 """
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ from course_lib import data, evaluator, runtime, train
 from course_lib.nets.transformer import Config
 from course_lib.orders import infinity, var
 from course_lib.orders.prompt import drop_prompts
+from course_lib.recipes import chaining_tokens
+from course_lib.recipes import maskgit as maskgit_recipe
 from course_lib.tokens import tokenizers
 
 VERSION = 3                   # bump when the code changes what is trained (invalidates the cache)
@@ -293,11 +296,40 @@ def mean_of(results: list[dict], key: str) -> float:
     return sum(r[key] for r in results) / len(results)
 
 
+# ----------------------------------------------------------------------------- the four orders side by side
+
+MASKGIT_STEPS = (len(SCALES), 8)   # MaskGIT in as many passes as VAR has scales, and in MaskGIT's 8
+SIDE_BY_SIDE = ("prompt_accuracy", "frechet", "nfe", "seconds_per_image", "params")
+
+
+def four_orders(mode: str | None = None) -> dict:
+    """The orders of notebooks 04-06 on the same held-out prompts (the GPT's n of
+    :func:`course_lib.evaluator.reference`, seed 0), each at its notebook's guidance: the raster GPT of
+    04 (KV cache), MaskGIT of 05 (library loss) in MASKGIT_STEPS steps, VAR, and Infinity with
+    self-correction (seed 0) of this notebook. Every model comes from the disk cache (trained now
+    where it is missing). Notebook 06's last table and ``bench orders`` (``four_orders``) both call it.
+    Returns {"n", "frechet_floor", "rows": [{"method", prompt_accuracy, frechet, nfe (forward passes
+    per image), seconds_per_image, params}]}."""
+    B = budget(mode)
+    gpt = chaining_tokens.gpt_results(B.mode)
+    n = int(gpt["n"])
+    rows = [dict(method="GPT, raster order", **{k: gpt[k] for k in SIDE_BY_SIDE})]
+    mg, ref = maskgit_recipe.trained_maskgit(B.mode), evaluator.reference(n)
+    for steps in MASKGIT_STEPS:
+        r = maskgit_recipe.evaluate_maskgit(mg, steps, maskgit_recipe.budget(B.mode), ref)
+        rows.append(dict(method=f"MaskGIT, {steps} steps", **{k: r[k] for k in SIDE_BY_SIDE}))
+    for name, kind, model in (("VAR", "var", train_var(B.mode)),
+                              ("Infinity, self-correction", "infinity", train_infinity(P_MAX, B.mode, 0))):
+        r = evaluate(kind, model, n=n, mode=B.mode)
+        rows.append(dict(method=name, **{k: r[k] for k in SIDE_BY_SIDE}))
+    return dict(n=n, frechet_floor=evaluator.frechet_floor(n), rows=rows)
+
+
 def bench_results(mode: str | None = None) -> dict:
     """The bench's figures (``course_lib.bench orders``): ``var``, ``infinity`` and
     ``infinity_selfcorrect``, each {prompt_accuracy, frechet, frechet_floor, nfe, seconds_per_image,
     params}; the Infinity entries are means over the seeds of :func:`self_correction_study`, with
-    the per-seed figures under ``per_seed``."""
+    the per-seed figures under ``per_seed``; ``four_orders``: :func:`four_orders`."""
     B = budget(mode)
     keys = ("prompt_accuracy", "frechet", "frechet_floor", "nfe", "seconds_per_image", "params")
     v = evaluate("var", train_var(B.mode), mode=B.mode)
@@ -307,4 +339,5 @@ def bench_results(mode: str | None = None) -> dict:
         out[name] = {k: mean_of(study[arm], k) for k in keys}
         out[name]["per_seed"] = {k: [r[k] for r in study[arm]] for k in ("prompt_accuracy", "frechet")}
         out[name]["seeds"] = list(study["seeds"])
+    out["four_orders"] = four_orders(B.mode)
     return out
