@@ -1,29 +1,32 @@
-"""Wrong and correct answers to notebook 00's exercise: each wrong one is caught with a message that
-names its mistake; each correct one, written otherwise than the reference, passes.
-tests/test_homework.py reads WRONG_ANSWERS too."""
+"""Wrong and correct answers to notebook 00's exercise.
+
+The known mistakes and correct alternatives live once, in course_lib/course/exercises/welcome.py:
+known_mistake_tests submits each mistake (caught with its own message) and each alternative (passes).
+``WRONG`` holds wrong answers that are kinds the check catches (how v is called, the dtype, an input
+changed in place, a size the small cases miss) or a known mistake written otherwise, which must still
+be named; each must fail with the fragment given. tests/test_homework.py reads WRONG and WRONG_ANSWERS.
+"""
 import torch
 
 from course_lib.course import homework
+from course_lib.course.exercises import welcome
+from tests.mistakes import known_mistake_tests
+
+test_known_mistake_named, test_correct_alternative_passes = known_mistake_tests(welcome)
 
 
 def _t(x, t):
     return torch.full((x.shape[0],), float(t), device=x.device)
 
 
-def backwards(v, x, t, dt):          # steps against the field
-    return x - dt * v(x, _t(x, t))
 
 
-def forgets_dt(v, x, t, dt):         # a whole unit of time per step
-    return x + v(x, _t(x, t))
 
 
 def wrong_time(v, x, t, dt):         # evaluates the field at the end of the step
     return x + dt * v(x, _t(x, t + dt))
 
 
-def returns_step(v, x, t, dt):       # the displacement, not the new position
-    return dt * v(x, _t(x, t))
 
 
 def no_move(v, x, t, dt):            # forgets to apply the update
@@ -57,11 +60,19 @@ def midpoint(v, x, t, dt):           # a better method, but not the Euler step a
     return x + dt * v(mid, _t(x, t + 0.5 * dt))
 
 
+def step_by_torch_add_backwards(v, x, t, dt):   # the "backwards" mistake written otherwise: still named
+    return torch.add(x, v(x, torch.full_like(x[:, 0], t)), alpha=-dt)
+
+
+def only_the_first_4096_points(v, x, t, dt):    # "in chunks of 4096", the tail forgotten: right up to 4096 points
+    out = x.clone()
+    n = min(len(x), 4096)
+    out[:n] = x[:n] + dt * v(x, _t(x, t))[:n]
+    return out
+
+
 WRONG = {"welcome.euler_step": [
-    (backwards, "moved against the field"),
-    (forgets_dt, "multiply the velocity by dt"),
     (wrong_time, "the end of the step"),
-    (returns_step, "you returned the step dt * v(x, t)"),
     (no_move, "did not move"),
     (in_place, "changed its input `x` in place"),
     (float_time, "v was called with t of type float"),
@@ -69,26 +80,19 @@ WRONG = {"welcome.euler_step": [
     (cpu_time, "v was called with t on cpu"),
     (float32_out, "returned dtype torch.float32; expected torch.float64"),
     (midpoint, "v was called 2 times"),
+    (step_by_torch_add_backwards, "the points moved against the field"),
+    (only_the_first_4096_points, "on 5000 points in 3-D"),
 ]}
 WRONG_ANSWERS = {name: [fn for fn, _ in pairs] for name, pairs in WRONG.items()}
 
 
-def with_full_like(v, x, t, dt):
-    return x + v(x, torch.full_like(x[:, 0], t)) * dt
 
 
-def with_new_ones(v, x, t, dt):
-    tt = x.new_ones(len(x)) * t
-    return torch.add(x, v(x, tt), alpha=dt)
 
 
-def with_float64_time(v, x, t, dt):  # t in float64 whatever x is: fine for a field that promotes
-    times = torch.tensor([t] * x.shape[0], dtype=torch.float64, device=x.device)
-    velocity = v(x, times)
-    return x + dt * velocity.to(x.dtype)
 
 
-CORRECT_ANSWERS = {"welcome.euler_step": [with_full_like, with_new_ones, with_float64_time]}
+CORRECT_ANSWERS = {}                   # the correct alternatives are Exercise.alternatives (welcome.py)
 
 
 def test_half_written_answer_says_which_part_works():

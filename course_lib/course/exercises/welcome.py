@@ -9,8 +9,9 @@ import math
 import torch
 
 from course_lib import flow
-from course_lib.course.checking import (CannotTell, Exercise, Mismatch, call, call_on, device_words, expect_like,
-                                        expect_tensor, off_by, stand_in_device)
+from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, device_words, expect_on_another_device,
+                                        expect_tensor, explain, generator, name_mistake, off_by,
+                                        stand_in_device)
 
 
 # ----------------------------------------------------------------------------- velocity fields
@@ -85,27 +86,49 @@ def same(a, b, atol=1e-6) -> bool:
 
 # ----------------------------------------------------------------------------- euler_step
 
-def _step_hint(got, x, dt, v_x) -> str:
-    """What an Euler step that differs from x + dt v(x, t) did instead, if it is recognisable."""
-    if not isinstance(got, torch.Tensor) or got.shape != x.shape or got.dtype != x.dtype:
-        return ""
-    step = dt * v_x
-    if same(got, x):
-        return "the points did not move: x_{t+dt} = x_t + dt * v(x_t, t)"
-    if same(got, step):
-        return "you returned the step dt * v(x, t); return the new points x + dt * v(x, t)"
-    if same(got, v_x):
-        return "you returned the velocity v(x, t); return the new points x + dt * v(x, t)"
-    if same(got - x, v_x):
-        return "the points moved by v(x, t): multiply the velocity by dt"
-    if same(got - x, -step):
-        return "the points moved against the field: x + dt * v(x, t), not x - dt * v(x, t)"
-    ratio = off_by(got - x, step)
-    return f"the step x_new - x: {ratio}" if ratio else ""
+def _times(x, t):
+    return torch.full((x.shape[0],), float(t), dtype=x.dtype, device=x.device)      # (N,)
 
 
-def _hint(text: str) -> str:
-    return f"({text})" if text else ""
+EULER_STEP_MISTAKES = (
+    Mistake("did_not_move", lambda v, x, t, dt: x + 0 * v(x, _times(x, t)),
+            "the points did not move: x_{t+dt} = x_t + dt * v(x_t, t)"),
+    Mistake("returns_step", lambda v, x, t, dt: dt * v(x, _times(x, t)),
+            "you returned the step dt * v(x, t); return the new points x + dt * v(x, t)"),
+    Mistake("returns_velocity", lambda v, x, t, dt: v(x, _times(x, t)),
+            "you returned the velocity v(x, t); return the new points x + dt * v(x, t)"),
+    Mistake("forgets_dt", lambda v, x, t, dt: x + v(x, _times(x, t)),
+            "the points moved by v(x, t): multiply the velocity by dt"),
+    Mistake("backwards", lambda v, x, t, dt: x - dt * v(x, _times(x, t)),
+            "the points moved against the field: x + dt * v(x, t), not x - dt * v(x, t)"),
+)
+
+
+def _with_full_like(v, x, t, dt):
+    return x + v(x, torch.full_like(x[:, 0], t)) * dt
+
+
+def _with_new_ones(v, x, t, dt):
+    return torch.add(x, v(x, x.new_ones(len(x)) * t), alpha=dt)
+
+
+def _with_float64_time(v, x, t, dt):                  # t in float64 whatever x is: fine for a field that promotes
+    times = torch.tensor([t] * x.shape[0], dtype=torch.float64, device=x.device)
+    return x + dt * v(x, times).to(x.dtype)
+
+
+EULER_STEP_ALTERNATIVES = (_with_full_like, _with_new_ones, _with_float64_time)
+
+
+def _expect_step(got, want, x, t, dt, field, case):
+    """The new points, with the mistake they reproduce named, else how the step x_new - x is off."""
+    try:
+        expect_tensor(got, want, f"on {case}")
+    except Mismatch as e:
+        mistake = name_mistake(got, EULER_STEP_MISTAKES, field, x, t, dt)
+        same_kind = isinstance(got, torch.Tensor) and got.shape == x.shape and got.dtype == x.dtype
+        ratio = off_by(got - x, dt * field(x, _times(x, t))) if same_kind and not mistake else ""
+        raise explain(Mismatch(f"{e} (the step x_new - x: {ratio})") if ratio else e, mistake) from None
 
 
 def _one_step(candidate, field_name, x, t, dt, case):
@@ -131,43 +154,42 @@ def _one_step(candidate, field_name, x, t, dt, case):
     return got
 
 
-_CASES = [  # field, N, D, t, dt, dtype: several sizes (N = 1, D = 1), both ends of [0, 1], dt < 0
+_CASES = [  # field, N, D, t, dt, dtype: several sizes (N = 1, D = 1), both ends of [0, 1], dt < 0, and the
+    # notebook's: 4000 points in 2-D with dt = 1/2000, then beyond it
     ("a time-dependent pull", 7, 3, 0.5, 0.25, torch.float32),
     ("a whirl", 1, 2, 0.0, 0.1, torch.float32),
     ("a field that turns with t", 4, 1, 1.0, -0.25, torch.float32),
     ("a time-dependent pull", 3, 5, 0.0, 1.0, torch.float64),
     ("a field that turns with t", 6, 2, 0.75, 0.25, torch.float64),
+    ("a field that turns with t", 4000, 2, 0.9995, 1 / 2000, torch.float32),
+    ("a whirl", 5000, 3, 0.5, 1 / 4096, torch.float32),
 ]
 
 
 def check_euler_step(candidate):
     """Euler step x + dt v(x, t): v called once, at x and a (N,) time tensor t on x's device; values
-    on four fields for N = 1..7 points in D = 1..5 dimensions, t = 0 and 1, dt = 1 and dt < 0,
-    float32 and float64 (the output keeps the input's dtype); the input x unchanged; one case on
-    another device (a GPU, or PyTorch's meta device) where the output stays on x's device."""
-    g = torch.Generator().manual_seed(0)
+    on four fields for N = 1 to 5000 points (the notebook's 4000 and beyond) in D = 1..5 dimensions,
+    t = 0 and 1, dt = 1, 1/2000 and dt < 0, float32 and float64 (the output keeps the input's dtype);
+    the input x unchanged; one case on another device (a GPU, or PyTorch's meta device) where the
+    output stays on x's device."""
+    g = generator(0)
     x = torch.randn(5, 2, generator=g)
     case = "5 points in 2-D, a time-dependent pull, t = 0.25, dt = 0.5"
     got = _one_step(candidate, "a time-dependent pull", x, 0.25, 0.5, case)
-    want = flow.euler_step(FIELDS["a time-dependent pull"], x, 0.25, 0.5)
-    expect_tensor(got, want, f"on {case}", hint=_hint(_step_hint(got, x, 0.5, _pull(x, torch.full((5,), 0.25)))))
+    _expect_step(got, flow.euler_step(_pull, x, 0.25, 0.5), x, 0.25, 0.5, _pull, case)
     for name, n, d, t, dt, dtype in _CASES:
         x = torch.randn(n, d, generator=g, dtype=dtype) * 2
         case = f"{n} point{'s' * (n > 1)} in {d}-D ({dtype}), {name}, t = {t:g}, dt = {dt:g}"
         got = _one_step(candidate, name, x, t, dt, case)
-        want = flow.euler_step(FIELDS[name], x.clone(), t, dt)
-        v_x = FIELDS[name](x, torch.full((n,), t, dtype=dtype))
-        expect_tensor(got, want, f"on {case}", hint=_hint(_step_hint(got, x, dt, v_x)))
-    dev = stand_in_device()
+        _expect_step(got, flow.euler_step(FIELDS[name], x.clone(), t, dt), x, t, dt, FIELDS[name], case)
     x = torch.randn(3, 2, generator=g)
-    case = f"3 points on {device_words(dev)}, t = 0.5, dt = 0.25"
-    got = call_on(dev, candidate, Field("a time-dependent pull", case), x, 0.5, 0.25, case=case)
-    if not isinstance(got, CannotTell):
-        expect_like(got, flow.euler_step(_pull, x, 0.5, 0.25), dev, f"on {case}")
+    desc = "3 points, t = 0.5, dt = 0.25"
+    field = Field("a time-dependent pull", f"{desc} on {device_words(stand_in_device())}")
+    expect_on_another_device(candidate, (field, x, 0.5, 0.25), flow.euler_step(_pull, x, 0.5, 0.25), desc)
 
 
 # the exercises of this topic, in notebook order
 EXERCISES = [
     Exercise("welcome.euler_step", reference=flow.euler_step, checker=check_euler_step,
-             description=check_euler_step.__doc__),
+             description=check_euler_step.__doc__, mistakes=EULER_STEP_MISTAKES, alternatives=EULER_STEP_ALTERNATIVES),
 ]
