@@ -10,6 +10,7 @@ Ground floor (every notebook)
     checks    argument validation: errors that name the argument, what was expected, what came
     data      2-D toys, digits, captioned shapes, moving shapes, synthetic audio, two photos
     train     the one training loop (progress bar, history, EMA, AMP on a GPU, schedules)
+    cache     the disk cache of trained models, keyed by a recipe's budget (``train.cached``)
     metrics   sliced Wasserstein, MMD, PSNR / SNR, codebook usage and perplexity
     viz       image and reconstruction grids, 2-D fields and paths, explorers, audio players
 

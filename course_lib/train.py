@@ -21,7 +21,7 @@ optimizer) and each step is two steps, the model's and then the adversary's, on 
     train(model, loss_fn, steps, adversary=adv)
 
 A model that several notebooks (or a notebook and its benchmark) share is trained once and kept on
-disk with :func:`cached`::
+disk with :func:`cached` (:mod:`course_lib.cache`, re-exported here)::
 
     gpt = cached("gpt", B, build=lambda: GPT(cfg), fit=lambda m: train(m, loss_fn, B.steps))
     # B: the recipe's budget, a frozen dataclass (mode, sizes, steps): its fields are the cache key
@@ -29,13 +29,8 @@ disk with :func:`cached`::
 from __future__ import annotations
 
 import copy
-import dataclasses
-import hashlib
-import json
 import math
-import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -44,6 +39,7 @@ import torch
 from torch import nn
 
 from course_lib import checks, runtime
+from course_lib.cache import cache_path, cached  # noqa: F401  (the disk cache, re-exported)
 
 
 class EMA:
@@ -263,77 +259,3 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
         hist.seconds += time.perf_counter() - t0
         model.eval()
     return hist
-
-
-# ----------------------------------------------------------------------------- the disk cache
-
-def _plain(config):
-    """``config`` as JSON-ready values: a dataclass as the dict of its fields (nested parts too),
-    tuples as lists."""
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
-    if isinstance(config, dict):
-        return {k: _plain(v) for k, v in config.items()}
-    if isinstance(config, (list, tuple)):
-        return [_plain(v) for v in config]
-    return config
-
-
-def cache_path(name: str, config) -> "os.PathLike":
-    """Where :func:`cached` keeps the model ``name`` trained with ``config``:
-    ``runtime.cache_dir() / f"{name}-{hash of config}.pt"`` (every field as sorted JSON, sha256)."""
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
-        raise ValueError(f"name: expected a non-empty string of letters, digits, '-', '_', '.', got {name!r}")
-    if not isinstance(config, dict) and not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
-        raise TypeError(f"config: expected the budget that defines the model (a dataclass instance, or a dict "
-                        f"of budgets and settings), got {type(config).__name__}")
-    try:
-        text = json.dumps(_plain(config), sort_keys=True)
-    except TypeError as e:
-        raise TypeError(f"config: every value must be a number, string, list, dict or dataclass of them: {e}") from e
-    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return runtime.cache_dir() / f"{name}-{digest}.pt"
-
-
-def cached(name: str, config, build: Callable[[], nn.Module], fit: Callable[[nn.Module], object],
-           verbose: bool = True) -> nn.Module:
-    """``build()`` a model, then load its weights from the disk cache if they are there, else
-    ``fit(model)`` and save them. Returns the model in eval mode, on the device ``build`` put it on.
-
-    ``config`` is the recipe's budget (a frozen dataclass: mode, sizes, steps, the code's version),
-    or a dict of budgets and the other settings of this model (a seed): it must hold everything that
-    changes the trained weights, and every field of it is in the hash, the cache key
-    (:func:`cache_path`), so changing any field, even one only the evaluation reads, trains again. Weights are saved
-    atomically (a second process never reads half a file) as a plain ``state_dict`` and loaded with
-    ``torch.load(..., weights_only=True)``. ``model.from_cache`` tells which way it went.
-    Set ``COURSE_CACHE`` to use another folder; delete the file (or the folder) to retrain.
-    ``fit`` runs with gradients enabled even if the caller is inside ``torch.no_grad()``."""
-    path = cache_path(name, config)
-    model = build()
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"build: expected a function returning an nn.Module, got {type(model).__name__}")
-    if path.exists():
-        try:
-            state = torch.load(path, map_location=checks.model_device(model) or "cpu", weights_only=True)
-            model.load_state_dict(state)
-            model.from_cache = True
-            if verbose:
-                print(f"{name}: loaded from the cache ({path})")
-            return model.eval()
-        except (RuntimeError, EOFError, OSError, KeyError) as e:    # a stale or broken file: retrain
-            if verbose:
-                print(f"{name}: cached file unusable ({type(e).__name__}), training again")
-            model = build()                                 # from scratch, not half-loaded
-    with torch.enable_grad():                               # even when called under no_grad
-        fit(model)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(model.state_dict(), tmp)
-        os.chmod(tmp, 0o644)                                # mkstemp makes it private
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    model.from_cache = False
-    return model.eval()

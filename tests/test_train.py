@@ -133,3 +133,103 @@ def test_progress_bar_of_any_loop_ends_in_one_line(monkeypatch, capsys):
     bar.close()
     text = capsys.readouterr()
     assert "SWD table: 5/5 steps" in text.out + text.err
+
+
+# ----------------------------------------------------------------------------- the model cache
+
+def _cache_here(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    from course_lib import train as T
+    return T
+
+
+def test_a_readable_file_that_does_not_fit_is_kept_beside_the_new_one(tmp_path, monkeypatch):
+    T = _cache_here(tmp_path, monkeypatch)
+    path = T.cache_path("toy", {"width": 3})
+    torch.save(nn.Linear(3, 5).state_dict(), path)                 # another model's weights
+    before = path.read_bytes()
+    fits = []
+    with pytest.warns(RuntimeWarning, match=r"weight of shape \(5, 3\), the model's \(2, 3\).*kept as .*mismatch-1"):
+        m = T.cached("toy", {"width": 3}, lambda: nn.Linear(3, 2), lambda m: fits.append(1), verbose=False)
+    assert fits == [1] and not m.from_cache
+    aside = path.with_name(path.name + ".mismatch-1")
+    assert aside.read_bytes() == before                             # the old file survives, byte for byte
+    assert torch.load(path, weights_only=True)["weight"].shape == (2, 3)   # the new one beside it
+    path.write_bytes(before)                                       # a second mismatch: a second copy
+    with pytest.warns(RuntimeWarning, match="mismatch-2"):
+        T.cached("toy", {"width": 3}, lambda: nn.Linear(3, 2), lambda m: None, verbose=False)
+    assert aside.read_bytes() == path.with_name(path.name + ".mismatch-2").read_bytes() == before
+
+
+def test_a_readable_file_that_is_not_a_state_dict_is_kept(tmp_path, monkeypatch):
+    T = _cache_here(tmp_path, monkeypatch)
+    path = T.cache_path("toy", {})
+    torch.save(torch.zeros(3), path)
+    with pytest.warns(RuntimeWarning, match="hold a Tensor, not a state_dict"):
+        T.cached("toy", {}, lambda: nn.Linear(3, 2), lambda m: None, verbose=False)
+    assert torch.equal(torch.load(path.with_name(path.name + ".mismatch-1"), weights_only=True), torch.zeros(3))
+
+
+class _NotAWeight:
+    pass
+
+
+@pytest.mark.parametrize("what", ["random bytes", "text", "truncated zip", "refused pickle", "empty"])
+def test_every_unreadable_file_is_named_and_kept(what, tmp_path, monkeypatch):
+    T = _cache_here(tmp_path, monkeypatch)
+    path = T.cache_path("toy", {})
+    if what == "random bytes":
+        path.write_bytes(torch.randint(0, 256, (4096,), generator=torch.Generator().manual_seed(0),
+                                       dtype=torch.uint8).numpy().tobytes())
+    elif what == "text":
+        path.write_text("these are not weights\n")
+    elif what == "truncated zip":
+        torch.save(nn.Linear(3, 2).state_dict(), path)
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif what == "refused pickle":
+        torch.save({"weight": _NotAWeight()}, path)                 # weights_only refuses the class
+    else:
+        path.write_bytes(b"")
+    before = path.read_bytes()
+    with pytest.warns(RuntimeWarning) as caught:
+        m = T.cached("toy", {}, lambda: nn.Linear(3, 2), lambda m: None, verbose=False)
+    message = str(caught[0].message)
+    assert str(path) in message and "cannot be read as weights" in message and "unreadable-1" in message
+    assert path.with_name(path.name + ".unreadable-1").read_bytes() == before
+    assert not m.from_cache and set(torch.load(path, weights_only=True)) == {"weight", "bias"}
+
+
+def test_a_file_that_cannot_be_moved_aside_is_refused_with_its_path(tmp_path, monkeypatch):
+    T = _cache_here(tmp_path, monkeypatch)
+    path = T.cache_path("toy", {})
+    path.write_text("not weights")
+
+    def no_rename(src, dst):
+        raise PermissionError("read-only folder")
+    from course_lib import cache
+    monkeypatch.setattr(cache.os, "rename", no_rename)
+    with pytest.raises(RuntimeError, match="cannot move .*toy-.*pt aside"):
+        T.cached("toy", {}, lambda: nn.Linear(3, 2), lambda m: None, verbose=False)
+    assert path.read_text() == "not weights"
+
+
+def test_the_cache_key_is_every_field_of_a_budget_dataclass(tmp_path, monkeypatch):
+    import dataclasses
+    T = _cache_here(tmp_path, monkeypatch)
+
+    @dataclasses.dataclass(frozen=True)
+    class Part:
+        hidden: int
+
+    @dataclasses.dataclass(frozen=True)
+    class Budget:
+        mode: str
+        steps: int
+        part: Part
+
+    a = Budget("quick", 10, Part(4))
+    assert T.cache_path("m", a) == T.cache_path("m", Budget("quick", 10, Part(4)))
+    assert len({T.cache_path("m", b) for b in (a, Budget("lecture", 10, Part(4)), Budget("quick", 11, Part(4)),
+                                              Budget("quick", 10, Part(5)))}) == 4
+    with pytest.raises(TypeError, match="config: expected the budget"):
+        T.cache_path("m", Budget)                                   # the class, not an instance

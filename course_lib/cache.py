@@ -1,0 +1,163 @@
+"""The disk cache of trained models: a model that several notebooks (or a notebook and its benchmark)
+share is trained once per budget and kept on disk.
+
+Usage (also as ``course_lib.train.cached``)::
+
+    model = cached("token-gpt", B, build=lambda: GPT(cfg), fit=lambda m: train(m, loss_fn, B.steps))
+    # B: the recipe's budget, a frozen dataclass (mode, sizes, steps): every field is in the key
+
+A file is written atomically and read with ``weights_only=True``; one that cannot be used is moved
+aside, never deleted or overwritten (:func:`cached`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from typing import Callable
+
+import torch
+from torch import nn
+
+from course_lib import checks, runtime
+
+
+def _plain(config):
+    """``config`` as JSON-ready values: a dataclass as the dict of its fields (nested parts too),
+    tuples as lists."""
+    if dataclasses.is_dataclass(config) and not isinstance(config, type):
+        return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+    if isinstance(config, dict):
+        return {k: _plain(v) for k, v in config.items()}
+    if isinstance(config, (list, tuple)):
+        return [_plain(v) for v in config]
+    return config
+
+
+def cache_path(name: str, config) -> "os.PathLike":
+    """Where :func:`cached` keeps the model ``name`` trained with ``config``:
+    ``runtime.cache_dir() / f"{name}-{hash of config}.pt"`` (every field as sorted JSON, sha256)."""
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "-_." for c in name):
+        raise ValueError(f"name: expected a non-empty string of letters, digits, '-', '_', '.', got {name!r}")
+    if not isinstance(config, dict) and not (dataclasses.is_dataclass(config) and not isinstance(config, type)):
+        raise TypeError(f"config: expected the budget that defines the model (a dataclass instance, or a dict "
+                        f"of budgets and settings), got {type(config).__name__}")
+    try:
+        text = json.dumps(_plain(config), sort_keys=True)
+    except TypeError as e:
+        raise TypeError(f"config: every value must be a number, string, list, dict or dataclass of them "
+                        f"(written as JSON): {e}") from e
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    return runtime.cache_dir() / f"{name}-{digest}.pt"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0][:200]}" if text else type(error).__name__
+
+
+def _why_unreadable(path, error: Exception) -> str:
+    """What is wrong with a file ``torch.load(..., weights_only=True)`` raised ``error`` on, in words."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        return f"it cannot be opened ({_first_line(e)})"
+    if not head:
+        return "it is empty"
+    if not head.startswith(b"PK") and not head.startswith(b"\x80"):    # torch.save's zip, or an old pickle
+        return f"it is not a file torch.save writes (it starts with {head!r})"
+    if "weights only load failed" in str(error).lower():
+        return "it holds objects that weights_only=True refuses to load (only tensors and plain containers)"
+    return f"it is damaged or truncated ({_first_line(error)})"
+
+
+def _load_into(model: nn.Module, path) -> tuple[str, str] | None:
+    """Load the weights at ``path`` into ``model``: None if they fit, else (kind, what is wrong) with
+    kind "unreadable" (not a weights file torch can read with weights_only) or "mismatch" (readable,
+    but not this model's keys and shapes; the model may then be half-loaded)."""
+    try:
+        state = torch.load(path, map_location=checks.model_device(model) or "cpu", weights_only=True)
+    except Exception as e:      # random bytes, text, a truncated zip, a pickle weights_only refuses, a folder
+        return "unreadable", f"cannot be read as weights: {_why_unreadable(path, e)}"
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        return "mismatch", f"hold a {type(state).__name__}, not a state_dict of tensors"
+    want = model.state_dict()
+    wrong = [f"missing {k}" for k in want if k not in state][:3]
+    wrong += [f"unexpected {k}" for k in state if k not in want][:3]
+    wrong += [f"{k} of shape {tuple(state[k].shape)}, the model's {tuple(v.shape)}"
+              for k, v in want.items() if k in state and state[k].shape != v.shape][:3]
+    if wrong:
+        return "mismatch", "do not fit the model (" + "; ".join(wrong) + ")"
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, ValueError, TypeError) as e:
+        return "mismatch", f"do not fit the model ({_first_line(e)})"
+    return None
+
+
+def _move_aside(path, kind: str):
+    """Move ``path`` to the first free ``<path>.<kind>-<n>`` beside it and return that path; if it
+    cannot be moved, refuse (nothing is ever overwritten) with an error naming it."""
+    n = 1
+    while (aside := path.with_name(f"{path.name}.{kind}-{n}")).exists():
+        n += 1
+    try:
+        os.rename(path, aside)
+    except OSError as e:
+        raise RuntimeError(f"the model cache cannot move {path} aside to {aside} ({_first_line(e)}): move or "
+                           "delete it by hand, or set COURSE_CACHE to another folder") from e
+    return aside
+
+
+def cached(name: str, config, build: Callable[[], nn.Module], fit: Callable[[nn.Module], object],
+           verbose: bool = True) -> nn.Module:
+    """``build()`` a model, then load its weights from the disk cache if they are there, else
+    ``fit(model)`` and save them. Returns the model in eval mode, on the device ``build`` put it on.
+
+    ``config`` is the recipe's budget (a frozen dataclass: mode, sizes, steps, the code's version),
+    or a dict of budgets and the other settings of this model (a seed): it must hold everything that
+    changes the trained weights, and every field of it is in the hash, the cache key
+    (:func:`cache_path`), so changing any field, even one only the evaluation reads, trains again. Weights are saved
+    atomically (a second process never reads half a file) as a plain ``state_dict`` and loaded with
+    ``torch.load(..., weights_only=True)``. ``model.from_cache`` tells which way it went.
+    Set ``COURSE_CACHE`` to use another folder; delete the file (or the folder) to retrain.
+
+    A file there that cannot be used is never deleted or overwritten: one torch cannot read (random
+    bytes, text, a truncated file, a pickle that ``weights_only`` refuses) is moved to
+    ``<file>.unreadable-<n>``, one it reads whose keys or shapes do not fit the model to
+    ``<file>.mismatch-<n>``, with a warning naming both paths; then the model trains again, so a
+    notebook keeps running. If the file cannot be moved, a RuntimeError names it.
+    ``fit`` runs with gradients enabled even if the caller is inside ``torch.no_grad()``."""
+    path = cache_path(name, config)
+    model = build()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"build: expected a function returning an nn.Module, got {type(model).__name__}")
+    if path.exists():
+        problem = _load_into(model, path)
+        if problem is None:
+            model.from_cache = True
+            if verbose:
+                print(f"{name}: loaded from the cache ({path})")
+            return model.eval()
+        kind, what = problem
+        aside = _move_aside(path, kind)
+        warnings.warn(f"{name}: the cached weights {path} {what}; kept as {aside}, training again",
+                      RuntimeWarning, stacklevel=2)
+        model = build()                                     # from scratch, not half-loaded
+    with torch.enable_grad():                               # even when called under no_grad
+        fit(model)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(model.state_dict(), tmp)
+        os.chmod(tmp, 0o644)                                # mkstemp makes it private
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    model.from_cache = False
+    return model.eval()
