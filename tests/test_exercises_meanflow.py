@@ -1,33 +1,21 @@
-"""Wrong and correct answers to notebook 10's exercises (MeanFlow): each wrong one is caught with a
-message that names its mistake; each correct one, written otherwise than the reference, passes.
-tests/test_homework.py runs them."""
+"""Notebook 10's exercises (MeanFlow): each known mistake (Exercise.mistakes, in
+course_lib/course/exercises/meanflow.py) is caught with its own message and each correct alternative
+passes (tests/mistakes.py); the wrong answers below are not named mistakes but kinds the checks must
+catch (no stop-gradient, no gradient, a shape, a device, a dtype, a float, an input changed in place,
+a step too few); the correct ones, written otherwise than the reference, pass. tests/test_homework.py
+runs WRONG and CORRECT_ANSWERS."""
 import torch
+
+from course_lib.course.exercises import meanflow as topic
+from tests.mistakes import known_mistake_tests
+
+test_known_mistake_named, test_correct_alternative_passes = known_mistake_tests(topic)
 
 
 # ----------------------------------------------------------------------------- mf_target
 
 def _jvp(u, z, a, b, tz, ta, tb):
     return torch.func.jvp(u, (z, a, b), (tz, ta, tb))
-
-
-def target_swapped_tangent(u, z, a, b, v):
-    u_pred, du = _jvp(u, z, a, b, v, torch.zeros_like(a), torch.ones_like(b))
-    return u_pred, (v + (b - a)[:, None] * du).detach()
-
-
-def target_no_v_tangent(u, z, a, b, v):
-    u_pred, du = _jvp(u, z, a, b, torch.zeros_like(z), torch.ones_like(a), torch.zeros_like(b))
-    return u_pred, (v + (b - a)[:, None] * du).detach()
-
-
-def target_paper_sign(u, z, a, b, v):
-    u_pred, du = _jvp(u, z, a, b, v, torch.ones_like(a), torch.zeros_like(b))
-    return u_pred, (v - (b - a)[:, None] * du).detach()
-
-
-def target_no_interval(u, z, a, b, v):
-    u_pred, du = _jvp(u, z, a, b, v, torch.ones_like(a), torch.zeros_like(b))
-    return u_pred, (v + du).detach()
 
 
 def target_not_detached(u, z, a, b, v):
@@ -54,43 +42,14 @@ def target_cpu_ones(u, z, a, b, v):
 
 # ----------------------------------------------------------------------------- adaptive_loss
 
-def loss_mean_over_dims(u_pred, u_tgt, p=1.0, c=1e-3):
-    d2 = (u_pred - u_tgt.detach()).pow(2).mean(1)
-    return (d2 / (d2.detach() + c).pow(p)).mean()
-
-
-def loss_weight_with_gradient(u_pred, u_tgt, p=1.0, c=1e-3):
-    d2 = (u_pred - u_tgt.detach()).pow(2).sum(1)
-    return (d2 / (d2 + c).pow(p)).mean()
-
-
 def loss_target_with_gradient(u_pred, u_tgt, p=1.0, c=1e-3):
     d2 = (u_pred - u_tgt).pow(2).sum(1)
     return (d2 / (d2.detach() + c).pow(p)).mean()
 
 
-def loss_power_one(u_pred, u_tgt, p=1.0, c=1e-3):
-    d2 = (u_pred - u_tgt.detach()).pow(2).sum(1)
-    return (d2 / (d2.detach() + c)).mean()
-
-
-def loss_no_c(u_pred, u_tgt, p=1.0, c=1e-3):
-    d2 = (u_pred - u_tgt.detach()).pow(2).sum(1)
-    return (d2 / d2.detach().pow(p)).mean()
-
-
-def loss_summed_over_batch(u_pred, u_tgt, p=1.0, c=1e-3):
-    d2 = (u_pred - u_tgt.detach()).pow(2).sum(1)
-    return (d2 / (d2.detach() + c).pow(p)).sum()
-
-
 def loss_item(u_pred, u_tgt, p=1.0, c=1e-3):
     d2 = (u_pred - u_tgt.detach()).pow(2).sum(1)
     return (d2 / (d2.detach() + c).pow(p)).mean().item()
-
-
-def loss_plain_l2(u_pred, u_tgt, p=1.0, c=1e-3):
-    return (u_pred - u_tgt.detach()).pow(2).sum(1).mean()
 
 
 # ----------------------------------------------------------------------------- mf_sample
@@ -102,40 +61,6 @@ def _grid_sample(u, x0, steps, rule):
         a = torch.full((z.shape[0],), ta, dtype=z.dtype, device=z.device)
         b = torch.full((z.shape[0],), tb, dtype=z.dtype, device=z.device)
         z = z + (tb - ta) * u(z, a, b)
-    return z
-
-
-def sample_anchor_at_b(u, x0, steps):
-    return _grid_sample(u, x0, steps, lambda k, s: ((k + 1) / s, k / s))
-
-
-def sample_backwards(u, x0, steps):
-    return _grid_sample(u, x0, steps, lambda k, s: (1 - k / s, 1 - (k + 1) / s))
-
-
-def sample_instantaneous(u, x0, steps):
-    z = x0
-    for k in range(steps):
-        a = torch.full((z.shape[0],), k / steps, dtype=z.dtype)
-        z = z + u(z, a, a) / steps
-    return z
-
-
-def sample_whole_interval(u, x0, steps):
-    z = x0
-    for k in range(steps):
-        a = torch.zeros(z.shape[0], dtype=z.dtype)
-        b = torch.ones(z.shape[0], dtype=z.dtype)
-        z = z + u(z, a, b) / steps
-    return z
-
-
-def sample_no_step_length(u, x0, steps):
-    z = x0
-    for k in range(steps):
-        a = torch.full((z.shape[0],), k / steps, dtype=z.dtype)
-        b = torch.full((z.shape[0],), (k + 1) / steps, dtype=z.dtype)
-        z = z + u(z, a, b)
     return z
 
 
@@ -156,6 +81,24 @@ def sample_cpu_times(u, x0, steps):
     return z
 
 
+def sample_float32_times(u, x0, steps):   # torch.full without dtype: float32 times on float64 points
+    z = x0
+    for k in range(steps):
+        a = torch.full((z.shape[0],), k / steps, device=z.device)
+        b = torch.full((z.shape[0],), (k + 1) / steps, device=z.device)
+        z = z + (b - a).to(z.dtype)[:, None] * u(z, a, b)
+    return z
+
+
+def sample_one_time(u, x0, steps):        # one time for the whole batch, shape (1,): it broadcasts
+    z = x0
+    for k in range(steps):
+        a = torch.full((1,), k / steps, dtype=z.dtype, device=z.device)
+        b = torch.full((1,), (k + 1) / steps, dtype=z.dtype, device=z.device)
+        z = z + (1 / steps) * u(z, a, b)
+    return z
+
+
 def sample_off_by_one(u, x0, steps):
     z = x0
     for k in range(steps - 1):
@@ -167,34 +110,21 @@ def sample_off_by_one(u, x0, steps):
 
 WRONG = {
     "meanflow.mf_target": [
-        (target_swapped_tangent, "tangents are swapped"),
-        (target_no_v_tangent, "tangent of z is missing"),
-        (target_paper_sign, "the paper's form"),
-        (target_no_interval, "factor (b - a)"),
         (target_not_detached, "stop-gradient"),
         (target_no_grad, "no gradient to the network's parameters"),
         (target_unbroadcast, ("trailing axis", "expected shape")),
         (target_cpu_ones, ("made on another device", "returned a tensor on cpu")),
     ],
     "meanflow.adaptive_loss": [
-        (loss_mean_over_dims, "SUM of squares"),
-        (loss_weight_with_gradient, "carries no gradient"),
         (loss_target_with_gradient, "gradient with respect to u_tgt"),
-        (loss_power_one, "power is p"),
-        (loss_no_c, "constant c"),
-        (loss_summed_over_batch, ("average the weighted errors", "a sum where a mean")),
         (loss_item, ("0-d torch.Tensor", ".item()")),
-        (loss_plain_l2, "adaptive weight"),
     ],
     "meanflow.mf_sample": [
-        (sample_anchor_at_b, "anchored at the wrong end"),
-        (sample_backwards, "from noise (t = 0) to data"),
-        (sample_instantaneous, "instantaneous"),
-        (sample_whole_interval, "its own interval"),
-        (sample_no_step_length, "step's length"),
         (sample_in_place, "in place"),
         (sample_cpu_times, ("made on another device", "returned a tensor on cpu")),
         (sample_off_by_one, ("network evaluations", "expected")),
+        (sample_float32_times, "u was called with a of dtype torch.float32 while z is torch.float64"),
+        (sample_one_time, "u was called with a of shape (1,)"),
     ],
 }
 WRONG_ANSWERS = {name: [fn for fn, _ in pairs] for name, pairs in WRONG.items()}
