@@ -19,7 +19,7 @@ mode and with a fixed seed, in a few seconds on a CPU; it is kept in the disk ca
 
     from course_lib import evaluator
     ref = evaluator.reference(512)                      # held-out real shapes and their prompts
-    images = my_generator(ref.prompts)                  # (512, 3, 16, 16) in [0, 1]
+    images = my_generator(ref.prompts)                  # (512, 3, 16, 16) in [0, 1] (refused otherwise)
     evaluator.prompt_accuracy(images, ref.prompts)      # share with all 4 attributes right
     evaluator.frechet(images, ref.images), evaluator.frechet_floor(512)
 """
@@ -37,6 +37,18 @@ VERSION = 1                          # bump when the architecture or training ch
 CONFIG = dict(version=VERSION, size=16, width=32, features=64, n_train=16384, steps=1200, batch=128,
               lr=2e-3, seed=0)
 TRAIN_SEED = 7_000                   # the training images; evaluation draws use metrics.HELD_OUT_SEED
+RANGE_TOLERANCE = 1e-3               # images may leave [0, 1] by this much (rounding), not more
+
+
+def check_images(images, name: str = "images") -> torch.Tensor:
+    """The evaluator's contract: (N, 3, 16, 16) floating images, N >= 1, every value finite and in
+    [0, 1] (up to ``RANGE_TOLERANCE``). It was trained on such images; on [0, 255] or [-1, 1] it
+    answers with confident nonsense, and a NaN image is "some class", so both are refused."""
+    checks.tensor(images, name, ndim=4, floating=True, shape="(N, 3, 16, 16) in [0, 1]")
+    if tuple(images.shape[1:]) != (3, 16, 16):
+        raise ValueError(f"{name}: expected shape (N, 3, 16, 16), got {tuple(images.shape)}")
+    checks.rows(images, name)
+    return checks.value_range(images, name, 0.0, 1.0, tol=RANGE_TOLERANCE)
 
 
 class ShapesEvaluator(nn.Module):
@@ -54,10 +66,7 @@ class ShapesEvaluator(nn.Module):
         self.heads = nn.ModuleList(nn.Linear(features, n) for n in data.N_VALUES)
 
     def _check(self, images) -> torch.Tensor:
-        checks.tensor(images, "images", ndim=4, floating=True, shape="(N, 3, 16, 16) in [0, 1]")
-        if tuple(images.shape[1:]) != (3, 16, 16):
-            raise ValueError(f"images: expected shape (N, 3, 16, 16), got {tuple(images.shape)}")
-        return images.to(checks.model_device(self), torch.float32)
+        return check_images(images).to(checks.model_device(self), torch.float32)
 
     def logits(self, images: torch.Tensor) -> list[torch.Tensor]:
         """Four logit tensors (N, 4), (N, 6), (N, 9), (N, 2) for images (N, 3, 16, 16)."""
@@ -67,6 +76,7 @@ class ShapesEvaluator(nn.Module):
     @torch.no_grad()
     def features(self, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
         """(N, features) penultimate activations, the space of :func:`frechet` (on the CPU)."""
+        self._check(images)
         was = self.training
         self.eval()
         out = torch.cat([self.body(self._check(images[i:i + batch])).cpu() for i in range(0, len(images), batch)])
@@ -76,6 +86,7 @@ class ShapesEvaluator(nn.Module):
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
         """(N, 4) int64 predicted (shape, color, position, size), on the CPU."""
+        self._check(images)
         was = self.training
         self.eval()
         out = torch.cat([torch.stack([lg.argmax(-1) for lg in self.logits(images[i:i + batch])], 1).cpu()
@@ -133,6 +144,7 @@ def _prompts(prompts, n: int, allow_null: bool = False) -> torch.Tensor:
 
 def attribute_accuracy(images: torch.Tensor, prompts: torch.Tensor) -> dict[str, float]:
     """Per attribute, the share of images whose predicted value matches the prompt's."""
+    _prompts(prompts, len(check_images(images)))
     pred = shapes_evaluator().predict(images)                                 # (N, 4)
     ok = pred == _prompts(prompts, len(images))
     return {name: ok[:, a].float().mean().item() for a, name in enumerate(data.ATTRIBUTES)}
@@ -141,9 +153,10 @@ def attribute_accuracy(images: torch.Tensor, prompts: torch.Tensor) -> dict[str,
 def prompt_accuracy(images: torch.Tensor, prompts: torch.Tensor) -> float:
     """Share of ``images`` (N, 3, 16, 16) whose four predicted attributes all equal ``prompts``
     (N, 4). Chance level is 1/432. An attribute given as its null id (``data.N_VALUES[a]``, "left
-    open", as :mod:`course_lib.orders.prompt` writes it) is not judged: any value is right."""
+    open", as :mod:`course_lib.orders.prompt` writes it) is not judged: any value is right.
+    ``images`` must be in [0, 1] (:func:`check_images`)."""
+    prompts = _prompts(prompts, len(check_images(images)), allow_null=True)
     pred = shapes_evaluator().predict(images)                                 # (N, 4)
-    prompts = _prompts(prompts, len(images), allow_null=True)
     left_open = prompts == torch.tensor(data.N_VALUES)                        # (N, 4)
     return ((pred == prompts) | left_open).all(1).float().mean().item()
 
@@ -151,6 +164,7 @@ def prompt_accuracy(images: torch.Tensor, prompts: torch.Tensor) -> float:
 def frechet(images_a: torch.Tensor, images_b: torch.Tensor) -> float:
     """Fréchet distance between two image sets in the evaluator's feature space (FID's formula,
     :func:`course_lib.metrics.frechet_distance`). Compare with :func:`frechet_floor` at the same N."""
+    check_images(images_a, "images_a"), check_images(images_b, "images_b")
     ev = shapes_evaluator()
     return metrics.frechet_distance(ev.features(images_a), ev.features(images_b))
 

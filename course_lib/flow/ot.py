@@ -60,6 +60,9 @@ def ot_permutation(x0: torch.Tensor, x1: torch.Tensor, block: int | None = 256,
     checks.tensor(x1, "x1", ndim=2, floating=True, shape="(N, D)")
     if x0.shape != x1.shape:
         raise ValueError(f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
+    checks.rows(x1, "x1")
+    checks.finite(x0, "x0")                  # a NaN cost makes the solver give up: pairs collapse onto one row
+    checks.finite(x1, "x1")
     if block is not None:
         checks.positive_int(block, "block")
     checks.one_of(order, "order", ORDERS)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from course_lib import evaluator, runtime, train
 from course_lib.orders import gpt
+from course_lib.orders import prompt as P
 from course_lib.recipes import shape_tokens
 
 VERSION = 1
@@ -121,6 +122,7 @@ def sample(model: gpt.TokenGPT, prompts: torch.Tensor, seed: int = 0, mode: str 
            **kw) -> tuple[torch.Tensor, torch.Tensor]:
     """(images (N, 3, 16, 16), tokens (N, 16)) for ``prompts``; other keywords go to
     :func:`course_lib.orders.gpt.generate` (cfg_scale, temperature, top_k, kv_cache, force)."""
+    prompts = P.check_prompts(prompts)                                        # a Python list gets a clear error
     tokens = gpt.generate(model, prompts.to(runtime.device()), generator=torch.Generator().manual_seed(seed), **kw)
     return shape_tokens.decode(tokens, mode), tokens
 

@@ -263,6 +263,7 @@ def generate(pair: Pair, prompts: torch.Tensor, B: Budget, head_steps: int | Non
              seed: int = SEED) -> tuple[torch.Tensor, backbone.Generated]:
     """Images (N, 3, 16, 16) for ``prompts`` and the :class:`~course_lib.heads.backbone.Generated`
     record (latents, passes, the time in transformer and head)."""
+    prompts = P.check_prompts(prompts)
     out = backbone.generate(pair.backbone, pair.head, prompts.to(runtime.device()), steps=B.mar_steps,
                             head_steps=head_steps, cfg_scale=B.cfg_scale, generator=torch.Generator().manual_seed(seed))
     return shape_latents.decode(out.latents, B.mode), out

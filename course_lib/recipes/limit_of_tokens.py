@@ -171,6 +171,7 @@ def sample_continuous(model: nn.ModuleDict, prompts: torch.Tensor, seed: int = 0
                       **kw) -> torch.Tensor:
     """Images (N, 3, 16, 16) from ``prompts`` (null ids allowed) through the continuous chain and
     the continuous tokenizer's decoder; keywords go to :func:`course_lib.orders.continuous.generate`."""
+    prompts = P.check_prompts(prompts)
     latents = continuous.generate(model.ar, model.head, prompts.to(runtime.device()),
                                   generator=torch.Generator().manual_seed(seed), **kw)
     return shape_latents.decode(latents, mode)

@@ -115,7 +115,11 @@ def cell_mask(decided: torch.Tensor) -> torch.Tensor:
 
 def partial_images(decoded: maskgit.Decoded, step: int, mode: str | None = None) -> torch.Tensor:
     """The picture after decoding step ``step``: the model's samples of that step decoded to images
-    (B, 3, 16, 16), with the cells not decided yet dimmed to grey."""
+    (B, 3, 16, 16), with the cells not decided yet dimmed to grey. ``step`` in 0 .. steps - 1 (no
+    negative index: -1 would silently mean the last step)."""
+    n = len(decoded.guesses)
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step < n:
+        raise ValueError(f"step: expected an int in [0, {n - 1}] (this decoding ran {n} steps), got {step!r}")
     img = shape_tokens.decode(decoded.guesses[step], mode)                             # (B, 3, 16, 16)
     keep = cell_mask(decoded.order <= step).to(img.device)                             # (B, 1, 16, 16)
     return keep * img + (1 - keep) * (0.35 + 0.15 * img)

@@ -9,6 +9,8 @@ recipe keeps the plumbing: which network, how long to train, and how to evaluate
 | MeanFlow and flow matching on spirals at equal training time | :func:`build`, :func:`equal_time_steps`, :func:`train_fm`, :func:`train_mf`, :func:`train_pair` |
 | quality against steps (both on one plot) | :func:`swd`, :func:`tv`, :func:`compare`, :data:`STEP_LIST` |
 | the average-velocity field over (a, b) | :func:`average_field` |
+| one step: the exact-target control, the α-Flow curriculum, TV against training time | :mod:`course_lib.recipes.meanflow_routes` |
+| the exactly solvable Gaussian flow | :mod:`course_lib.recipes.meanflow_toy` (:class:`GaussianFlow`, :func:`toy_net`, :func:`train_toy`, :func:`one_step_error`) |
 
 **The network** is notebook 08's (:func:`course_lib.recipes.flow_matching_2d.build_model`: an MLP
 with Fourier features of x), with two changes: MeanFlow's gets a second time input (b - a), and both
@@ -49,16 +51,26 @@ import torch
 from course_lib import checks, flow, metrics, nets, runtime, train
 from course_lib.flow import meanflow as mf
 from course_lib.recipes import flow_matching_2d as fm2d
+from course_lib.recipes.meanflow_toy import GaussianFlow, one_step_error, toy_net, train_toy  # noqa: F401 (the toy flow, here for the notebook)
 
 @dataclass(frozen=True)
 class Latent:
-    """Section 5's budget: MeanFlow against flow matching on the shapes' continuous tokens."""
+    """Section 8's budget: MeanFlow against flow matching on the shapes' continuous tokens."""
     n: int                    # training shapes (their latents: 64 numbers each)
     hidden: int               # the latent MLP's width (depth 4)
     batch: int                # latents per step
     steps: int                # flow matching's steps (MeanFlow: as many as take the same time)
     guidance: float           # omega baked into MeanFlow, w of flow matching's guidance (1: none)
     n_eval: int               # held-out prompts per score
+
+
+@dataclass(frozen=True)
+class Routes:
+    """Section 6's budget: the routes to a one-step spiral (:mod:`course_lib.recipes.meanflow_routes`)."""
+    alpha_window: tuple       # α-Flow anneals α from 1 to 0 between these fractions of its steps
+    exact_pairs: int          # noise points the control maps through flow matching's 100 Euler steps
+    exact_steps: int          # the control's training steps (a plain regression, flow matching's cost)
+    curve_points: int         # one-step TV evaluations along each run
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,8 @@ class Budget:
     ema: float | None         # EMA decay of the weights (None: no EMA)
     calib_steps: int          # steps timed to equalise the training time
     toy_steps: int            # steps of the broken-target experiment
-    latent: Latent            # section 5, on the shapes' continuous tokens
+    latent: Latent            # section 8, on the shapes' continuous tokens
+    routes: Routes            # section 6, the routes to a one-step spiral
 
 
 _TOY = dict(space_features=64, space_scale=1.0, max_freq=5.0, share_equal=0.5, time_mean=0.0, time_std=2.0,
@@ -91,13 +104,16 @@ _TOY = dict(space_features=64, space_scale=1.0, max_freq=5.0, share_equal=0.5, t
 BUDGETS = {
     "quick": Budget("quick", hidden=128, depth=3, batch=512, fm_steps=500, lr=3e-3, n_eval=2048, n_tv=4096,
                     calib_steps=10, toy_steps=300, **_TOY,
-                    latent=Latent(n=2048, hidden=256, batch=128, steps=300, guidance=1.0, n_eval=256)),
+                    latent=Latent(n=2048, hidden=256, batch=128, steps=300, guidance=1.0, n_eval=256),
+                    routes=Routes(alpha_window=(0.0, 1.0), exact_pairs=4096, exact_steps=250, curve_points=4)),
     "lecture": Budget("lecture", hidden=256, depth=4, batch=1024, fm_steps=5000, lr=2e-3, n_eval=8192, n_tv=20000,
                       calib_steps=30, toy_steps=1500, **_TOY,
-                      latent=Latent(n=8192, hidden=384, batch=256, steps=1500, guidance=1.0, n_eval=1000)),
+                      latent=Latent(n=8192, hidden=384, batch=256, steps=1500, guidance=1.0, n_eval=1000),
+                      routes=Routes(alpha_window=(0.0, 1.0), exact_pairs=32768, exact_steps=2500, curve_points=8)),
     "full": Budget("full", hidden=512, depth=5, batch=4096, fm_steps=20000, lr=1e-3, n_eval=16384, n_tv=50000,
                    calib_steps=50, toy_steps=3000, **_TOY,
-                   latent=Latent(n=32768, hidden=1024, batch=512, steps=20000, guidance=1.0, n_eval=4000)),
+                   latent=Latent(n=32768, hidden=1024, batch=512, steps=20000, guidance=1.0, n_eval=4000),
+                   routes=Routes(alpha_window=(0.0, 1.0), exact_pairs=131072, exact_steps=10000, curve_points=10)),
 }
 
 STEP_LIST = (1, 2, 4, 8, 16, 32, 100)     # flow matching's Euler steps in the comparison
@@ -145,14 +161,26 @@ def mf_rule(B, target: Callable | None = None, weighting: Callable | None = None
     return rule
 
 
-def _train(B, model, rule, steps, desc, progress):
+def train_on_spirals(B, model, loss_at: Callable, steps: int, desc: str, progress: bool = True, curve=None):
+    """Train ``model`` for ``steps`` steps of ``loss_at(step, x1)`` on fresh spiral batches (data seed =
+    step), AdamW with cosine decay. ``curve`` (a :class:`~course_lib.recipes.meanflow_routes.Curve`)
+    records the one-step grid TV along the way; its evaluations are not counted as training time."""
     def loss_fn(step):
-        return rule(model, spirals(B.batch, step))
+        if curve is not None:
+            curve.record(model, step, steps)
+        return loss_at(step, spirals(B.batch, step))
     hist = train.train(model, loss_fn, steps, lr=B.lr, schedule="cosine", progress=progress, desc=desc,
                        ema_decay=B.ema)
     if hist.ema is not None:
         model.load_state_dict(hist.ema.model.state_dict())
+    if curve is not None:
+        hist.seconds -= curve.eval_seconds
+        curve.record(model, steps, steps, hist.seconds)
     return hist
+
+
+def _train(B, model, rule, steps, desc, progress, curve=None):
+    return train_on_spirals(B, model, lambda step, x1: rule(model, x1), steps, desc, progress, curve)
 
 
 def train_fm(B, rule: Callable | None = None, steps: int | None = None, progress: bool = True):
@@ -162,13 +190,14 @@ def train_fm(B, rule: Callable | None = None, steps: int | None = None, progress
     return model, _train(B, model, rule or fm_rule, steps or B.fm_steps, "flow matching", progress)
 
 
-def train_mf(B, rule: Callable | None = None, steps: int | None = None, progress: bool = True):
+def train_mf(B, rule: Callable | None = None, steps: int | None = None, progress: bool = True, curve=None):
     """Seed, build and train MeanFlow on the same batches for ``steps`` steps (default: as many as
     fit in flow matching's training time, :func:`equal_time_steps`). ``rule(u, x1) -> loss`` (the
-    notebook passes its own; default :func:`mf_rule`). Returns (model, History)."""
+    notebook passes its own; default :func:`mf_rule`); ``curve``: as :func:`train_on_spirals`.
+    Returns (model, History)."""
     model = build(B, mean_flow=True)
     steps = steps or equal_time_steps(B)
-    return model, _train(B, model, rule or mf_rule(B), steps, "MeanFlow", progress)
+    return model, _train(B, model, rule or mf_rule(B), steps, "MeanFlow", progress, curve)
 
 
 def _seconds_per_step(B, mean_flow: bool, rule, n: int) -> float:
@@ -252,74 +281,6 @@ def average_field(u, a: float, b: float) -> Callable:
     return v
 
 
-# ----------------------------------------------------------------------------- an exactly solvable flow
-
-class GaussianFlow:
-    """Noise N(0, I) to data N(mu, diag(sig^2)) with independent pairs, x_t = (1 - t) x_0 + t x_1: a flow
-    whose instantaneous AND average velocities are known in closed form. The marginal at t is
-    N(t mu, s_t^2) per coordinate, s_t = sqrt((1 - t)^2 + t^2 sig^2), and the marginal flow moves every
-    point by the affine map z_b = b mu + (s_b / s_a)(z_a - a mu), so
-
-        v(z, t)    = mu + (s_t' / s_t)(z - t mu),
-        u(z, a, b) = (z_b - z) / (b - a)      (and v(z, a) at b = a).
-
-    The trajectories bend (s_t is not linear in t, and differently per coordinate), so v and u differ.
-    z (N, D); t, a, b (N,); any float dtype."""
-
-    def __init__(self, mu=(2.0, -1.0), sig=(0.5, 1.5)):
-        self.mu = torch.as_tensor(mu, dtype=torch.float64)
-        self.sig = torch.as_tensor(sig, dtype=torch.float64)
-
-    def _s(self, t, like):
-        sig = self.sig.to(like)
-        return ((1 - t) ** 2 + t ** 2 * sig ** 2).sqrt()
-
-    def v(self, z, t):
-        t = t[:, None]                                                       # (N, 1)
-        ds = (-(1 - t) + t * self.sig.to(z) ** 2) / self._s(t, z)            # d s_t / d t, (N, D)
-        return self.mu.to(z) + ds / self._s(t, z) * (z - t * self.mu.to(z))
-
-    def u(self, z, a, b):
-        a_, b_ = a[:, None], b[:, None]                                      # (N, 1)
-        h = b_ - a_
-        z_b = b_ * self.mu.to(z) + self._s(b_, z) / self._s(a_, z) * (z - a_ * self.mu.to(z))
-        far = h.abs() > 1e-12
-        return torch.where(far, (z_b - z) / torch.where(far, h, torch.ones_like(h)), self.v(z, a))
-
-    def data(self, n: int, generator: torch.Generator | None = None, dtype=torch.float32):
-        """n samples of the data N(mu, diag(sig^2)), (n, D)."""
-        x = torch.randn(n, len(self.mu), generator=generator, dtype=torch.float64)
-        return (self.mu + self.sig * x).to(dtype)
-
-
-def toy_net(seed: int = 1, max_freq: float = 3.0) -> mf.MeanFlowNet:
-    """The small MeanFlow network of the Gaussian flow (3 x 64, time features up to ``max_freq``)."""
-    runtime.seed_everything(seed)
-    return mf.MeanFlowNet(nets.MLPConfig(dim=2, hidden=64, depth=3, time_inputs=2, max_freq=max_freq)).to(runtime.device())
-
-
-def train_toy(u, gflow: GaussianFlow, steps: int, target: Callable | None = None, progress: bool = False):
-    """Train ``u`` on the Gaussian flow: batches of 256, times logit-normal(0, 2) with half at b = a,
-    adaptive loss p = 0.5 (tests/test_meanflow.py's learning test), ``target`` as in
-    :func:`course_lib.flow.meanflow.loss`. Returns the History."""
-    def loss_fn(step):
-        g = torch.Generator().manual_seed(step)
-        x1 = gflow.data(256, g).to(checks.model_device(u))
-        return mf.loss(u, x1, share_equal=0.5, mean=0.0, std=2.0, p=0.5, generator=g, target=target)
-    return train.train(u, loss_fn, steps, lr=3e-3, schedule="cosine", progress=progress, desc="MeanFlow on Gaussians")
-
-
-def one_step_error(u, gflow: GaussianFlow, n: int = 4096) -> float:
-    """RMS error of the learned u(z, 0, 1) against the exact one on n noise points (seed 9)."""
-    dev = checks.model_device(u)
-    z = torch.randn(n, 2, generator=torch.Generator().manual_seed(9)).to(dev)
-    zeros, ones = torch.zeros(n, device=dev), torch.ones(n, device=dev)
-    with torch.no_grad():
-        got = u(z, zeros, ones)
-    want = gflow.u(z.double(), zeros.double(), ones.double()).float()
-    return float((got - want).pow(2).sum(1).mean().sqrt())
-
-
 # ----------------------------------------------------------------------------- prompted shapes in latent space
 #
 # Flow matching in the latent space of a learned autoencoder, as Stable Diffusion 3, Movie Gen and
@@ -339,8 +300,11 @@ def one_step_error(u, gflow: GaussianFlow, n: int = 4096) -> float:
 # w = 1), and smaller (4 x 384, 1500 steps) to fit the lecture's time.
 
 def prompt_class(prompts: torch.Tensor) -> torch.Tensor:
-    """(N, 4) prompts (shape, colour, position, size) -> (N,) int64 class 0..431 (row-major)."""
+    """(N, 4) prompts (shape, colour, position, size) -> (N,) int64 class 0..431 (row-major). Every
+    attribute must be given: a null id would silently become another class."""
     from course_lib import data
+    from course_lib.orders.prompt import check_prompts
+    prompts = check_prompts(prompts, allow_null=False)
     out = torch.zeros(prompts.shape[0], dtype=torch.long, device=prompts.device)
     for a, k in enumerate(data.N_VALUES):
         out = out * k + prompts[:, a].long()

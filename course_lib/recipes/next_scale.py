@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib import data, evaluator, runtime, train
+from course_lib import checks, data, evaluator, runtime, train
 from course_lib.nets.transformer import Config
 from course_lib.orders import infinity, var
-from course_lib.orders.prompt import drop_prompts
+from course_lib.orders.prompt import check_prompts, drop_prompts
 from course_lib.recipes import chaining_tokens
 from course_lib.recipes import maskgit as maskgit_recipe
 from course_lib.tokens import tokenizers
@@ -36,6 +36,7 @@ CODEBOOK = 64                 # VAR: one codebook of 64 codes shared by every sc
 LATENT_DIM = 8                # VAR's code size
 BITS = 8                      # Infinity's bits per token d: a vocabulary of 2^8 = 256
 TRAIN_SEED = 0
+KINDS = ("var", "infinity")    # the two next-scale models of notebook 06
 
 VAR_CFG = 1.5                 # VAR's t-scale at the last scale (its FID protocol uses 1.5)
 INF_CFG = 1.5                 # Infinity's cfg (c cfg + (1 - cfg) u), constant over scales
@@ -247,6 +248,8 @@ def generate_images(kind: str, model, prompts: torch.Tensor, seed: int = 0, cfg:
                     batch: int = 256, mode: str | None = None, temperature: float | None = None) -> dict:
     """Images for ``prompts`` (N, 4) from VAR (``kind="var"``) or Infinity ("infinity"), in
     batches. Returns {"images", "nfe" (forward passes per batch), "seconds" (wall time)}."""
+    checks.one_of(kind, "kind", KINDS)                        # "VAR" must not take Infinity's path
+    prompts = check_prompts(prompts)
     tok = var_tokenizer(mode) if kind == "var" else bsq_tokenizer(mode)
     g = torch.Generator().manual_seed(seed)
     prompts = prompts.to(runtime.device())
@@ -268,6 +271,7 @@ def evaluate(kind: str, model, n: int | None = None, seed: int = 0, cfg: float |
     """Generate one image per held-out prompt (n of them, default B.n_eval) and measure:
     prompt_accuracy, frechet, frechet_floor (the same n), nfe, seconds_per_image, params; "images"
     and "prompts" come along for plotting."""
+    checks.one_of(kind, "kind", KINDS)
     B = budget(mode)
     n = n or B.n_eval
     ref = evaluator.reference(n, seed)

@@ -1,0 +1,283 @@
+"""Bad input to the entry points of notebooks 04-10 (orders, heads, OT, the evaluator, the recipes a
+notebook calls) gets a clear error at the door: the right type (TypeError for a wrong type, ValueError
+for a wrong value or shape) and a message that names the argument the learner passed (issue 21).
+Every case is built from tiny untrained parts: nothing here trains or loads a cached model."""
+import math
+
+import pytest
+import torch
+
+from course_lib import evaluator, flow, heads
+from course_lib.heads import backbone
+from course_lib.nets.transformer import Config
+from course_lib.orders import continuous, gpt, infinity, maskgit, var
+from course_lib.orders import prompt as P
+
+SCALES = (1, 2, 3)
+TINY = Config(d_model=32, n_layer=1, n_head=4)
+CONT = continuous.ContinuousConfig(latent_dim=3, n_tokens=5, d_model=32, n_layer=1, n_head=4)
+NAN = float("nan")
+
+
+def _prompts(n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.stack([torch.randint(k, (n,), generator=g) for k in P.N_VALUES], 1)
+
+
+def _g():
+    return torch.Generator().manual_seed(0)
+
+
+def raises(kind, name, fn):
+    """fn() raises ``kind`` and the message names ``name`` (the argument the learner passed)."""
+    with pytest.raises(kind) as info:
+        fn()
+    assert name in str(info.value), f"the message does not name {name!r}: {info.value}"
+
+
+@pytest.fixture(scope="module")
+def parts():
+    torch.manual_seed(0)
+    return dict(
+        gpt=gpt.TokenGPT(gpt.GPTConfig(vocab_size=16, n_tokens=5, d_model=32, n_layer=1, n_head=4)),
+        maskgit=maskgit.MaskGIT(maskgit.MaskGITConfig(codebook_size=16, n_tokens=16, d_model=32, n_layer=1, n_head=4)),
+        vq=var.MultiScaleVQ(16, 4, SCALES), var=var.VAR(16, 4, SCALES, TINY),
+        bsq=infinity.MultiScaleBSQ(4, SCALES), inf=infinity.Infinity(4, SCALES, TINY),
+        ar=continuous.ContinuousAR(CONT), mar=backbone.MaskedAR(CONT),
+        head=heads.FlowHead(3, 32, width=16, depth=1))
+
+
+def _generators(m):
+    """Every generate of the orders, as fn(prompts, **kw)."""
+    return {
+        "gpt": lambda p, **kw: gpt.generate(m["gpt"], p, **kw),
+        "maskgit": lambda p, **kw: maskgit.generate(m["maskgit"], p, steps=2, **kw),
+        "var": lambda p, **kw: var.generate(m["var"], m["vq"], p, **kw),
+        "infinity": lambda p, **kw: infinity.generate(m["inf"], m["bsq"], p, **kw),
+        "continuous": lambda p, **kw: continuous.generate(m["ar"], m["head"], p, **kw),
+        "masked": lambda p, **kw: backbone.generate(m["mar"], m["head"], p, steps=2, **kw),
+    }
+
+
+GENERATORS = ["gpt", "maskgit", "var", "infinity", "continuous", "masked"]
+
+
+# ----------------------------------------------------------------------------- ids and targets in range
+
+def test_maskgit_loss_refuses_the_mask_id_as_a_target(parts):
+    tokens = torch.randint(16, (2, 16))
+    tokens[0, 3] = 16                                                      # the [MASK] id
+    raises(ValueError, "tokens", lambda: maskgit.loss(parts["maskgit"], tokens, _prompts(2)))
+
+
+@pytest.mark.parametrize("bad", [16, -1])
+def test_var_loss_and_decode_codes_refuse_codes_outside_the_codebook(parts, bad):
+    codes = torch.randint(16, (2, 14))
+    inputs = parts["vq"].teacher_inputs(codes)
+    codes[1, 5] = bad                                                      # -1 would read the last code
+    raises(ValueError, "codes", lambda: parts["var"].loss(codes, inputs, _prompts(2)))
+    raises(ValueError, "codes", lambda: parts["vq"].decode_codes(codes))
+
+
+def test_infinity_loss_and_decode_bits_refuse_labels_other_than_0_and_1(parts):
+    sc = infinity.self_correct(parts["bsq"], torch.randn(2, 3, 3, 4), 0.0)
+    labels = sc.labels.clone()
+    labels[0, 0, 0] = 2
+    raises(ValueError, "labels", lambda: parts["inf"].loss(labels, sc.inputs, _prompts(2)))
+    raises(ValueError, "bits", lambda: parts["bsq"].decode_bits(labels))
+    raises(ValueError, "labels", lambda: parts["inf"].loss(-sc.labels, sc.inputs, _prompts(2)))
+
+
+def test_gpt_refuses_tokens_and_forced_tokens_outside_the_vocabulary(parts):
+    raises(ValueError, "tokens", lambda: gpt.loss(parts["gpt"], torch.full((2, 5), 16), _prompts(2)))
+    raises(ValueError, "force", lambda: gpt.generate(parts["gpt"], _prompts(2), force=torch.full((2, 5), -2)))
+
+
+def test_prompt_attributes_out_of_range_are_named(parts):
+    p = _prompts(2)
+    p[0, 2] = 10                                                           # position has 9 values (+ null)
+    raises(ValueError, "prompts[:, 2] (position)", lambda: gpt.generate(parts["gpt"], p))
+
+
+# ----------------------------------------------------------------------------- prompt width and type
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_prompts_of_the_wrong_width_are_named_before_the_null_prompt_is_added(parts, name):
+    gen = _generators(parts)[name]
+    raises(ValueError, "prompts", lambda: gen(torch.zeros(2, 3, dtype=torch.long), cfg_scale=2.0))
+    raises(ValueError, "prompts", lambda: gen(torch.zeros(2, 5, dtype=torch.long), cfg_scale=2.0))
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_a_python_list_of_prompts_is_named(parts, name):
+    raises(TypeError, "prompts", lambda: _generators(parts)[name]([[0, 1, 2, 0]]))
+
+
+# ----------------------------------------------------------------------------- batch >= 1
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_an_empty_batch_of_prompts_is_named(parts, name):
+    raises(ValueError, "prompts", lambda: _generators(parts)[name](torch.zeros(0, 4, dtype=torch.long)))
+
+
+def test_empty_batches_elsewhere_are_named(parts):
+    raises(ValueError, "z", lambda: parts["head"].sample(torch.zeros(0, 32)))
+    raises(ValueError, "x1", lambda: flow.minibatch_ot(torch.zeros(0, 2), torch.zeros(0, 2)))
+    raises(ValueError, "images", lambda: evaluator.prompt_accuracy(torch.zeros(0, 3, 16, 16), torch.zeros(0, 4).long()))
+    raises(ValueError, "tokens", lambda: parts["maskgit"](torch.zeros(0, 16, dtype=torch.long), _prompts(1)[:0]))
+
+
+def test_prompts_and_tokens_of_different_batch_sizes_are_named(parts):
+    raises(ValueError, "prompts", lambda: gpt.loss(parts["gpt"], torch.zeros(3, 5, dtype=torch.long), _prompts(2)))
+    raises(ValueError, "prompts", lambda: continuous.loss(parts["ar"], parts["head"], torch.randn(3, 5, 3), _prompts(2)))
+    raises(ValueError, "prompts", lambda: maskgit.loss(parts["maskgit"], torch.zeros(3, 16, dtype=torch.long), _prompts(2)))
+
+
+# ----------------------------------------------------------------------------- steps, temperature, generator
+
+def test_steps_zero_is_refused_not_replaced_by_the_default(parts):
+    raises(ValueError, "steps", lambda: parts["head"].sample(torch.randn(2, 32), steps=0))
+    raises(ValueError, "steps", lambda: parts["head"].nfe(0))
+    raises(ValueError, "steps", lambda: maskgit.generate(parts["maskgit"], _prompts(1), steps=0))
+    raises(ValueError, "steps", lambda: backbone.generate(parts["mar"], parts["head"], _prompts(1), steps=0))
+    raises(ValueError, "head_steps", lambda: backbone.generate(parts["ar"], parts["head"], _prompts(1), head_steps=0))
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_a_negative_temperature_is_refused(parts, name):
+    raises(ValueError, "temperature", lambda: _generators(parts)[name](_prompts(1), temperature=-0.5))
+
+
+def test_temperature_zero_where_it_divides_is_refused(parts):
+    raises(ValueError, "temperature", lambda: infinity.generate(parts["inf"], parts["bsq"], _prompts(1), temperature=0.0))
+    raises(ValueError, "temperature", lambda: gpt.generate(parts["gpt"], _prompts(1), temperature=0.0))
+
+
+@pytest.mark.parametrize("name", GENERATORS)
+def test_a_generator_that_is_not_a_torch_generator_is_named(parts, name):
+    raises(TypeError, "generator", lambda: _generators(parts)[name](_prompts(1), generator=0))
+
+
+def test_a_head_generator_and_cfg_scale_are_checked():
+    head = heads.EnergyHead(3, 8, width=8, depth=1)
+    raises(TypeError, "generator", lambda: head.sample(torch.randn(2, 8), generator=0))
+    raises(TypeError, "generator", lambda: head.loss(torch.randn(2, 3), torch.randn(2, 8), generator=1))
+    raises(TypeError, "cfg_scale", lambda: head.sample(torch.randn(2, 8), cfg_scale="2"))
+    raises(ValueError, "temperature", lambda: head.sample(torch.randn(2, 8), temperature=-1.0))
+
+
+# ----------------------------------------------------------------------------- parts that fit each other
+
+def test_a_quantizer_of_another_size_than_the_model_is_named(parts):
+    raises(ValueError, "quantizer", lambda: var.generate(parts["var"], var.MultiScaleVQ(32, 4, SCALES), _prompts(1)))
+    raises(ValueError, "quantizer", lambda: var.generate(parts["var"], var.MultiScaleVQ(16, 8, SCALES), _prompts(1)))
+    raises(ValueError, "quantizer", lambda: var.generate(parts["var"], var.MultiScaleVQ(16, 4, (1, 2)), _prompts(1)))
+    raises(ValueError, "quantizer", lambda: infinity.generate(parts["inf"], infinity.MultiScaleBSQ(6, SCALES), _prompts(1)))
+
+
+def test_a_head_of_another_size_than_the_model_is_named(parts):
+    wrong = heads.MSEHead(3, 16, width=8)                                 # cond_dim 16, the model's d_model is 32
+    raises(ValueError, "head", lambda: continuous.generate(parts["ar"], wrong, _prompts(1)))
+    raises(ValueError, "head", lambda: continuous.loss(parts["ar"], wrong, torch.randn(1, 5, 3), _prompts(1)))
+    raises(ValueError, "head", lambda: backbone.loss(parts["mar"], wrong, torch.randn(1, 5, 3), _prompts(1)))
+    raises(ValueError, "head", lambda: backbone.generate(parts["mar"], heads.MSEHead(4, 32), _prompts(1)))
+    raises(TypeError, "head", lambda: continuous.generate(parts["ar"], torch.nn.Linear(32, 3), _prompts(1)))
+    raises(ValueError, "cond_dim", lambda: wrong.loss(torch.randn(2, 3), torch.randn(2, 32)))
+
+
+def test_inputs_of_another_width_than_the_model_are_named(parts):
+    raises(ValueError, "inputs", lambda: parts["var"](torch.randn(2, 4, 8), _prompts(2)))
+
+
+# ----------------------------------------------------------------------------- NaN where it would pass silently
+
+def test_nan_latents_do_not_become_code_zero_or_all_zero_bits(parts):
+    z = torch.randn(2, 3, 3, 4)
+    z[0, 1, 1, 2] = NAN
+    raises(ValueError, "z", lambda: parts["vq"](z))
+    raises(ValueError, "z", lambda: parts["vq"].encode_scales(z))
+    raises(ValueError, "z", lambda: parts["bsq"](z))
+    raises(ValueError, "z", lambda: infinity.self_correct(parts["bsq"], z))
+
+
+def test_ot_refuses_nan_instead_of_collapsing_the_pairs():
+    x0, x1 = torch.randn(8, 2), torch.randn(8, 2)
+    x1[3, 0] = NAN
+    raises(ValueError, "x1", lambda: flow.minibatch_ot(x0, x1, block=None))
+    raises(ValueError, "x0", lambda: flow.minibatch_ot(x1, x0, block=4))
+
+
+def test_nan_tokens_into_a_loss_are_named(parts):
+    x = torch.randn(2, 5, 3)
+    x[1, 2, 0] = NAN
+    raises(ValueError, "latents", lambda: continuous.loss(parts["ar"], parts["head"], x, _prompts(2)))
+    raises(ValueError, "x", lambda: parts["head"].loss(x.reshape(-1, 3), torch.randn(10, 32)))
+
+
+# ----------------------------------------------------------------------------- shapes that would broadcast
+
+def test_a_loss_given_x_without_its_batch_dimension_is_refused(parts):
+    raises(ValueError, "tokens", lambda: gpt.loss(parts["gpt"], torch.zeros(5, dtype=torch.long), _prompts(1)))
+    raises(ValueError, "latents", lambda: continuous.loss(parts["ar"], parts["head"], torch.randn(5, 3), _prompts(1)))
+    raises(ValueError, "z", lambda: parts["head"].loss(torch.randn(3), torch.randn(32)))
+    raises(ValueError, "codes", lambda: parts["var"].loss(torch.zeros(14, dtype=torch.long), torch.randn(1, 13, 4),
+                                                         _prompts(1)))
+    raises(ValueError, "x", lambda: parts["head"].loss(torch.randn(1, 3), torch.randn(4, 32)))   # one token, 4 z
+
+
+def test_one_noise_vector_for_every_row_is_refused():
+    raises(ValueError, "x0", lambda: flow.minibatch_ot(torch.randn(2), torch.randn(8, 2)))
+    raises(ValueError, "z_uncond", lambda: heads.MSEHead(3, 8).sample(torch.randn(4, 8), z_uncond=torch.randn(1, 8),
+                                                                      cfg_scale=2.0))
+
+
+# ----------------------------------------------------------------------------- the evaluator's value range
+
+@pytest.mark.parametrize("low,high", [(0.0, 255.0), (-1.0, 1.0)])
+def test_the_evaluator_refuses_images_outside_0_1(low, high):
+    images = low + (high - low) * torch.rand(4, 3, 16, 16)
+    raises(ValueError, "images", lambda: evaluator.prompt_accuracy(images, _prompts(4)))
+    raises(ValueError, "images_a", lambda: evaluator.frechet(images, torch.rand(4, 3, 16, 16)))
+
+
+def test_the_evaluator_refuses_nan_images():
+    images = torch.rand(4, 3, 16, 16)
+    images[2] = NAN
+    raises(ValueError, "images", lambda: evaluator.prompt_accuracy(images, _prompts(4)))
+    raises(ValueError, "images", lambda: evaluator.attribute_accuracy(images, _prompts(4)))
+
+
+def test_the_evaluator_accepts_rounding_at_the_edges_of_0_1():
+    images = torch.rand(2, 3, 16, 16)
+    images[0, 0, 0, 0], images[1, 0, 0, 0] = -1e-5, 1 + 1e-5
+    assert evaluator.check_images(images) is images
+
+
+# ----------------------------------------------------------------------------- recipe functions a notebook calls
+
+def test_recipes_name_a_python_list_of_prompts(parts):
+    from course_lib.recipes import chaining_tokens, next_scale
+    raises(TypeError, "prompts", lambda: chaining_tokens.sample(parts["gpt"], [[0, 1, 2, 0]]))
+    raises(TypeError, "prompts", lambda: next_scale.generate_images("var", parts["var"], [[0, 1, 2, 0]]))
+
+
+@pytest.mark.parametrize("step", [-1, 2, 2.0])
+def test_maskgit_partial_images_refuses_a_step_out_of_range_or_negative(step):
+    from course_lib.recipes import maskgit as recipe
+    decoded = maskgit.Decoded(tokens=torch.zeros(1, 16, dtype=torch.long), order=torch.zeros(1, 16, dtype=torch.long),
+                              guesses=torch.zeros(2, 1, 16, dtype=torch.long), masked=[16, 8, 0], nfe=2)
+    raises(ValueError, "step", lambda: recipe.partial_images(decoded, step))
+
+
+def test_a_method_name_does_not_take_another_methods_path(parts):
+    from course_lib.recipes import next_scale
+    raises(ValueError, "kind", lambda: next_scale.generate_images("VAR", parts["var"], _prompts(1)))
+    raises(ValueError, "kind", lambda: next_scale.evaluate("bitwise", parts["inf"]))
+
+
+def test_a_null_id_does_not_map_to_another_class():
+    from course_lib.recipes import meanflow
+    p = _prompts(2)
+    assert meanflow.prompt_class(p).max() < math.prod(P.N_VALUES)
+    p[1, 0] = P.N_VALUES[0]                                                # the null shape
+    raises(ValueError, "prompts[:, 0] (shape)", lambda: meanflow.prompt_class(p))
