@@ -223,8 +223,8 @@ def check_bits_per_dim(candidate):
     values cost log2(17); one sure value costs 0 and a confident wrong one 200 / ln 2 (large logits:
     a naive exp or log(softmax) overflows). Sizes: images (5, 17, 8, 8), audio (2, 256, 100), one
     image (1, 4, 2, 3), one pixel (1, 2, 1, 1), a float64 batch (the loss in float64 or float32), the
-    notebook's batch of digits (128, 17, 8, 8) and audio windows beyond its own (3, 256, 4097). One case on another
-    device (a GPU, or the meta device as a stand-in) where the loss stays on the logits' device."""
+    notebook's batch of digits (128, 17, 8, 8) and an audio window beyond its own (1, 256, 4097). One
+    case on another device (a GPU, or the meta device as a stand-in): the loss stays on its device."""
     g = generator(3)
     sure_t = torch.randint(0, 6, (2, 3, 3), generator=g)
     sure = F.one_hot(sure_t, 6).permute(0, 3, 1, 2).float() * 200.0            # (2, 6, 3, 3)
@@ -246,8 +246,8 @@ def check_bits_per_dim(candidate):
               torch.randint(0, 5, (3, 4, 4), generator=g), ""),
              ("the notebook's batch of digits, logits (128, 17, 8, 8)", torch.randn(128, 17, 8, 8, generator=g) * 3,
               torch.randint(0, 17, (128, 8, 8), generator=g), ""),
-             ("audio windows beyond the notebook's, logits (3, 256, 4097)", torch.randn(3, 256, 4097, generator=g),
-              torch.randint(0, 256, (3, 4097), generator=g), "")]
+             ("an audio window beyond the notebook's, logits (1, 256, 4097)", torch.randn(1, 256, 4097, generator=g),
+              torch.randint(0, 256, (1, 4097), generator=g), "")]
     for case, logits, targets, value in cases:
         _bpd_case(candidate, case, logits, targets, value)
 
