@@ -15,8 +15,10 @@ one line, and returns the function the rest of the notebook should use:
 
 Exercises are listed in ``EXERCISES`` of ``course_lib/course/exercises/<topic>.py``. A checker gets
 the candidate and raises :class:`Mismatch` with a message naming the first wrong thing; the helpers
-:func:`expect_tensor` and :func:`compare` write those messages. ``tests/`` holds deliberately wrong
-answers for every exercise and asserts each one is caught.
+:func:`expect_tensor` and :func:`compare` write those messages. Each exercise lists its known
+mistakes once (``Exercise.mistakes``: a wrong implementation and its message); the check names the
+one that reproduces the learner's values, and ``tests/`` submits every one and asserts it is caught
+with its own message, beside wrong answers of the kinds every check catches.
 
 When ``$COURSE_GRADE_LOG`` names a file, every check also appends a JSON line there; this is how
 ``python -m course_lib.course.assignments grade`` scores a submitted notebook.
