@@ -88,7 +88,7 @@ MASKED_LOSS_MISTAKES = (
 
 def check_masked_loss(candidate):
     """A 0-d loss attached to the graph, with the reference's value and its gradient w.r.t. the
-    logits (zero at visible positions): the notebook's shapes (B, 16, 64), a single masked token,
+    logits (zero at visible positions): the notebook's shapes (B, 16, 64) up to B = 160, a single masked token,
     every token masked, label_smoothing 0, 0.1 (and left out) and 0.3, a float64 case, and one on
     another device; the inputs unchanged. A known mistake is named only when the learner's value AND
     gradient are that mistake's."""
@@ -99,7 +99,8 @@ def check_masked_loss(candidate):
              ("logits (4, 6, 9), label_smoothing=0", 4, 6, 9, 3, 0.0, torch.float32),
              ("logits (4, 6, 9), label_smoothing left out (the default 0.1)", 4, 6, 9, 2, None, torch.float32),
              ("logits (5, 10, 8), label_smoothing=0.3", 5, 10, 8, 5, 0.3, torch.float32),
-             ("float64 logits (3, 8, 6), label_smoothing=0.2", 3, 8, 6, 4, 0.2, torch.float64)]
+             ("float64 logits (3, 8, 6), label_smoothing=0.2", 3, 8, 6, 4, 0.2, torch.float64),
+             ("beyond the notebook's batches of up to 128: logits (160, 16, 64)", 160, 16, 64, 9, 0.1, torch.float32)]
     for desc, b, n, k, n_masked, ls, dtype in cases:
         logits = (2 * torch.randn(b, n, k, generator=g, dtype=dtype)).requires_grad_(True)
         targets = torch.randint(k, (b, n), generator=g)
