@@ -418,3 +418,22 @@ def test_naming_block_and_compare_name_the_mistake_that_reproduces_the_output():
         return x.abs()
     with checking.tracking(ref), pytest.raises(checking.Mismatch, match="on six values: .*absolute value"):
         checking.compare(learner, ref, [checking.Case("six values", (x,))], mistakes=ms)
+
+
+def test_name_mistake_in_tells_apart_mistakes_that_agree_on_one_case():
+    """Two mistakes that agree on the failing case (x * 1 and x ** 1 at x = 1) are told apart by a
+    second case; a learner that raises on a case gets no name."""
+    ms = (checking.Mistake("square", lambda x: x * x, "you squared x"),
+          checking.Mistake("cube", lambda x: x * x * x, "you cubed x"))
+    one, two = (torch.ones(3),), (torch.full((3,), 2.0),)
+
+    def cubes(x):
+        return x ** 3
+
+    def raises(x):
+        raise ValueError("no")
+    with checking.tracking(None):
+        assert checking.name_mistake(torch.ones(3), ms, *one).name == "square"      # one case cannot tell
+        assert checking.name_mistake_in(cubes, ms, [one, two]).name == "cube"
+        assert checking.name_mistake_in(lambda x: x + 5, ms, [one, two]) is None
+        assert checking.name_mistake_in(raises, ms, [one]) is None
