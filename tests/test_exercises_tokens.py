@@ -249,7 +249,7 @@ WRONG = {
         (rq_in_place, "changed its input `z` in place"),
         (rq_float32_canvas, "returned dtype torch.float32; expected torch.float64"),
         (rq_cpu_canvas, "device=x.device"),
-        (rq_at_most_four_levels, "beyond the notebook's sizes, z (5000, 2), 6 codebooks of 12 codes, n_q=6, the codes of level 4"),
+        (rq_at_most_four_levels, "z (5000, 2), 6 codebooks of 12 codes, n_q=6, the codes of level 4"),
         (rq_no_subtract_in_a_comprehension, "every level quantized z itself"),
     ],
     "tokens.bsq": [

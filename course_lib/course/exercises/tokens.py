@@ -125,7 +125,7 @@ def check_nearest_code_ste(candidate):
         zq, codes = _pair(out, desc, "z_q_st, codes")
         want_c = _nearest_or_tie(codes, z, cb)
         want_q = quantize.straight_through(z, cb[want_c])
-        with naming(known.NCS_MISTAKES, out, z, cb):
+        with naming(known.NEAREST_CODE_STE_MISTAKES, out, z, cb):
             expect_tensor(codes, want_c, f"on {desc}, codes",
                           hint="(codes = argmin over the codebook of the squared distance |z - e_j|^2)")
             expect_close(zq, want_q, f"on {desc}, z_q_st", hint=f"(z_q_st must have the value of the chosen "
@@ -169,7 +169,7 @@ def _vq_mistake(candidate, args: tuple, desc: str, atol: float, rtol: float):
     except Mismatch:
         return None
     seen = (got, gradients(got, list(both[:2])))
-    return name_mistake(seen, known.VQ_MISTAKES, *both, wrt=(0, 1), atol=atol, rtol=rtol)
+    return name_mistake(seen, known.VQ_LOSS_MISTAKES, *both, wrt=(0, 1), atol=atol, rtol=rtol)
 
 
 def check_vq_loss(candidate):
@@ -275,14 +275,16 @@ def check_residual_quantize(candidate):
                 expect_tensor(codes, want_c, f"on {desc}, codes", hint="(codes (N, n_q): one column per level, "
                               "codes[:, i] is the level-i code of every vector, torch.stack(codes, 1))")
             for i in range(n_q):                                   # name the first level that differs
-                before = ("z itself", "z minus the code of level 0", f"z minus the codes of levels 0..{i - 1}")[min(i, 2)]
+                before = ("z itself", "z minus the code of level 0",
+                          f"z minus the codes of levels 0..{i - 1}")[min(i, 2)]
                 expect_tensor(codes[:, i], want_c[:, i], f"on {desc}, the codes of level {i} (codes[:, {i}])",
                               hint=f"(level {i} quantizes {before} with codebooks[{i}])")
             expect_close(z_hat, want_z, f"on {desc}, z_hat", hint=f"(z_hat is the sum of the chosen codes; "
                          f"yours: {fingerprint(z_hat)}; reference: {fingerprint(want_z)})")
         except Mismatch as e:                     # named on this case and on all 4 levels (n_q = 2 cannot
             all_levels = cases[2][1:]             # tell codebooks[0] from codebooks[i - 1])
-            raise explain(e, name_mistake_in(candidate, known.RQ_MISTAKES, [(z, bk, n_q), all_levels])) from None
+            mistake = name_mistake_in(candidate, known.RESIDUAL_QUANTIZE_MISTAKES, [(z, bk, n_q), all_levels])
+            raise explain(e, mistake) from None
     z, bk = torch.randn(12, 3, generator=g), books_for(3, 4, 3)
     expect_on_another_device(candidate, (z, bk, 2), residual_quantize(z, bk, 2),
                              "z (12, 3), 3 codebooks of 4 codes, n_q=2")
@@ -384,17 +386,10 @@ def check_bitrate(candidate):
 
 
 # the exercises of this topic, in notebook order
-EXERCISES = [
-    Exercise("tokens.nearest_code_ste", reference=nearest_code_ste, checker=check_nearest_code_ste,
-             description=check_nearest_code_ste.__doc__, mistakes=known.NCS_MISTAKES,
-             alternatives=known.NCS_ALTERNATIVES),
-    Exercise("tokens.vq_loss", reference=vq_loss, checker=check_vq_loss, description=check_vq_loss.__doc__,
-             mistakes=known.VQ_MISTAKES, alternatives=known.VQ_ALTERNATIVES),
-    Exercise("tokens.residual_quantize", reference=residual_quantize, checker=check_residual_quantize,
-             description=check_residual_quantize.__doc__, mistakes=known.RQ_MISTAKES,
-             alternatives=known.RQ_ALTERNATIVES),
-    Exercise("tokens.bsq", reference=bsq, checker=check_bsq, description=check_bsq.__doc__,
-             mistakes=known.BSQ_MISTAKES, alternatives=known.BSQ_ALTERNATIVES),
-    Exercise("tokens.bitrate", reference=bitrate, checker=check_bitrate, description=check_bitrate.__doc__,
-             mistakes=known.BITRATE_MISTAKES, alternatives=known.BITRATE_ALTERNATIVES),
-]
+EXERCISES = [Exercise(f"tokens.{name}", reference=ref, checker=chk, description=chk.__doc__,
+                      mistakes=getattr(known, f"{name.upper()}_MISTAKES"),
+                      alternatives=getattr(known, f"{name.upper()}_ALTERNATIVES"))
+             for name, ref, chk in [("nearest_code_ste", nearest_code_ste, check_nearest_code_ste),
+                                    ("vq_loss", vq_loss, check_vq_loss),
+                                    ("residual_quantize", residual_quantize, check_residual_quantize),
+                                    ("bsq", bsq, check_bsq), ("bitrate", bitrate, check_bitrate)]]

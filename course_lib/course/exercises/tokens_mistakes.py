@@ -32,7 +32,7 @@ def _ncs_flipped(z, codebook):                 # z - (z_q - z): the sign inside 
     return z - (codebook[codes] - z).detach(), codes
 
 
-NCS_MISTAKES = (
+NEAREST_CODE_STE_MISTAKES = (
     Mistake("farthest_code", _picking(lambda z, e: torch.cdist(z, e).argmax(1)),
             "your codes are the farthest codes, the argmax of the distance: the nearest code is the argmin"),
     Mistake("largest_dot_product", _picking(lambda z, e: (z @ e.t()).argmax(1)),
@@ -58,7 +58,7 @@ def _ncs_loop(z, codebook):                    # one vector at a time, torch.cdi
     return z + (codebook.index_select(0, codes) - z).detach(), codes
 
 
-NCS_ALTERNATIVES = (_ncs_direct_differences, _ncs_loop)
+NEAREST_CODE_STE_ALTERNATIVES = (_ncs_direct_differences, _ncs_loop)
 
 
 # ----------------------------------------------------------------------------- vq_loss
@@ -77,7 +77,7 @@ def _per_vector(f):
     return lambda z_e, z_q, beta=0.25: f(z_e.detach() - z_q).mean() + beta * f(z_e - z_q.detach()).mean()
 
 
-VQ_MISTAKES = (                                # the beta-default ones first: they fail later cases
+VQ_LOSS_MISTAKES = (                                # the beta-default ones first: they fail later cases
     Mistake("zero_beta_read_as_default",
             lambda z_e, z_q, beta=0.25: _ms(z_e.detach(), z_q) + (beta or 0.25) * _ms(z_e, z_q.detach()),
             "beta=0 was read as 'not given' (beta or 0.25): 0 is a weight like any other; the default 0.25 "
@@ -128,7 +128,7 @@ def _vq_by_hand(z_e, z_q, beta=0.25):          # sums divided by the count
     return ((z_q - z_e.detach()) ** 2).sum() / n + beta * ((z_e - z_q.detach()) ** 2).sum() / n
 
 
-VQ_ALTERNATIVES = (_vq_mse_loss, _vq_by_hand)
+VQ_LOSS_ALTERNATIVES = (_vq_mse_loss, _vq_by_hand)
 
 
 # ----------------------------------------------------------------------------- residual_quantize
@@ -151,7 +151,7 @@ def _rq(out=lambda z_hat, codes, residual, q: (z_hat, torch.stack(codes, 1)), le
     return impl
 
 
-RQ_MISTAKES = (
+RESIDUAL_QUANTIZE_MISTAKES = (
     Mistake("quantizes_z_at_every_level", _rq(step=lambda r, q: r),
             "every level quantized z itself; it must quantize the residual, z minus the codes chosen at the "
             "levels before it"),
@@ -198,7 +198,7 @@ def _rq_by_gather(z, codebooks, n_q):          # the sum of codes gathered at th
     return sum(codebooks[i][codes[:, i]] for i in range(n_q)), codes
 
 
-RQ_ALTERNATIVES = (_rq_preallocated, _rq_by_gather)
+RESIDUAL_QUANTIZE_ALTERNATIVES = (_rq_preallocated, _rq_by_gather)
 
 
 # ----------------------------------------------------------------------------- bsq
