@@ -4,7 +4,7 @@ import json
 import sys
 
 from course_lib import runtime
-from course_lib.bench import available, load
+from course_lib.bench import available, measure
 
 
 def main(argv=None) -> int:
@@ -15,7 +15,7 @@ def main(argv=None) -> int:
     args, rest = p.parse_known_args(argv)
     if args.mode:
         runtime.set_mode(args.mode)
-    result = load(args.name).run(rest)
+    result = measure(args.name, rest)
     if args.json:
         print(json.dumps(result, indent=2, default=float))
     else:

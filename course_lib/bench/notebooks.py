@@ -1,7 +1,8 @@
 """Time every solution notebook (or those named) of the course folder in the current mode.
 
     python -m course_lib.bench notebooks --json [--mode lecture] [--course DIR] [NAME...]
-    -> {"mode": ..., "device": ..., "source": ..., "seconds": {"00_welcome": ..., ...}}
+    -> {"bench": "notebooks", "mode": ..., "device": ..., ..., "source": ...,
+        "notebooks": {"00_welcome": seconds, ...}, "bars": {}}
 
 The course folder is ``--course DIR``, or else the nearest folder at or above the current directory
 that holds ``solutions/`` (:func:`course_lib.course.folder.course_folder`).
@@ -25,5 +26,4 @@ def run(args: list[str]) -> dict:
         seconds = runner.run_all(a.names, runtime.mode(), a.source, course=a.course)
     except CourseNotFound as e:
         raise SystemExit(f"error: {e}") from None
-    return {"mode": runtime.mode(), "device": str(runtime.device()), "source": a.source,
-            "seconds": seconds}
+    return {"source": a.source, "notebooks": seconds, "bars": {}}

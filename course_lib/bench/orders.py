@@ -13,7 +13,10 @@
   ``seconds_per_image``, ``params``: ``gpt`` (notebook 04) here, then whatever
   ``recipes.maskgit.bench_results(mode)`` (notebook 05: ``maskgit_<steps>``) and
   ``recipes.next_scale.bench_results(mode)`` (notebook 06: ``var``, ``infinity``,
-  ``infinity_selfcorrect``) return, merged in when those recipes exist.
+  ``infinity_selfcorrect``) return, merged in when those recipes exist;
+* ``four_orders`` (from ``recipes.next_scale``): the table that closes notebook 06, computed by the
+  same function (:func:`course_lib.recipes.next_scale.four_orders`): the GPT, MaskGIT at 4 and 8
+  steps, VAR and Infinity on the same prompts, models from the disk cache.
 
 ``--skip maskgit`` / ``--skip next_scale`` leaves a notebook's part out (e.g. to time one part).
 The experiments are the notebooks' own (their recipes); this module only gathers them.
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import time
 
 from course_lib import evaluator, runtime
 from course_lib.recipes import chaining_tokens
@@ -46,8 +48,7 @@ def run(args: list[str]) -> dict:
     opts = p.parse_args(args)
     mode = runtime.mode()
     B = chaining_tokens.budget()
-    t0 = time.perf_counter()
-    res: dict = {"mode": mode}
+    res: dict = {"bars": {}}
 
     ref = evaluator.reference(2000, seed=5)
     acc = evaluator.attribute_accuracy(ref.images, ref.prompts)
@@ -74,5 +75,4 @@ def run(args: list[str]) -> dict:
             res.setdefault("missing", []).append(f"recipes.{name}")
             continue
         res.update(mod.bench_results(mode))
-    res["seconds"] = time.perf_counter() - t0
     return res

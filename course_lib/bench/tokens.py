@@ -59,7 +59,7 @@ def run(args: list[str]) -> dict:
     vqp = _require_vqpytorch()
     B2, B3 = recipe02.budget(), recipe03.budget()
     runtime.seed_everything(0)
-    res: dict = {"mode": B2.mode}
+    res: dict = {"bars": {}}
 
     # notebook 02, section 3: codebook collapse and its fixes
     runs = recipe02.collapse_runs(B2, steps=B2.bench_vq_steps, progress=False)
