@@ -43,6 +43,11 @@ def pair_cpu_ones(x0, x1, t):              # a tensor of ones on the CPU, float3
     return (torch.ones(x0.shape[0], 1) - tt) * x0 + tt * x1, x1 - x0
 
 
+def pair_float32_inside(x0, x1, t):        # the times in float32, the result cast back
+    tt = t.float()[:, None]
+    return ((1 - tt) * x0.float() + tt * x1.float()).to(x0.dtype), x1 - x0
+
+
 def pair_float32_canvas(x0, x1, t):        # fills a new float32 tensor
     x_t = torch.empty(x0.shape, device=x0.device)
     for i in range(x0.shape[0]):
@@ -190,6 +195,7 @@ WRONG = {
         (pair_target_from_x_t, "a division by t at t = 0"),
         (pair_cpu_ones, "made on another device"),
         (pair_float32_canvas, "returned dtype torch.float32; expected torch.float64"),
+        (pair_float32_inside, "only to float32 precision"),
     ],
     "flow.euler_sample": [
         (euler_one_step_short, "evaluated 3 times"),

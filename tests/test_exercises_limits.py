@@ -49,6 +49,11 @@ def guess_float32(answers, weights):
     return (w[..., None] * answers.float()).sum(1)
 
 
+def guess_float32_inside(answers, weights):   # float32 inside, cast back: right only to float32 precision
+    w = (weights / weights.sum(1, keepdim=True)).float()
+    return (w[..., None] * answers.float()).sum(1).to(answers.dtype)
+
+
 def guess_in_place(answers, weights):
     weights /= weights.sum(1, keepdim=True)
     return (weights[..., None] * answers).sum(1)
@@ -73,6 +78,7 @@ WRONG = {
         (guess_over_dims, "expected shape (4, 5)"),
         (guess_float32, "expected torch.float64"),
         (guess_in_place, "changed its input `weights` in place"),
+        (guess_float32_inside, "only to float32 precision"),
     ],
     "limits.gaussian_nll": [
         (nll_item, "did you call .item()"),

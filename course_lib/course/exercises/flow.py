@@ -13,8 +13,8 @@ device standing in for one); every call of the learner's function goes through
 import torch
 
 from course_lib import flow, metrics
-from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, device_words, expect_on_another_device,
-                                        expect_tensor, generator, naming, stand_in_device)
+from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, device_words, expect_close,
+                                        expect_on_another_device, expect_tensor, generator, naming, stand_in_device)
 from course_lib.course.exercises.welcome import FIELDS, Field
 
 
@@ -80,8 +80,8 @@ def _pair(candidate, x0, x1, t, case):
             raise Mismatch(f"on {case}: {what} is {g[i].tolist()} at t = {float(t[i]):g}{end}; "
                            f"x_t = (1 - t) x0 + t x1 and the target x1 - x0 need no division")
     with naming(FM_PAIR_MISTAKES, got, x0, x1, t):
-        expect_tensor(got[0], want[0], f"on {case}, x_t")
-        expect_tensor(got[1], want[1], f"on {case}, the target")
+        expect_close(got[0], want[0], f"on {case}, x_t")
+        expect_close(got[1], want[1], f"on {case}, the target")
 
 
 def check_fm_pair(candidate):
@@ -281,7 +281,7 @@ def check_guided_velocity(candidate):
         got = call(candidate, _ToyConditional(case), x, t, y, w, case=case)
         want = flow.guided_velocity(_ToyConditional(), x.clone(), t.clone(), y.clone(), w)
         with naming(CFG_MISTAKES, got, _ToyConditional(), x, t, y, w):
-            expect_tensor(got, want, f"on {case}", hint=f"({words})" if words else "")
+            expect_close(got, want, f"on {case}", hint=f"({words})" if words else "")
     args = (torch.randn(3, 2, generator=g), torch.rand(3, generator=g), torch.tensor([0, 2, 1]), 2.0)
     expect_on_another_device(candidate, (_ToyConditional(f"3 points, w = 2 on {device_words(stand_in_device())}"),
                                          *args), flow.guided_velocity(_ToyConditional(), *args), "3 points, w = 2")

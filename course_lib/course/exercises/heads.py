@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.course.checking import Exercise, Mistake, call, expect_loss, expect_on_another_device, generator, naming
-from course_lib.course.exercises.maskgit import graded
+from course_lib.course.checking import (Exercise, Mistake, call, expect_loss, expect_on_another_device, generator,
+                                        gradients, naming)
 from course_lib.heads import energy_score_loss
 
 
@@ -103,7 +103,7 @@ def check_flow_head_loss(candidate):
         t = torch.rand(m * n, generator=g, dtype=dtype)
         got = call(candidate, _velocity, z, x, x0, t, case=desc)
         atol, rtol = (1e-10, 1e-9) if dtype == torch.float64 else (1e-5, 1e-4)
-        with naming(FLOW_MISTAKES, graded(got, z, x), _velocity, z, x, x0, t, wrt=(1, 2)):
+        with naming(FLOW_MISTAKES, (got, gradients(got, [z, x])), _velocity, z, x, x0, t, wrt=(1, 2)):
             expect_loss(got, flow_head_loss(_velocity, z, x, x0, t), f"on {desc}, the loss", {"z": z, "x": x},
                         atol=atol, rtol=rtol)
     z = torch.randn(8, 8, generator=g).requires_grad_(True)
@@ -160,7 +160,7 @@ def check_energy_score(candidate):
         x1, x2, y = (torch.randn(n, d, generator=g, dtype=dtype).requires_grad_(True) for _ in range(3))
         got = call(candidate, x1, x2, y, case=desc)
         atol, rtol = (1e-10, 1e-9) if dtype == torch.float64 else (1e-5, 1e-4)
-        with naming(ENERGY_MISTAKES, graded(got, x1, x2, y), x1, x2, y, wrt=(0, 1, 2)):
+        with naming(ENERGY_MISTAKES, (got, gradients(got, [x1, x2, y])), x1, x2, y, wrt=(0, 1, 2)):
             expect_loss(got, energy_score(x1, x2, y), f"on {desc}, the loss", {"x1": x1, "x2": x2, "y": y},
                         atol=atol, rtol=rtol)
     x1, x2, y = (torch.randn(16, 4, generator=g) for _ in range(3))

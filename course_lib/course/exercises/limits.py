@@ -18,9 +18,8 @@ import math
 
 import torch
 
-from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, expect_loss, expect_on_another_device,
-                                        expect_tensor, generator, naming)
-from course_lib.course.exercises.maskgit import graded
+from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, expect_close, expect_loss,
+                                        expect_on_another_device, expect_tensor, generator, gradients, naming)
 from course_lib.orders import continuous
 from course_lib.tokens.rounding import round_to_bits as _round_to_bits
 
@@ -168,7 +167,7 @@ def check_mse_best_guess(candidate):
     for desc, a, w in cases:
         got = call(candidate, a.clone(), w.clone(), case=desc)
         with naming(GUESS_MISTAKES, got, a, w):
-            expect_tensor(got, mse_best_guess(a, w), f"on {desc}")
+            expect_close(got, mse_best_guess(a, w), f"on {desc}")
     a, w = torch.randn(2, 3, 4, generator=g), torch.rand(2, 3, generator=g) + 0.1
     expect_on_another_device(candidate, (a, w), mse_best_guess(a, w), "answers (2, 3, 4)")
 
@@ -222,7 +221,7 @@ def check_gaussian_nll(candidate):
         x = mu.detach() + 1.5 * torch.randn(*shape, generator=g, dtype=dtype)
         got = call(candidate, mu, log_sigma, x, case=desc)
         atol, rtol = (1e-10, 1e-9) if dtype == torch.float64 else (1e-5, 1e-4)
-        with naming(NLL_MISTAKES, graded(got, mu, log_sigma), mu, log_sigma, x, wrt=(0, 1)):
+        with naming(NLL_MISTAKES, (got, gradients(got, [mu, log_sigma])), mu, log_sigma, x, wrt=(0, 1)):
             expect_loss(got, gaussian_nll(mu, log_sigma, x), f"on {desc}, the loss", {"mu": mu, "log_sigma": log_sigma},
                         atol=atol, rtol=rtol)
     mu, log_sigma, x = torch.randn(2, 16, 4, generator=g), torch.zeros(2, 16, 4), torch.randn(2, 16, 4, generator=g)

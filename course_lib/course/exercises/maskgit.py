@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from course_lib.orders import maskgit as mg
 from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, expect_loss, expect_on_another_device,
-                                        expect_tensor, generator, naming)
+                                        expect_tensor, generator, gradients, naming)
 
 
 # ----------------------------------------------------------------------------- references
@@ -42,17 +42,6 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
                 label_smoothing: float = 0.1) -> torch.Tensor:
     """Mean cross-entropy with label smoothing over the masked positions only."""
     return mg.masked_loss(logits, targets, mask, label_smoothing)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def graded(got, *inputs):
-    """The learner's loss and its gradients with respect to ``inputs`` (None where none reached one),
-    the form :func:`~course_lib.course.checking.name_mistake` compares with ``wrt``; the graph is kept
-    for the check's own comparison."""
-    if isinstance(got, torch.Tensor) and got.requires_grad and got.numel() == 1:
-        return got, torch.autograd.grad(got.sum(), inputs, retain_graph=True, allow_unused=True)
-    return got, [None] * len(inputs)
 
 
 # ----------------------------------------------------------------------------- masked_loss
@@ -113,7 +102,7 @@ def check_masked_loss(candidate):
         args = (logits, targets, mask) if ls is None else (logits, targets, mask, ls)
         got = call(candidate, *args, case=desc)
         atol, rtol = (1e-10, 1e-9) if dtype == torch.float64 else (1e-5, 1e-4)
-        with naming(MASKED_LOSS_MISTAKES, graded(got, logits), *args, wrt=(0,)):
+        with naming(MASKED_LOSS_MISTAKES, (got, gradients(got, [logits])), *args, wrt=(0,)):
             expect_loss(got, want, f"on {desc}, the loss", {"logits": logits}, atol=atol, rtol=rtol)
     logits = torch.randn(2, 16, 8, generator=g).requires_grad_(True)
     targets = torch.randint(8, (2, 16), generator=g)

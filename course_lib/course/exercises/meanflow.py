@@ -17,9 +17,9 @@ from __future__ import annotations
 import torch
 
 from course_lib.flow import meanflow as mf
-from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, device_words, expect_loss,
-                                        expect_on_another_device, expect_tensor, generator, naming, stand_in_device)
-from course_lib.course.exercises.maskgit import graded
+from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, device_words, expect_close, expect_loss,
+                                        expect_on_another_device, expect_tensor, generator, gradients, naming,
+                                        stand_in_device)
 
 
 # ----------------------------------------------------------------------------- test fields
@@ -117,10 +117,9 @@ def check_mf_target(candidate):
         case = f"{n} sample{'s' * (n > 1)} in {d}-D ({dtype})"
         want = mf.jvp_target(u, z, a, b, v)             # first: torch.func's warm-up outside the time limit
         got = _call_target(candidate, u, z, a, b, v, case)
-        tol = dict(atol=1e-10, rtol=1e-8) if dtype == torch.float64 else dict(atol=1e-5, rtol=1e-4)
         with naming(TARGET_MISTAKES, got, u, z, a, b, v):
-            expect_tensor(got[0], want[0], f"on {case}, u_pred", hint="(u_pred is u(z, a, b) itself)", **tol)
-            expect_tensor(got[1], want[1], f"on {case}, u_tgt", **tol)
+            expect_close(got[0], want[0], f"on {case}, u_pred", hint="(u_pred is u(z, a, b) itself)")
+            expect_close(got[1], want[1], f"on {case}, u_tgt")
         if not got[0].requires_grad:
             raise Mismatch(f"on {case}: u_pred has no gradient to the network's parameters (computed under "
                            f"torch.no_grad() or detached?): the loss trains through u_pred")
@@ -181,7 +180,7 @@ def check_adaptive_loss(candidate):
         case = f"{n} sample{'s' * (n > 1)} in {d}-D ({dtype}), p = {p:g}, c = {c:g}"
         got = call(candidate, pred, tgt, p, c, case=case)
         tol = dict(atol=1e-10, rtol=1e-8) if dtype == torch.float64 else dict(atol=1e-6, rtol=1e-5)
-        with naming(ADAPTIVE_MISTAKES, graded(got, pred), pred, tgt, p, c, wrt=(0,)):
+        with naming(ADAPTIVE_MISTAKES, (got, gradients(got, [pred])), pred, tgt, p, c, wrt=(0,)):
             expect_loss(got, mf.adaptive_loss(pred, tgt, p, c), f"on {case}, the loss", {"u_pred": pred}, **tol)
         (g_tgt,) = torch.autograd.grad(got, [tgt], retain_graph=True, allow_unused=True)
         if g_tgt is not None and g_tgt.abs().max() > 0:
@@ -268,9 +267,8 @@ def check_mf_sample(candidate):
         if len(u.calls) != steps:
             raise Mismatch(f"on {case}: your function called u {len(u.calls)} times; {steps} steps are "
                            f"{steps} network evaluations (one per step)")
-        tol = dict(atol=1e-10, rtol=1e-8) if dtype == torch.float64 else dict(atol=1e-5, rtol=1e-4)
         with naming(SAMPLE_MISTAKES, got, _Recorder(d, 70 + i, dtype), x0, steps):
-            expect_tensor(got, mf.sample(_Recorder(d, 70 + i, dtype), x0, steps), f"on {case}", **tol)
+            expect_close(got, mf.sample(_Recorder(d, 70 + i, dtype), x0, steps), f"on {case}")
     u = _Recorder(2, 90, torch.float32)
     x0 = torch.randn(3, 2, generator=generator(91))
     expect_on_another_device(candidate, (u, x0, 2), mf.sample(u, x0, 2), "3 points in 2-D, 2 steps")
