@@ -133,8 +133,8 @@ def test_guidance_goes_through_the_head_with_both_conditions():
     out = continuous.generate(model, head, p, cfg_scale=3.0, generator=_g(2))        # (4, 1, 3)
     empty = torch.zeros(4, 0, 3)
     with torch.no_grad():
-        z = model.last_hidden(p, empty, None)
-        z_u = model.last_hidden(P.null_prompts(4), empty, None)
+        z = model.last_hidden(empty, p, None)
+        z_u = model.last_hidden(empty, P.null_prompts(4), None)
     want = head.sample(z, z_uncond=z_u, cfg_scale=3.0, generator=_g(2))
     torch.testing.assert_close(out[:, 0], want)
     mixed_z = head.sample(z_u + 3.0 * (z - z_u), generator=_g(2))                    # the other way

@@ -39,7 +39,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from course_lib import checks, data
+from course_lib import checks, data, runtime
 from course_lib.nets.transformer import Config, KVCache, Transformer, make_mask
 
 N_VALUES = data.N_VALUES                      # (4, 6, 9, 2) values per attribute
@@ -151,7 +151,7 @@ class PromptedCausal(nn.Module):
     def check_x(self, x, name: str = "x") -> torch.Tensor:
         raise NotImplementedError
 
-    def embed(self, prompts: torch.Tensor, x: torch.Tensor, start: int = 0) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, prompts: torch.Tensor, start: int = 0) -> torch.Tensor:
         """Prompt tokens (if ``start == 0``) then the embedded tokens, positions from ``start`` on:
         (B, 4 + T, d), or (B, T, d) when start > 0 (a cached step)."""
         prompt_tokens = self.prompt(prompts) if start == 0 else None           # (B, 4, d)
@@ -164,20 +164,20 @@ class PromptedCausal(nn.Module):
         prompts = check_prompts(prompts)
         checks.same_rows(prompts, "prompts", x.shape[0], "x")
         T = x.shape[1]
-        seq = self.embed(prompts, x[:, :-1])                                   # (B, 4 + T - 1, d)
+        seq = self.embed(x[:, :-1], prompts)                                   # (B, 4 + T - 1, d)
         h = self.body(seq, make_mask("causal", seq.shape[1], device=seq.device))    # (B, 3 + T, d)
         return h[:, N_PROMPT - 1:N_PROMPT - 1 + T]                              # (B, T, d)
 
-    def last_hidden(self, rows: torch.Tensor, seq: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+    def last_hidden(self, seq: torch.Tensor, rows: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
         """The output vector (R, d) at the last position of [prompt; seq] for prompts ``rows`` (R, 4),
         seq (R, i, ...) the tokens drawn so far. With a cache, only what it lacks is fed: the
         prompt (and seq, empty then) on the first call, the newest token on every later one."""
         if cache is None:                                                      # the whole sequence again
-            x = self.embed(rows, seq)                                          # (R, 4 + i, d)
+            x = self.embed(seq, rows)                                          # (R, 4 + i, d)
             return self.body(x, make_mask("causal", x.shape[1], device=x.device))[:, -1]
         if len(cache) == 0:                                                    # the prompt, once
-            return self.body(self.embed(rows, seq), cache=cache)[:, -1]
-        x = self.embed(rows, seq[:, -1:], start=N_PROMPT + seq.shape[1] - 1)   # (R, 1, d): the newest
+            return self.body(self.embed(seq, rows), cache=cache)[:, -1]
+        x = self.embed(seq[:, -1:], rows, start=N_PROMPT + seq.shape[1] - 1)   # (R, 1, d): the newest
         return self.body(x, cache=cache)[:, -1]                                # (R, d)
 
     @torch.no_grad()
@@ -191,12 +191,9 @@ class PromptedCausal(nn.Module):
         rows = with_null(prompts, guided)                                      # (R, 4)
         B = prompts.shape[0]
         cache = KVCache() if kv_cache else None
-        seq, was = empty, self.training
-        self.eval()
-        try:
+        seq = empty
+        with runtime.evaluating(self):
             for i in range(self.n_tokens):
-                x = draw(i, self.last_hidden(rows, seq, cache))                # (B, ...)
+                x = draw(i, self.last_hidden(seq, rows, cache))                # (B, ...)
                 seq = torch.cat([seq, (torch.cat([x, x]) if guided else x)[:, None]], dim=1)   # (R, i + 1, ...)
-        finally:
-            self.train(was)
         return seq[:B]

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from dataclasses import dataclass
 
 import torch
@@ -114,7 +113,7 @@ def held_out_loss(model: gpt.TokenGPT, n: int = 1024, seed: int = 1, mode: str |
     """Mean next-token cross-entropy (nats) on ``n`` held-out images with their prompts."""
     tokens, prompts = shape_tokens.token_data(n, seed=seed, mode=mode)
     dev = runtime.device()
-    logits = model(prompts.to(dev), tokens.to(dev))                           # (n, 16, K)
+    logits = model(tokens.to(dev), prompts.to(dev))                           # (n, 16, K)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.to(dev).reshape(-1)).item()
 
 
@@ -127,10 +126,6 @@ def sample(model: gpt.TokenGPT, prompts: torch.Tensor, seed: int = 0, mode: str 
     return shape_tokens.decode(tokens, mode), tokens
 
 
-def _timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 def kv_cache_comparison(model: gpt.TokenGPT, n: int, seed: int = 0, cfg_scale: float = CFG_SCALE) -> dict:
@@ -139,9 +134,9 @@ def kv_cache_comparison(model: gpt.TokenGPT, n: int, seed: int = 0, cfg_scale: f
     prompts = evaluator.reference(n, seed).prompts.to(runtime.device())
     kw = dict(cfg_scale=cfg_scale, top_k=TOP_K)
     gpt.generate(model, prompts[:2], kv_cache=True, **kw)                    # warm up
-    cached, t_c = _timed(lambda: gpt.generate(model, prompts, kv_cache=True,
+    cached, t_c = runtime.timed(lambda: gpt.generate(model, prompts, kv_cache=True,
                                               generator=torch.Generator().manual_seed(seed), **kw))
-    plain, t_p = _timed(lambda: gpt.generate(model, prompts, kv_cache=False,
+    plain, t_p = runtime.timed(lambda: gpt.generate(model, prompts, kv_cache=False,
                                              generator=torch.Generator().manual_seed(seed), **kw))
     return dict(identical=bool(torch.equal(cached, plain)), seconds_cached=t_c, seconds_uncached=t_p,
                 speedup=t_p / t_c, n=n)
@@ -221,7 +216,7 @@ def _results(mode: str, device: str, cfg_scale: float) -> dict:
     model = trained_gpt(B.mode)
     ref = evaluator.reference(B.n_eval)
     gpt.generate(model, ref.prompts[:2].to(runtime.device()), cfg_scale=cfg_scale)      # warm up
-    (images, _), seconds = _timed(lambda: sample(model, ref.prompts, 0, B.mode, cfg_scale=cfg_scale, top_k=TOP_K))
+    (images, _), seconds = runtime.timed(lambda: sample(model, ref.prompts, 0, B.mode, cfg_scale=cfg_scale, top_k=TOP_K))
     return dict(prompt_accuracy=evaluator.prompt_accuracy(images, ref.prompts),
                 frechet=evaluator.frechet(images, ref.images), frechet_floor=evaluator.frechet_floor(B.n_eval),
                 nfe=shape_tokens.N_TOKENS, seconds_per_image=seconds / B.n_eval, params=gpt.n_params(model),
