@@ -52,7 +52,11 @@ def _pair(candidate, x0, x1, t, case):
             end = {0.0: " (a division by t at t = 0?)", 1.0: " (a division by 1 - t at t = 1?)"}.get(float(t[i]), "")
             raise Mismatch(f"on {case}: {what} is {g[i].tolist()} at t = {float(t[i]):g}{end}; "
                            f"x_t = (1 - t) x0 + t x1 and the target x1 - x0 need no division")
+    at0, at1, x_t = t == 0, t == 1, got[0].detach().double()
     with naming(FM_PAIR_MISTAKES, got, x0, x1, t):
+        if at0.any() and at1.any() and torch.allclose(x_t[at0], x1[at0].double()) and torch.allclose(
+                x_t[at1], x0[at1].double()):
+            raise Mismatch(f"on {case}: x_t is the data x1 at t = 0 and the noise x0 at t = 1, the ends swapped")
         expect_close(got[0], want[0], f"on {case}, x_t")
         expect_close(got[1], want[1], f"on {case}, the target")
 

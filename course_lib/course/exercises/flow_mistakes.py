@@ -21,10 +21,10 @@ def _lerp(a, b, t):
 
 FM_PAIR_MISTAKES = (
     Mistake("swapped_ends", lambda x0, x1, t: (_lerp(x1, x0, t), x1 - x0),
-            "x_t has the ends swapped: at t = 0 it should be the noise x0, at t = 1 the data x1 (the course's "
-            "convention: t = 0 noise, t = 1 data)"),
+            "in the course's convention t = 0 is the noise and t = 1 the data: x_t = (1 - t) x0 + t x1, with "
+            "the target x1 - x0 as you have it"),
     Mistake("reversed_path", lambda x0, x1, t: (_lerp(x1, x0, t), x0 - x1),
-            "x_t has the ends swapped and the target points back (the convention t = 0 data): in this course "
+            "x_t and the target both run from the data to the noise (the convention t = 0 data): in this course "
             "x_t runs from the noise x0 at t = 0 to the data x1 at t = 1, with target x1 - x0"),
     Mistake("target_sign", lambda x0, x1, t: (_lerp(x0, x1, t), x0 - x1),
             "the target has the wrong sign: the velocity points from the noise to the data, x1 - x0"),
