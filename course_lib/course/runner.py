@@ -104,8 +104,10 @@ def execute(path: Path, mode: str, out_dir: Path | None = None, html: bool = Fal
             nbformat.write(nb, out_dir / path.name)
             if html:
                 from nbconvert import HTMLExporter
-                body, _ = HTMLExporter().from_notebook_node(nb)
+                from course_lib.course import offline        # MathJax from a local copy: no network
+                body, _ = HTMLExporter(**offline.exporter_options()).from_notebook_node(nb)
                 (out_dir / f"{path.stem}.html").write_text(body, encoding="utf-8")
+                offline.bundle_mathjax(out_dir)
     return seconds
 
 
