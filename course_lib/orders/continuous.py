@@ -72,8 +72,6 @@ class ContinuousAR(P.PromptedCausal):
         checks.finite(latents, name)
         return checks.same_place(self, latents, name)
 
-    check_latents = check_x
-
     def forward(self, latents: torch.Tensor, prompts: torch.Tensor) -> torch.Tensor:
         return self.hidden(latents, prompts)                                    # (B, T, d): z_i for x_i
 
