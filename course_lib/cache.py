@@ -8,6 +8,11 @@ Usage (also as ``course_lib.train.cached``)::
 
 A file is written atomically and read with ``weights_only=True``; one that cannot be used is moved
 aside, never deleted or overwritten (:func:`cached`).
+
+The weights a course ships (``data/weights/``, :mod:`course_lib.weights`) are the same mechanism's
+first place: :func:`cached` loads a shipped file whose manifest entry matches the model's name and
+budget before it looks in the disk cache, unless shipped weights are switched off
+(``runtime.weights() == "train"``, always in quick mode).
 """
 from __future__ import annotations
 
@@ -22,19 +27,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from course_lib import checks, runtime
-
-
-def _plain(config):
-    """``config`` as JSON-ready values: a dataclass as the dict of its fields (nested parts too),
-    tuples as lists."""
-    if dataclasses.is_dataclass(config) and not isinstance(config, type):
-        return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
-    if isinstance(config, dict):
-        return {k: _plain(v) for k, v in config.items()}
-    if isinstance(config, (list, tuple)):
-        return [_plain(v) for v in config]
-    return config
+from course_lib import checks, distributed, runtime, weights
+from course_lib.weights import plain as _plain
 
 
 def cache_path(name: str, config) -> "os.PathLike":
@@ -131,12 +125,26 @@ def cached(name: str, config, build: Callable[[], nn.Module], fit: Callable[[nn.
     ``<file>.unreadable-<n>``, one it reads whose keys or shapes do not fit the model to
     ``<file>.mismatch-<n>``, with a warning naming both paths; then the model trains again, so a
     notebook keeps running. If the file cannot be moved, a RuntimeError names it.
-    ``fit`` runs with gradients enabled even if the caller is inside ``torch.no_grad()``."""
+    ``fit`` runs with gradients enabled even if the caller is inside ``torch.no_grad()``.
+
+    First of all, shipped weights (:func:`course_lib.weights.find`): a checked file is loaded
+    (``model.from_cache`` is True, ``model.shipped`` its path); a shipped file that is missing,
+    corrupted or stale stops with a :class:`~course_lib.weights.WeightsError` and is never replaced.
+    Inside :func:`course_lib.weights.exporting` (``course_lib.pretrain``) the disk cache is skipped and
+    the trained model goes to the export folder. Under torchrun only rank 0 writes."""
     path = cache_path(name, config)
     model = build()
     if not isinstance(model, nn.Module):
         raise TypeError(f"build: expected a function returning an nn.Module, got {type(model).__name__}")
-    if path.exists():
+    shipped = weights.find(path.stem, name, config)
+    if shipped is not None:
+        weights.load_into(model, shipped)
+        model.from_cache, model.shipped = True, shipped
+        if verbose:
+            print(f"{name}: loaded the shipped weights ({shipped})")
+        return model.eval()
+    export = weights.export_folder()
+    if path.exists() and export is None:
         problem = _load_into(model, path)
         if problem is None:
             model.from_cache = True
@@ -148,8 +156,15 @@ def cached(name: str, config, build: Callable[[], nn.Module], fit: Callable[[nn.
         warnings.warn(f"{name}: the cached weights {path} {what}; kept as {aside}, training again",
                       RuntimeWarning, stacklevel=2)
         model = build()                                     # from scratch, not half-loaded
-    with torch.enable_grad():                               # even when called under no_grad
+    with torch.enable_grad(), weights.recording() as record:   # even when called under no_grad
         fit(model)
+    model.from_cache = False
+    if not distributed.is_main():
+        return model.eval()
+    if export is not None:
+        weights.save(model, export, path.stem, name, config, steps=record["steps"], seconds=record["seconds"],
+                     fp16=weights.stores_fp16(name))
+        return model.eval()
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:

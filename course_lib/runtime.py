@@ -15,6 +15,9 @@ Everything that depends on how much compute a learner has is switched here, in o
   GPU only (:func:`autocast`);
 * the **cache folder** of trained models that several notebooks share (:func:`cache_dir`:
   ``$COURSE_CACHE``, else ``~/.cache/two-world-lines``).
+* the **weights switch** (:func:`weights`): load the trained weights the course ships in
+  ``data/weights/`` (``"load"``, the default outside quick mode) or train (``"train"``;
+  ``COURSE_WEIGHTS`` or :func:`set_weights`).
 
 **CPU threads** are set once, here: ``COURSE_THREADS`` if set (or :func:`set_threads`), else torch's
 own choice (one per core, or ``OMP_NUM_THREADS``). And OpenMP's waiting threads sleep after a short
@@ -35,7 +38,9 @@ import contextlib
 import dataclasses
 import os
 import random
+import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -114,6 +119,35 @@ def pick(budgets: dict, mode_name: str | None = None):
     return entry
 
 
+WEIGHTS = ("load", "train")
+
+
+def weights() -> str:
+    """Whether trained models come from the weights the course ships (``data/weights/``, see
+    :mod:`course_lib.weights`): ``"load"`` (the default in lecture and full mode: a shipped file whose
+    budget matches is loaded, else the disk cache, else the model trains) or ``"train"`` (shipped
+    weights are ignored: the model comes from this machine's disk cache, else trains while you watch;
+    delete the cache, or point ``COURSE_CACHE`` elsewhere, to watch it again). Quick mode always
+    trains. Set with :func:`set_weights` (a notebook's ``WEIGHTS = "train"``) or ``COURSE_WEIGHTS``."""
+    if mode() == "quick":
+        return "train"
+    if _state.get("weights") is not None:
+        return _state["weights"]
+    wanted = os.environ.get("COURSE_WEIGHTS", "").strip().lower() or "load"
+    if wanted not in WEIGHTS:
+        raise ValueError(f"COURSE_WEIGHTS: expected one of {', '.join(WEIGHTS)}, got {wanted!r}")
+    return wanted
+
+
+def set_weights(choice: str | None) -> str:
+    """``"load"`` or ``"train"`` for this process (None: back to ``$COURSE_WEIGHTS``); returns
+    :func:`weights` (which stays ``"train"`` in quick mode)."""
+    if choice is not None and choice not in WEIGHTS:
+        raise ValueError(f"weights: expected one of {', '.join(map(repr, WEIGHTS))}, got {choice!r}")
+    _state["weights"] = choice
+    return weights()
+
+
 def _auto_device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -174,6 +208,60 @@ def autocast(enabled: bool = True):
     if enabled and dev.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def sync() -> None:
+    """Wait for the GPU (if the course runs on one), so that a wall-clock time covers its queued work."""
+    if device().type == "cuda":
+        torch.cuda.synchronize()
+
+
+def seconds_per_step(step: Callable[[int], object], n: int, warmup: int = 0) -> float:
+    """Wall seconds per call of ``step(k)``: ``warmup`` untimed calls (k = 0, 1, ...), then the mean
+    over ``n`` timed ones (k goes on counting), the GPU waited for before each clock reading. The
+    course's one timing loop (training steps, generation passes, a quantizer's updates)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n: expected a positive int (timed calls), got {n!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"warmup: expected a non-negative int (untimed calls), got {warmup!r}")
+    for k in range(warmup):
+        step(k)
+    sync()
+    t0 = time.perf_counter()
+    for k in range(warmup, warmup + n):
+        step(k)
+    sync()
+    return (time.perf_counter() - t0) / n
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    """``(fn(), wall seconds it took)``, the GPU waited for before and after."""
+    sync()
+    t0 = time.perf_counter()
+    out = fn()
+    sync()
+    return out, time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def evaluating(*modules: torch.nn.Module):
+    """Eval mode for ``modules`` inside the block; after it, even when the block raises, every
+    submodule gets back the train/eval mode it had (a frozen part that was in eval mode stays so)::
+
+        with runtime.evaluating(model, head):
+            ...                                   # dropout off, batch norm on its running statistics
+    """
+    for i, m in enumerate(modules):
+        if not isinstance(m, torch.nn.Module):
+            raise TypeError(f"evaluating: argument {i} must be an nn.Module, got {type(m).__name__}")
+    before = [(sub, sub.training) for m in modules for sub in m.modules()]
+    try:
+        for m in modules:
+            m.eval()
+        yield modules[0] if len(modules) == 1 else modules
+    finally:
+        for sub, was in before:
+            sub.training = was
 
 
 def cache_dir() -> Path:

@@ -38,7 +38,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from course_lib import checks, runtime
+from course_lib import checks, distributed, runtime, weights
 from course_lib.cache import cache_path, cached  # noqa: F401  (the disk cache, re-exported)
 
 
@@ -117,6 +117,7 @@ def _adversary_step(adv: Adversary, step: int, amp: bool) -> float:
                         f"{tuple(getattr(loss, 'shape', ()))}")
     adv.optimizer.zero_grad(set_to_none=True)
     loss.backward()
+    distributed.average_gradients(adv.model.parameters())      # no-op in one process
     adv.optimizer.step()
     return loss.item()
 
@@ -194,6 +195,11 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
     ``adversary``, every step from ``adversary.start`` on is followed by one step of the adversary.
     A batch on another device than the model (torch's "same device" error inside ``loss_fn``) is
     re-raised as a ValueError that names ``loss_fn`` and the model's device.
+
+    Under torchrun (:mod:`course_lib.distributed`) every rank runs this same loop: rank 0's weights
+    and buffers are broadcast, each step's gradients are averaged over the ranks after ``backward()``
+    (also those of a ``torch.func.jvp`` target), the logged loss is the ranks' mean, and only rank 0
+    shows progress. In one process none of this does anything.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
@@ -210,13 +216,15 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
         hist.ema = EMA(model, ema_decay)
     start = len(hist.losses)
     model.train()
-    bar = _progress_bar(steps, desc) if progress else None
+    distributed.broadcast_module(model)                     # torchrun: rank 0's start everywhere
+    bar = _progress_bar(steps, desc) if progress and distributed.is_main() else None
     t0 = time.perf_counter()
     try:
         for step in range(steps):
             factor = _lr_factor(schedule, step, steps, warmup)
             for g, base in zip(optimizer.param_groups, base_lrs):
                 g["lr"] = base * factor
+            distributed.broadcast_module(model, parameters=False)   # rank 0's buffers, as DDP
             with runtime.autocast(amp):
                 try:
                     out = loss_fn(start + step)
@@ -229,12 +237,13 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
             if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
                 raise TypeError(f"loss_fn must return a scalar tensor (or a dict with 'loss'), got "
                                 f"{type(loss).__name__}{tuple(getattr(loss, 'shape', ()))}")
-            value = loss.item()
+            value = distributed.mean(loss.item())           # over the ranks (itself in one process)
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss is {value} at step {start + step}: lower the learning "
                                          "rate, check the inputs for NaNs, or clip gradients")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(params or model.parameters())   # torchrun: DDP's all-reduce
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(params or model.parameters(), grad_clip)
             optimizer.step()
@@ -257,5 +266,7 @@ def train(model: nn.Module, loss_fn: Callable[[int], torch.Tensor | dict], steps
         for g, base in zip(optimizer.param_groups, base_lrs):
             g["lr"] = base
         hist.seconds += time.perf_counter() - t0
+        weights.count_steps(len(hist.losses) - start)       # for the manifest of pretrained weights
         model.eval()
+    distributed.broadcast_module(model, parameters=False)   # every rank ends with rank 0's buffers
     return hist

@@ -54,10 +54,11 @@ def test_ci_installs_torch_first_then_runs_the_readme_test_command():
 # ----------------------------------------------------------------------------- the library's shape
 # Imports run only downward: the ground floor knows no part; a part uses the ground floor and earlier
 # parts; course/ uses the ground floor and the parts; recipes/ use the ground floor and the parts;
-# bench/ may use everything. Nothing but bench/ (and the notebooks) imports recipes/ or bench/.
+# bench/ may use everything; pretrain (the weights' trainer) uses recipes/. Nothing but bench/, pretrain
+# (and the notebooks) imports recipes/, nothing but bench/ imports bench/.
 
 PACKAGE = ROOT / "course_lib"
-GROUND = {"runtime", "checks", "data", "train", "cache", "metrics", "viz", "evaluator"}
+GROUND = {"runtime", "checks", "data", "train", "cache", "weights", "distributed", "metrics", "viz", "evaluator"}
 PARTS = ("nets", "pixels", "tokens", "orders", "flow", "heads")   # in the syllabus' order
 MAY_IMPORT = {
     **{g: GROUND for g in GROUND},
@@ -65,13 +66,13 @@ MAY_IMPORT = {
     "course": GROUND | set(PARTS) | {"course"},
     "recipes": GROUND | set(PARTS) | {"recipes"},
     "bench": GROUND | set(PARTS) | {"course", "recipes", "bench"},
-    "assignments": {"course"},                                   # the old path of the instructor commands
+    "pretrain": GROUND | set(PARTS) | {"recipes", "pretrain"},    # trains every recipe's cached models
     "": set(),                                                   # course_lib/__init__.py
 }
 # inside course/: homework -> exercises -> checking; homework, assignments and runner -> folder
 COURSE_MAY_IMPORT = {
     "checking": set(), "folder": set(), "exercises": {"checking", "exercises"},
-    "homework": {"exercises", "checking", "folder"}, "assignments": {"folder"}, "runner": {"folder"}, "": set(),
+    "homework": {"exercises", "checking", "folder"}, "assignments": {"folder"}, "runner": {"folder", "offline"}, "": set(),
     "site": {"runner", "assignments", "folder", "offline"},   # the course site; offline: its MathJax
 }
 
@@ -279,6 +280,7 @@ FROM_THE_WHEEL = r"""
 import json, pathlib, sys
 site, course = pathlib.Path(sys.argv[1]).resolve(), pathlib.Path(sys.argv[2]).resolve()
 import course_lib.data as data
+from course_lib import weights
 from course_lib.course import assignments, folder, runner
 modules = {m.__name__: m.__file__ for m in list(sys.modules.values())
            if m.__name__.split(".")[0] == "course_lib" and getattr(m, "__file__", None)}
@@ -290,6 +292,7 @@ print(json.dumps({
     "built": assignments.build(),
     "in_step": assignments.check() == [],
     "notebooks": [p.name for p in runner.notebook_paths("notebooks")],
+    "weights": str(weights.folder()),
 }))
 """
 
@@ -333,6 +336,7 @@ def test_the_package_works_installed_from_a_wheel_away_from_the_repository(tmp_p
     assert pathlib.Path(got["asset"]).resolve() == (site / "course_lib" / "assets" / "README.md").resolve()
     assert pathlib.Path(got["course"]) == course.resolve()
     assert got["built"] == 0 and got["in_step"] and got["notebooks"] == ["00_x.ipynb"]
+    assert got["weights"] == "None"                  # no data/weights in this course: models train
     assert "raise NotImplementedError()" in (course / "notebooks" / "00_x.ipynb").read_text()
 
     # the command line: --course from anywhere; without it, outside a course folder, a clear error
@@ -342,3 +346,16 @@ def test_the_package_works_installed_from_a_wheel_away_from_the_repository(tmp_p
     assert ok.returncode == 0 and "in step" in ok.stdout, ok.stdout + ok.stderr
     lost = subprocess.run(cmd, cwd=site, env=env, capture_output=True, text=True, timeout=120)
     assert lost.returncode == 2 and "pass --course DIR" in lost.stdout, lost.stdout + lost.stderr
+
+
+@pytest.mark.parametrize("part", ["pixels", "tokens", "orders", "flow"])
+def test_each_part_re_exports_its_main_names(part):
+    import importlib
+    package = importlib.import_module(f"course_lib.{part}")
+    names = package.__all__
+    assert names and len(set(names)) == len(names), part
+    for name in names:
+        obj = getattr(package, name)
+        if callable(obj):                           # classes and functions, not constants such as STEPS
+            home = getattr(obj, "__module__", "") or ""
+            assert home.startswith(f"course_lib.{part}."), f"course_lib.{part}.{name} comes from {home}"
