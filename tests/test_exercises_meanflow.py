@@ -54,16 +54,6 @@ def loss_item(u_pred, u_tgt, p=1.0, c=1e-3):
 
 # ----------------------------------------------------------------------------- mf_sample
 
-def _grid_sample(u, x0, steps, rule):
-    z = x0
-    for k in range(steps):
-        ta, tb = rule(k, steps)
-        a = torch.full((z.shape[0],), ta, dtype=z.dtype, device=z.device)
-        b = torch.full((z.shape[0],), tb, dtype=z.dtype, device=z.device)
-        z = z + (tb - ta) * u(z, a, b)
-    return z
-
-
 def sample_in_place(u, x0, steps):
     for k in range(steps):
         a = torch.full((x0.shape[0],), k / steps, dtype=x0.dtype)
