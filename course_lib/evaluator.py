@@ -77,22 +77,16 @@ class ShapesEvaluator(nn.Module):
     def features(self, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
         """(N, features) penultimate activations, the space of :func:`frechet` (on the CPU)."""
         self._check(images)
-        was = self.training
-        self.eval()
-        out = torch.cat([self.body(self._check(images[i:i + batch])).cpu() for i in range(0, len(images), batch)])
-        self.train(was)
-        return out
+        with runtime.evaluating(self):
+            return torch.cat([self.body(self._check(images[i:i + batch])).cpu() for i in range(0, len(images), batch)])
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch: int = 1024) -> torch.Tensor:
         """(N, 4) int64 predicted (shape, color, position, size), on the CPU."""
         self._check(images)
-        was = self.training
-        self.eval()
-        out = torch.cat([torch.stack([lg.argmax(-1) for lg in self.logits(images[i:i + batch])], 1).cpu()
-                         for i in range(0, len(images), batch)])
-        self.train(was)
-        return out
+        with runtime.evaluating(self):
+            return torch.cat([torch.stack([lg.argmax(-1) for lg in self.logits(images[i:i + batch])], 1).cpu()
+                              for i in range(0, len(images), batch)])
 
 
 def _fit(model: ShapesEvaluator) -> None:

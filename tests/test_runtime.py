@@ -172,3 +172,41 @@ def test_set_threads_validates_and_sets():
                 runtime.set_threads(bad)
     finally:
         torch.set_num_threads(before)
+
+
+def test_evaluating_restores_every_submodule_even_when_the_block_raises():
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    frozen = torch.nn.Sequential(torch.nn.Dropout(0.5)).eval()        # a part kept in eval mode
+    model.append(frozen)
+    other = torch.nn.Linear(2, 2)
+    with runtime.evaluating(model, other) as (m, o):
+        assert m is model and o is other and not model.training and not model[1].training and not other.training
+    assert model.training and model[1].training and not frozen.training and other.training
+    with pytest.raises(RuntimeError, match="boom"):
+        with runtime.evaluating(model):
+            raise RuntimeError("boom")
+    assert model.training and not frozen.training
+    model.eval()
+    with runtime.evaluating(model) as m:
+        assert m is model
+    assert not model.training                                         # eval before, eval after
+    with pytest.raises(TypeError, match="evaluating: argument 1 must be an nn.Module, got Tensor"):
+        with runtime.evaluating(model, torch.zeros(1)):
+            pass
+
+
+def test_seconds_per_step_times_the_calls_after_the_warmup():
+    import time
+    calls = []
+
+    def step(k):
+        calls.append(k)
+        time.sleep(0.02 if k >= 2 else 0.2)                 # slow warm-up calls are not counted
+    s = runtime.seconds_per_step(step, 3, warmup=2)
+    assert calls == [0, 1, 2, 3, 4] and 0.015 < s < 0.15
+    out, seconds = runtime.timed(lambda: time.sleep(0.02) or "done")
+    assert out == "done" and seconds >= 0.015
+    with pytest.raises(ValueError, match="n: expected a positive int"):
+        runtime.seconds_per_step(step, 0)
+    with pytest.raises(ValueError, match="warmup: expected a non-negative int"):
+        runtime.seconds_per_step(step, 1, warmup=-1)

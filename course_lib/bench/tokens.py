@@ -24,8 +24,6 @@ Needs the dev extra (``pip install -e .[dev]``) for vector-quantize-pytorch.
 """
 from __future__ import annotations
 
-import time
-
 import torch
 
 from course_lib import runtime
@@ -47,12 +45,12 @@ def _fit_rvq(rvq, z: torch.Tensor, steps: int, batch: int) -> float:
     """Fit a residual quantizer on random batches of the (N, D) vectors z; seconds per step."""
     g = torch.Generator().manual_seed(0)
     rvq.train()
-    t0 = time.perf_counter()
-    for _ in range(steps):
+
+    @torch.no_grad()
+    def step(k):
         idx = torch.randint(z.shape[0], (batch,), generator=g).to(z.device)
-        with torch.no_grad():
-            rvq(z[idx][None])                                                   # (1, batch, D)
-    return (time.perf_counter() - t0) / steps
+        rvq(z[idx][None])                                                       # (1, batch, D)
+    return runtime.seconds_per_step(step, steps)
 
 
 def run(args: list[str]) -> dict:

@@ -145,10 +145,7 @@ class Generated:
         return self.seconds_head / max(self.seconds_backbone + self.seconds_head, 1e-12)
 
 
-def sync():
-    """Wait for the GPU (if the course runs on one), so that a wall-clock time covers its work."""
-    if runtime.device().type == "cuda":
-        torch.cuda.synchronize()
+sync = runtime.sync          # wait for the GPU, so that a wall-clock time covers its work
 
 
 class _TimedHead:
@@ -184,11 +181,9 @@ def generate(model: nn.Module, head: Head, prompts: torch.Tensor, *, steps: int 
     head_steps = None if head_steps is None else checks.positive_int(head_steps, "head_steps")
     timed = _TimedHead(head, head_steps)
     head_nfe = head.nfe(head_steps)
-    was, was_head = model.training, head.training
-    model.eval(), head.eval()
     sync()
     t0 = time.perf_counter()
-    try:
+    with runtime.evaluating(model, head):
         if not isinstance(model, MaskedAR):
             latents = continuous.generate(model, timed, prompts, cfg_scale=cfg_scale, temperature=temperature,
                                           generator=generator)
@@ -197,8 +192,6 @@ def generate(model: nn.Module, head: Head, prompts: torch.Tensor, *, steps: int 
             passes = T
         else:
             latents, order, passes = _masked(model, timed, prompts, steps, cfg_scale, temperature, generator)
-    finally:
-        model.train(was), head.train(was_head)
     sync()
     total = time.perf_counter() - t0
     return Generated(latents, order, passes, head_nfe, total - timed.seconds, timed.seconds)

@@ -24,7 +24,6 @@ call:
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -282,11 +281,7 @@ def evaluate(pair: Pair, B: Budget, ref=None, head_steps: int | None = None,
     ref = ref or evaluator.reference(B.n_eval)
     prompts = leave_place_open(ref.prompts) if open_place else ref.prompts
     generate(pair, prompts[:4], B, head_steps)                          # warm up
-    backbone.sync()
-    t0 = time.perf_counter()
-    images, out = generate(pair, prompts, B, head_steps)
-    backbone.sync()
-    seconds = time.perf_counter() - t0
+    (images, out), seconds = runtime.timed(lambda: generate(pair, prompts, B, head_steps))
     return dict(order=pair.order, head=pair.kind, head_steps=out.head_nfe, open_place=open_place,
                 frechet=evaluator.frechet(images, ref.images),
                 prompt_accuracy=evaluator.prompt_accuracy(images, prompts),

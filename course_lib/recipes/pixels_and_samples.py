@@ -19,7 +19,6 @@ The notebook passes the learner's own ``bits_per_dim`` (``bpd=``) and ``raster_s
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -144,10 +143,8 @@ def sample_digits(model: P.PixelCNN, n: int, temperature: float = 1.0, seed: int
     Returns the digits (n, 1, 8, 8) int64 and the wall-clock seconds the sampling took."""
     model.eval()
     fn = model if labels is None else (lambda x: model(x, labels))
-    t0 = time.perf_counter()
-    x = sampler(fn, n, 8, 8, temperature=temperature, generator=torch.Generator().manual_seed(seed),
-                device=runtime.device())
-    return x, time.perf_counter() - t0
+    return runtime.timed(lambda: sampler(fn, n, 8, 8, temperature=temperature,
+                                         generator=torch.Generator().manual_seed(seed), device=runtime.device()))
 
 
 # ----------------------------------------------------------------------------- WaveNet on audio
@@ -202,10 +199,8 @@ def generate_audio(model: W.WaveNet, test_levels: torch.Tensor, B, seed: int = 0
     prime = test_levels[source.to(test_levels.device), :model.receptive_field]   # (clips, rf)
     temps = torch.tensor([1.0] * half + [0.7] * (B.gen_clips - half))
     n_new = int(B.gen_seconds * SAMPLE_RATE)
-    t0 = time.perf_counter()
-    out = model.generate(n_new, prime, temperature=temps, generator=torch.Generator().manual_seed(seed),
-                         progress=progress)
-    seconds = time.perf_counter() - t0
+    out, seconds = runtime.timed(lambda: model.generate(n_new, prime, temperature=temps, progress=progress,
+                                                        generator=torch.Generator().manual_seed(seed)))
     return Generation(out, source, temps, prime.shape[1] + n_new - 1, seconds)
 
 
@@ -215,12 +210,7 @@ def naive_samples_per_second(model: W.WaveNet, test_levels: torch.Tensor, B, rep
     ``B.gen_clips`` clips per generated sample, timed over ``repeats`` passes."""
     model.eval()
     window = test_levels[:B.gen_clips, :model.receptive_field]      # (clips, rf)
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        model(window)
-    if window.is_cuda:
-        torch.cuda.synchronize()                                    # wait for the queued passes
-    return repeats / (time.perf_counter() - t0)
+    return 1 / runtime.seconds_per_step(lambda k: model(window), repeats)
 
 
 def digit_classifier(train, seed: int = 0):

@@ -101,12 +101,10 @@ def codec_report(codec: tokenizers.AudioTokenizer, waves: torch.Tensor) -> dict:
     """
     levels = range(1, codec.quantizer.n_quantizers + 1)
     snr = [tokenizers.evaluate(codec, waves, n_levels=n)["snr_db"] for n in levels]
-    was = codec.training
-    codec.eval()
-    z = codec.encode(waves)                                                     # (clips, frames, D)
-    latent = [metrics.snr_db(z, codec.quantize(z, n_levels=n).z_q) for n in levels]
-    ceiling = metrics.snr_db(waves, codec.decode(z))
-    codec.train(was)
+    with runtime.evaluating(codec):
+        z = codec.encode(waves)                                                 # (clips, frames, D)
+        latent = [metrics.snr_db(z, codec.quantize(z, n_levels=n).z_q) for n in levels]
+        ceiling = metrics.snr_db(waves, codec.decode(z))
     fps = codec.frame_rate(SAMPLE_RATE)
     return {"snr_db": snr, "latent_snr_db": latent, "ceiling_db": ceiling,
             "kbps": [fps * codec.quantizer.bits_per_vector(n) / 1000 for n in levels]}

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import checks, metrics
+from course_lib import checks, metrics, runtime
 from course_lib.tokens import losses
 from course_lib.tokens.vq import QuantOut, Quantizer, ResidualVQ
 from course_lib.train import Adversary, History, train
@@ -316,10 +316,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, batch: int = 256, *, n_levels: i
     kw = {k: v for k, v in (("n_levels", n_levels), ("n_tokens", n_tokens)) if v is not None}
     checks.tensor(x, "x", floating=True)
     checks.same_place(model, x, "x")
-    was = model.training
-    model.eval()
-    outs = [model(x[i:i + batch], **kw) for i in range(0, len(x), batch)]
-    model.train(was)
+    with runtime.evaluating(model):
+        outs = [model(x[i:i + batch], **kw) for i in range(0, len(x), batch)]
     recon = torch.cat([o.recon for o in outs])
     res = {"recon": recon, "mse": (recon - x).pow(2).mean().item(), **model.quality(x, recon), "codes": None}
     if model.quantizer is not None:
