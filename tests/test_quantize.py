@@ -268,8 +268,8 @@ def test_vq_mask_of_the_wrong_shape_or_type_names_mask():
 
 
 def test_fsq_with_two_levels_splits_the_inputs_evenly():
-    """L = 2 without the even-L shift: the boundary at z = 0 (with the shift atanh(1 / 1.001) ~ 3.8
-    it sat at z ~ -3.8 and 99.99% of the inputs took one level)."""
+    """L = 2 without the even-L shift: the boundary at z = 0 (with the shift tan(1 / 0.999) ~ 1.56
+    of the paper's code it sits at z ~ -1.56 and 94% of the inputs take one level)."""
     z = torch.randn(20000, 3, generator=torch.Generator().manual_seed(0))
     out = bitwise.FSQ([2, 2, 3])(z)
     ints = torch.stack([out.codes % 2, out.codes // 2 % 2], 1)              # the two binary channels
@@ -278,9 +278,27 @@ def test_fsq_with_two_levels_splits_the_inputs_evenly():
     assert ((frac > 0.48) & (frac < 0.52)).all(), frac
     assert set(out.z_q[:, 0].tolist()) == {-1.0, 0.0}
     # the other even and odd levels keep the shifted bound of the paper's code
-    half_l = 3 * 1.001 / 2
-    want = torch.tanh(z[:, :1] + math.atanh(0.5 / half_l)) * half_l - 0.5
+    half_l = 3 * 0.999 / 2
+    want = torch.tanh(z[:, :1] + math.tan(0.5 / half_l)) * half_l - 0.5
     assert torch.allclose(bitwise.FSQ([4])(z[:, :1]).z_q * 2, want.round())
+
+
+def test_fsq_matches_the_papers_code():
+    """FSQ paper appendix A.1 (google-research/google-research, fsq/fsq.ipynb): half_l = (L-1)(1-eps)/2,
+    shift = tan(offset / half_l), codes in mixed radix with basis cumprod([1] + levels[:-1]). Computed
+    here in float64 the way that code does; about 1% of these vectors fall on another code with
+    lucidrains' (1+eps)/atanh bound, so the comparison pins the official one."""
+    levels = [8, 5, 5, 5, 4, 3]
+    z = torch.randn(20000, len(levels), generator=torch.Generator().manual_seed(1)) * 2
+    L = torch.tensor(levels, dtype=torch.float64)
+    half_l = (L - 1) * (1 - 1e-3) / 2
+    offset = torch.where(L % 2 == 1, 0.0, 0.5)
+    zhat = torch.round(torch.tanh(z.double() + torch.tan(offset / half_l)) * half_l - offset) / (L // 2)
+    basis = torch.cumprod(torch.tensor([1.0] + levels[:-1], dtype=torch.float64), 0)
+    index = ((zhat * (L // 2) + L // 2) * basis).sum(-1).long()
+    out = bitwise.FSQ(levels)(z)
+    assert torch.equal(out.codes, index)
+    assert torch.allclose(out.z_q.double(), zhat, atol=1e-6)
 
 
 def test_bsq_maps_zero_to_minus_one_and_divides_the_entropy_by_the_inverse_temperature():

@@ -2,12 +2,14 @@
 
 * :class:`FSQ` (Mentzer et al. 2023, "Finite Scalar Quantization"): bound each of d channels with
   tanh and round it to L_i levels with the straight-through estimator; an implicit codebook of
-  prod(L_i) codes, index in mixed radix (paper §3: bound with tanh, round). The bound
-  for even L follows lucidrains/vector-quantize-pytorch, finite_scalar_quantization.py:
-  half_l = (L-1)(1+1e-3)/2, offset 0.5 for even L, shift = atanh(offset / half_l),
-  z_hat = round(tanh(z + shift) half_l - offset) / (L // 2). One exception, L = 2: there
-  offset / half_l = 1 / (1 + eps), the shift is atanh(0.999) ~ 3.8, the boundary between the two
-  levels sits at z ~ -3.8 and 99.99% of unit-Gaussian inputs land on one level. Here L = 2 takes no
+  prod(L_i) codes, index in mixed radix (paper §3: bound with tanh, round). The bound is the
+  paper's own code (FSQ paper appendix A.1; google-research/google-research, fsq/fsq.ipynb,
+  ``FSQ.bound``): half_l = (L-1)(1-1e-3)/2, offset 0.5 for even L (0 for odd), shift =
+  tan(offset / half_l), z_hat = round(tanh(z + shift) half_l - offset) / (L // 2).
+  (lucidrains/vector-quantize-pytorch uses (1+1e-3) and atanh instead: the rounding boundaries move
+  by ~1e-3 and about 1% of unit-Gaussian vectors get another code.) One exception, L = 2: there
+  offset / half_l = 1 / (1 - eps), the shift is tan(1.001) ~ 1.56, the boundary between the two
+  levels sits at z ~ -1.56 and 94% of unit-Gaussian inputs land on one level. Here L = 2 takes no
   shift: the boundary is at z = 0, half the inputs on each level (levels -1 and 0 after the
   division, as the formula gives).
 * :class:`LFQ` (MAGVIT-v2, Yu et al. 2023, "Language Model Beats Diffusion", §3.1): code =
@@ -131,9 +133,9 @@ class FSQ(Quantizer):
 
     def bound(self, z: torch.Tensor) -> torch.Tensor:
         """tanh(z + shift) half_l - offset: (..., d) in (-L/2, L/2) (module docstring; no shift for L = 2)."""
-        half_l = (self._levels - 1) * (1 + self.eps) / 2
+        half_l = (self._levels - 1) * (1 - self.eps) / 2
         offset = torch.where(self._levels % 2 == 0, 0.5, 0.0)
-        shift = torch.where(self._levels == 2, 0.0, torch.atanh(offset / half_l))
+        shift = torch.where(self._levels == 2, 0.0, torch.tan(offset / half_l))
         return torch.tanh(z + shift) * half_l - offset
 
     def forward(self, z: torch.Tensor) -> QuantOut:

@@ -174,6 +174,15 @@ def ema_update(cluster_size: torch.Tensor, embed_sum: torch.Tensor, z: torch.Ten
 
     cluster_size N: (K,); embed_sum m: (K, D); z: (N, D) encoder vectors; codes: (N,) their codes.
     Returns (N', m', codebook e = m' / N~') with N~ the Laplace-smoothed counts.
+
+    N' and m' are exactly the hidden state of the official VQ-VAE code (google-deepmind/sonnet,
+    sonnet/src/nets/vqvae.py ``VectorQuantizerEMA``, and sonnet/src/moving_averages.py). What the
+    course does differently, deliberately: Sonnet starts N and m at ZERO and reads them zero-debiased
+    (divided by 1 - g^step), so after its first step a code the batch did not use becomes the zero
+    vector; the course starts N = 1 and m = the initial codebook, without debiasing (as
+    lucidrains/vector-quantize-pytorch, ``EuclideanCodebook``), so an unused code decays from its
+    initial value. The two agree once g^step is negligible (a few hundred steps at g = 0.99), and the
+    course's k-means initialisation and dead-code restarts replace the early codebook anyway.
     """
     k = cluster_size.shape[0]
     z = z.detach().float()
