@@ -321,6 +321,21 @@ def test_bsq_maps_zero_to_minus_one_and_divides_the_entropy_by_the_inverse_tempe
     assert d(zz).loss.item() == pytest.approx(0.1 * (h_s - h_b).item(), rel=1e-6)
 
 
+def test_bsq_straight_through_is_on_the_sign_as_in_bsq_vit():
+    """bsq-vit (transcoder/models/quantizer/bsq.py): zq = (u + sg(sign(u) - u)) * (1 / sqrt(d)), so
+    the gradient w.r.t. u is 1/sqrt(d) (not the identity), computed here the way that code does."""
+    d = 6
+    z = torch.randn(5, d, generator=torch.Generator().manual_seed(2))
+    w = torch.randn(5, d, generator=torch.Generator().manual_seed(3))
+    z1, z2 = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    u = torch.nn.functional.normalize(z1, dim=-1)
+    want = (u + (torch.where(u > 0, 1.0, -1.0) - u).detach()) * (1 / d ** 0.5)
+    (want * w).sum().backward()
+    got = bitwise.bsq_quantize(z2)
+    (got * w).sum().backward()
+    assert torch.allclose(got, want) and torch.allclose(z2.grad, z1.grad, atol=1e-6)
+
+
 def test_dead_code_restarts_follow_the_seed_and_leave_the_global_rng_alone():
     def restarted(seed):
         vq = quantize.VectorQuantizer(16, 2, dead_threshold=5.0, seed=seed).train()

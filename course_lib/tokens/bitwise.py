@@ -21,7 +21,11 @@
   transcoder/models/quantizer/bsq.py). sign(0) = -1 there (``torch.where(z > 0, 1, -1)``) and here:
   a zero coordinate becomes bit 0, so u_hat stays on the sphere. As in that code the entropy
   penalty is divided by the inverse temperature: loss = beta * commitment + zeta * (H_sample -
-  gamma H_codebook) / inv_temperature.
+  gamma H_codebook) / inv_temperature. Two conventions differ from that code, deliberately: its
+  index reads the bits most significant first (basis 2^(d-1) .. 1), the course's least significant
+  first as MAGVIT-v2's eq. for LFQ, so one index is the other with the bits reversed (same codes,
+  same entropies); and its 256^2 config (b18g18) takes the codebook entropy per bit (group size 1),
+  the course's default groups (below) for the reason given there.
 
 Entropy penalty (MAGVIT-v2 §3.1; BSQ §3.3): L = E_x[H(q(c|x))] - gamma H(E_x[q(c|x)]), q(c|x) the
 softmax over the 2^d codes of -|z - c|^2 * inv_temperature. Because the distance is a sum over bits,
@@ -66,16 +70,19 @@ def index_to_bits(index: torch.Tensor, d: int) -> torch.Tensor:
 
 def bsq_quantize(z: torch.Tensor) -> torch.Tensor:
     """BSQ: u = z / |z|, u_hat = sign(u) / sqrt(d) with sign(0) = -1 (bit 0, as bsq-vit's
-    ``torch.where(z > 0, 1, -1)``), straight-through on the sign.
+    ``torch.where(z > 0, 1, -1)``), straight-through on the SIGN, then the scale: u_hat =
+    (u + sg(sign(u) - u)) / sqrt(d), so the gradient w.r.t. u is 1/sqrt(d) times the identity
+    (BSQ paper §3.1; zhaoyue-zephyrus/bsq-vit, transcoder/models/quantizer/bsq.py,
+    ``BinarySphericalQuantizer.quantize`` then ``zq * q_scale``).
 
-    z: (..., d). Returns (..., d) on the unit sphere whose gradient w.r.t. u is the identity.
+    z: (..., d). Returns (..., d) on the unit sphere.
     """
     checks.tensor(z, "z", floating=True, shape="(..., d)")
     d = z.shape[-1]
     u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)
     # the sign of z is the sign of u, and stays right where |z| overflows (u would be 0 there)
-    u_hat = torch.where(z > 0, 1.0, -1.0).to(z.dtype) / math.sqrt(d)
-    return straight_through(u, u_hat)
+    sign = torch.where(z > 0, 1.0, -1.0).to(z.dtype)
+    return straight_through(u, sign) / math.sqrt(d)
 
 
 def _bit_entropy(p: torch.Tensor) -> torch.Tensor:
