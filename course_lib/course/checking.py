@@ -223,20 +223,25 @@ def tolerances(dtype) -> tuple[float, float]:
     return (1e-10, 1e-9) if dtype == torch.float64 else (1e-5, 1e-4)
 
 
-def expect_close(got, want: torch.Tensor, what: str, hint: str = "") -> None:
-    """:func:`expect_tensor` at the precision of ``want``'s dtype (:func:`tolerances`); a float64 output
-    whose values agree only to float32 precision gets that named: a step ran in float32."""
-    atol, rtol = tolerances(want.dtype)
+def expect_close(got, want: torch.Tensor, what: str, hint: str = "", atol: float | None = None,
+                 rtol: float | None = None) -> None:
+    """:func:`expect_tensor` at the precision of ``want``'s dtype (:func:`tolerances`, or ``atol`` /
+    ``rtol``); a float64 output whose values agree only to float32 precision gets that named: a step
+    ran in float32."""
+    if atol is None or rtol is None:
+        atol, rtol = tolerances(want.dtype)
     try:
         expect_tensor(got, want, what, atol, rtol, hint=hint)
     except Mismatch as e:
         if (want.dtype == torch.float64 and isinstance(got, torch.Tensor) and got.dtype == want.dtype
                 and got.shape == want.shape and got.device.type == want.device.type
                 and torch.allclose(got.detach().cpu(), want.detach().cpu(), atol=1e-5, rtol=1e-4)):
-            raise Mismatch(f"{what}: on float64 input your values agree with the expected ones only to "
+            err = Mismatch(f"{what}: on float64 input your values agree with the expected ones only to "
                            f"float32 precision: part of your computation ran in float32 (a tensor made "
                            f"without dtype=..., torch.where(..., 1.0, -1.0) without .to(z.dtype), or "
-                           f".float()); keep the input's dtype throughout") from None
+                           f".float()); keep the input's dtype throughout")
+            err.precision = True      # right to float32: explain() names no mistake after it
+            raise err from None
         raise
 
 
@@ -251,7 +256,7 @@ def expect_loss(got, want: torch.Tensor, what: str, wrt: dict, atol: float = 1e-
     if got.dim() != 0:
         raise Mismatch(f"{what}: expected a 0-d tensor (a scalar loss), got shape {tuple(got.shape)} "
                        f"(reduce with .mean() / .sum(), or index a shape-(1,) result)")
-    expect_tensor(got, want, what, atol, rtol)
+    expect_close(got, want, what, atol=atol, rtol=rtol)   # float64 right only to float32: named
     if not got.requires_grad or got.grad_fn is None:
         raise Mismatch(f"{what}: the loss has no gradient (computed under torch.no_grad(), from .detach()ed "
                        f"values, or rebuilt with torch.tensor(...)): training could not learn from it")
@@ -262,7 +267,7 @@ def expect_loss(got, want: torch.Tensor, what: str, wrt: dict, atol: float = 1e-
     for name, gg, gw in zip(names, g_got, g_want):
         gw = torch.zeros_like(wrt[name]) if gw is None else gw
         gg = torch.zeros_like(wrt[name]) if gg is None else gg
-        expect_tensor(gg, gw, f"{what}: the gradient with respect to {name}", atol, rtol)
+        expect_close(gg, gw, f"{what}: the gradient with respect to {name}", atol=atol, rtol=rtol)
 
 
 # ----------------------------------------------------------------------------- another device

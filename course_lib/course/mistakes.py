@@ -128,8 +128,10 @@ def name_mistake_in(candidate: Callable, mistakes: Sequence[Mistake], cases: Seq
 def explain(err: Mismatch, mistake: Mistake | None) -> Mismatch:
     """``err`` with the mistake's message appended ("... : <message>"), or ``err`` unchanged when None.
     A generic hint that :func:`~course_lib.course.checking.expect_tensor` guessed from the values
-    (``err.guess``, e.g. "twice the expected values") is dropped: the mistake names the cause."""
-    if mistake is None:
+    (``err.guess``, e.g. "twice the expected values") is dropped: the mistake names the cause. A
+    precision mismatch (``err.precision``: values right to float32 on float64 input) names no mistake:
+    one that agrees with the learner's values there agrees with the reference's too (dt = 1, "forgets dt")."""
+    if mistake is None or getattr(err, "precision", False):
         return err
     text = str(err)
     guess = getattr(err, "guess", "")

@@ -260,7 +260,12 @@ def _bsq_rsqrt(z):                             # rsqrt of the clamped squared no
     return u + (u_hat - u).detach()
 
 
-BSQ_ALTERNATIVES = (_bsq_arithmetic, _bsq_rsqrt)
+def _bsq_eps_in_denominator(z):               # |z| + eps instead of a clamp: differs by eps / |z| only
+    u = z / (z.norm(dim=-1, keepdim=True) + 1e-8)
+    return u + (torch.where(u > 0, 1.0, -1.0).to(z.dtype) / math.sqrt(z.shape[-1]) - u).detach()
+
+
+BSQ_ALTERNATIVES = (_bsq_arithmetic, _bsq_rsqrt, _bsq_eps_in_denominator)
 
 
 # ----------------------------------------------------------------------------- bitrate
