@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from course_lib import nets
+from course_lib.flow import alphaflow as af
 from course_lib.flow import meanflow as mf
 from course_lib.recipes import meanflow as recipe
 
@@ -210,6 +211,97 @@ def test_baked_guidance():
         mf.loss(u, x1, guidance=g)
 
 
+# ----------------------------------------------------------------------------- bad input: named
+
+def _refused(call, error, name):
+    """``call()`` raises ``error`` and its message names the argument ``name``."""
+    with pytest.raises(error) as e:
+        call()
+    assert name in str(e.value), (name, str(e.value))
+
+
+def test_bad_input_is_refused_with_the_argument_named():
+    u = _net()
+    x, a, b = torch.randn(8, 2), torch.full((8,), 0.2), torch.full((8,), 0.7)
+    x_nan = x.clone()
+    x_nan[3, 1] = float("nan")
+    for call, error, name in [
+        # steps >= 1, and an int
+        (lambda: mf.sample(u, x, 0), ValueError, "steps"),
+        (lambda: mf.sample(u, x, 1.0), TypeError, "steps"),
+        # a generator, not a seed
+        (lambda: mf.sample_times(8, generator=0), TypeError, "generator"),
+        (lambda: mf.loss(u, x, generator=0), TypeError, "generator"),
+        # shapes that would broadcast silently
+        (lambda: mf.loss(u, x, x0=torch.randn(2)), ValueError, "x0"),
+        (lambda: mf.loss(u, x, a=a[:1], b=b[:1]), ValueError, "a"),
+        (lambda: u(x, a, b[:, None]), ValueError, "b"),
+        (lambda: mf.jvp_target(u, x, a, b, torch.randn(1, 2)), ValueError, "v"),
+        (lambda: mf.adaptive_loss(x, torch.randn(2)), ValueError, "u_tgt"),
+        (lambda: mf.sample(u, x, 1, y=torch.zeros(3, dtype=torch.long)), ValueError, "y"),
+        # NaN
+        (lambda: mf.loss(u, x_nan), ValueError, "x1"),
+        (lambda: mf.sample(u, x_nan, 1), ValueError, "x0"),
+        (lambda: mf.loss(u, x, a=a.masked_fill(a > 0, float("nan")), b=b), ValueError, "a"),
+        # a batch of at least one
+        (lambda: mf.loss(u, torch.randn(0, 2)), ValueError, "x1"),
+        (lambda: mf.sample(u, torch.randn(0, 2), 1), ValueError, "x0"),
+        (lambda: mf.sample_times(0), ValueError, "n"),
+        # numbers out of range
+        (lambda: mf.Guidance(kappa=1.0), ValueError, "kappa"),
+        (lambda: mf.Guidance(interval=(0.5, 0.2)), ValueError, "interval"),
+        (lambda: mf.loss(u, x, p_uncond=2.0), ValueError, "p_uncond"),
+        (lambda: mf.adaptive_loss(x, x, p=-1.0), ValueError, "p"),
+        (lambda: mf.time_derivative_error(u, x, a, b, eps=0.0), ValueError, "eps"),
+        (lambda: af.alpha_schedule(5, 0), ValueError, "steps"),
+        (lambda: af.loss(u, x, 1.5), ValueError, "alpha"),
+        (lambda: af.loss(u, x_nan, 0.5), ValueError, "x1"),
+    ]:
+        _refused(call, error, name)
+
+
+# ----------------------------------------------------------------------------- α-Flow
+
+def test_alpha_schedule_anneals_from_one_to_zero():
+    steps = 1000
+    al = [af.alpha_schedule(k, steps) for k in range(steps)]
+    assert al[0] == 1.0 and al[-1] == 0.0                          # clamped at both ends
+    assert all(x >= y for x, y in zip(al, al[1:]))                 # never goes back up
+    assert al[500] == pytest.approx(0.5)                            # the sigmoid's middle
+    # a late window (the paper's XL/2 run anneals from 50% to 83% of its steps)
+    assert af.alpha_schedule(400, steps, start=0.5, end=0.83) == 1.0
+    assert af.alpha_schedule(900, steps, start=0.5, end=0.83) == 0.0
+
+
+def test_alpha_target_spans_trajectory_flow_matching_to_meanflow():
+    z, a, b = _points()
+    v = exact_v(z, a)
+    # alpha = 1: the target is v itself (trajectory flow matching)
+    assert torch.equal(af.alpha_target(exact_u, z, a, b, v, 1.0), v)
+    # alpha -> 0: the finite step becomes the derivative, the target MeanFlow's JVP target
+    _, jvp_tgt = mf.jvp_target(exact_u, z, a, b, v)
+    gaps = [float((af.alpha_target(exact_u, z, a, b, v, al) - jvp_tgt).abs().max()) for al in (0.1, 0.01, 0.001)]
+    assert gaps[2] < 1e-3 and gaps[2] < gaps[1] < gaps[0], gaps
+
+
+def test_alpha_loss_at_one_is_trajectory_flow_matching():
+    u = _net()
+    for p in u.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x1 = torch.randn(64, 2) + 2
+    got = af.loss(u, x1, 1.0, share_equal=0.5, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(5)                            # the same draws, in the same order
+    x0 = torch.randn(x1.shape, generator=g)
+    a, b = mf.sample_times(64, 0.5, mean=0.0, std=2.0, generator=g)
+    z = (1 - a)[:, None] * x0 + a[:, None] * x1
+    want = (u(z, a, b) - (x1 - x0)).pow(2).sum(1).mean()           # every interval regressed on v
+    assert torch.allclose(got, want)
+    # at alpha = 0 it is MeanFlow's loss, draw for draw
+    l0 = af.loss(u, x1, 0.0, generator=torch.Generator().manual_seed(5))
+    l_mf = mf.loss(u, x1, share_equal=0.5, mean=0.0, std=2.0, p=0.0, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(l0, l_mf)
+
+
 # ----------------------------------------------------------------------------- learning
 
 # Measured (1 CPU thread, 15 s): 0.08 with the smooth embedding, 1.6 with the rounded one. Times are
@@ -241,8 +333,10 @@ def test_bench_meanflow_quick_reports_every_key():
     runtime.set_mode("quick")
     out = bench.run(["--n", "512", "--seeds", "1", "--tv-n", "1024"])
     for key in ("swd_meanflow_1", "swd_meanflow_2", "swd_fm", "noise_floor", "tv_floor", "tv_fm",
-                "train_steps_per_second_meanflow", "train_steps_per_second_fm", "bar_meanflow1_le_1.5x_fm100",
-                "bar_meanflow1_le_0.5x_fm1"):
+                "train_steps_per_second_meanflow", "train_steps_per_second_fm", "swd_alphaflow_1",
+                "tv_alphaflow_1", "tv_exact_1"):
         assert key in out, key
+    assert {"meanflow1_le_1.5x_fm100", "meanflow1_le_0.5x_fm1", "alphaflow1_tv_le_1.5x_fm100",
+            "alphaflow1_le_1.5x_fm100", "alphaflow1_le_0.5x_fm1"} <= set(out["bars"])      # bench.measure's envelope
     assert set(out["swd_fm"]) == {"1", "2", "4", "8", "16", "32", "100"}
     assert out["train_steps_fm"] == recipe.budget("quick").fm_steps and out["train_steps_meanflow"] >= 1

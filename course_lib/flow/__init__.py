@@ -16,6 +16,7 @@ with sigma_min = 0; Liu et al. 2023's rectified flow).
 | :mod:`~course_lib.flow.reflow` | :func:`reflow_pairs`, :func:`reflow`, :func:`straightness`, :func:`length_ratio` |
 | :mod:`~course_lib.flow.ot` | :func:`minibatch_ot` (OT-CFM's minibatch coupling) |
 | :mod:`~course_lib.flow.meanflow` | MeanFlow: :class:`MeanFlowNet` u(z, a, b), its JVP target, loss, few-step sampler |
+| :mod:`~course_lib.flow.alphaflow` | α-Flow: the curriculum from trajectory flow matching to MeanFlow |
 
 Distances between sample clouds (sliced Wasserstein, its noise floor) are in :mod:`course_lib.metrics`.
 A "velocity field" is any callable ``v(x, t) -> (N, D)`` with x (N, D) and t (N,). Usage::

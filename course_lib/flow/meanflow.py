@@ -22,14 +22,17 @@ a total derivative along the path with b fixed (the paper's §4.1). The training
     u_tgt = v + (b - a) * (v . d_z u_theta + d_a u_theta),   with a stop-gradient on u_tgt,
 
 and ``torch.func.jvp`` gives u_theta and d/da u_theta in one forward-mode pass with the primals
-(z, a, b) and the tangents (v, 1, 0) (the paper's Algorithm 1; py-meanflow ``meanflow.py`` calls it
-with (z, t, r) and (v, 1, 0) in its own convention, under ``autocast(enabled=False)``: fp32).
+(z, a, b) and the tangents (v, 1, 0): 1 on the anchor, 0 on the end (written in the order (z, b, a),
+the tangents are (v, 0, 1)). The paper's Algorithm 1 writes ``jvp(fn, (z, r, t), (v, 0, 1))``, its
+anchor t last; py-meanflow's ``meanflow.py`` calls it with (z, t, r) and (v, 1, 0), the same tangents
+in the other order, under ``autocast(enabled=False)`` (fp32).
 
 | here | the paper |
 | --- | --- |
 | a (anchor, early, noise side) | t (anchor, late, noise side), a = 1 - t |
 | b (end, data side) | r, b = 1 - r |
-| u_here(z, a, b) | -u_paper(z, t, r) (velocities flip sign with time) |
+| u_here(z, a, b) | -u_paper(z, r, t) (velocities flip sign with time) |
+| tangents (v, 1, 0) for (z, a, b) = (v, 0, 1) for (z, b, a) | (v, 0, 1) for (z, r, t) (Algorithm 1) = (v, 1, 0) for (z, t, r) |
 | identity with + (b - a) du/da | identity with - (t - r) du/dt |
 | times logit-normal(+0.4, 1) | logit-normal(-0.4, 1) (1 - sigmoid(x) = sigmoid(-x)) |
 
@@ -81,15 +84,31 @@ class MeanFlowNet(nn.Module):
         return getattr(self.net, "null_class", None)
 
     def forward(self, z: torch.Tensor, a, b, y: torch.Tensor | None = None) -> torch.Tensor:
-        if isinstance(a, (int, float)):
-            a = torch.full((z.shape[0],), float(a), device=z.device, dtype=z.dtype)
-        if isinstance(b, (int, float)):
-            b = torch.full((z.shape[0],), float(b), device=z.device, dtype=z.dtype)
+        checks.tensor(z, "z", ndim=2, floating=True, shape="(B, D)")
+        a, b = _times(a, "a", z), _times(b, "b", z)                             # (B,), (B,)
         return self.net(z, a, y, r=b - a)                                        # (B, D)
 
     def velocity(self, z: torch.Tensor, t, y: torch.Tensor | None = None) -> torch.Tensor:
         """v(z, t) = u(z, t, t): the instantaneous velocity, for multi-step ODE solvers."""
         return self(z, t, t, y)
+
+
+def _times(t, name: str, z: torch.Tensor, z_name: str = "z") -> torch.Tensor:
+    """A time for every row of z: a number, or a floating tensor of shape (B,) (no other shape, which
+    would broadcast silently in b - a). Returns (B,) in z's dtype."""
+    if isinstance(t, (int, float)) and not isinstance(t, bool):
+        return torch.full((z.shape[0],), float(t), device=z.device, dtype=z.dtype)
+    checks.tensor(t, name, ndim=1, floating=True, shape=f"({z.shape[0]},), one time per row of {z_name}")
+    checks.same_rows(t, name, z.shape[0], z_name)
+    return t.to(z.dtype)
+
+
+def _same_shape(x: torch.Tensor, name: str, ref: torch.Tensor, ref_name: str) -> torch.Tensor:
+    checks.tensor(x, name, floating=True)
+    if x.shape != ref.shape:
+        raise ValueError(f"{name}: expected the shape of {ref_name}, {tuple(ref.shape)}, got {tuple(x.shape)} "
+                         "(a different shape would broadcast silently)")
+    return x
 
 
 # ----------------------------------------------------------------------------- times
@@ -106,6 +125,9 @@ def sample_times(n: int, share_equal: float = 0.75, *, mean: float = 0.4, std: f
     """
     checks.positive_int(n, "n")
     checks.number(share_equal, "share_equal", 0.0, 1.0)
+    checks.number(mean, "mean")
+    checks.number(std, "std", 0.0)
+    checks.generator(generator)
     where = "cpu" if generator is not None or device is None else device
     s = torch.sigmoid(mean + std * torch.randn(2, n, generator=generator, device=where))   # (2, n)
     a, b = s.min(0).values, s.max(0).values                                  # (n,), (n,)
@@ -125,6 +147,9 @@ def jvp_target(u: Callable, z: torch.Tensor, a: torch.Tensor, b: torch.Tensor, v
     u(z, a, b, **extra) -> (B, D); z, v (B, D); a, b (B,). Returns (u_pred, u_tgt), both (B, D):
     u_pred keeps its graph to the parameters, u_tgt is detached (stop-gradient). Runs in fp32 outside
     autocast (bf16 JVPs are noisy; py-meanflow does the same)."""
+    checks.tensor(z, "z", ndim=2, floating=True, shape="(B, D)")
+    _same_shape(v, "v", z, "z")
+    a, b = _times(a, "a", z), _times(b, "b", z)
     ones, zeros = torch.ones_like(a), torch.zeros_like(b)
 
     def f(z_, a_, b_):
@@ -135,16 +160,26 @@ def jvp_target(u: Callable, z: torch.Tensor, a: torch.Tensor, b: torch.Tensor, v
     return u_pred, u_tgt.detach()
 
 
-def adaptive_loss(u_pred: torch.Tensor, u_tgt: torch.Tensor, p: float = 1.0, c: float = 1e-3) -> torch.Tensor:
+def adaptive_loss(u_pred: torch.Tensor, u_tgt: torch.Tensor, p: float = 1.0, c: float = 1e-3,
+                  weight: torch.Tensor | None = None) -> torch.Tensor:
     """The paper's adaptively weighted loss (§4.3, "Loss metrics"; py-meanflow ``meanflow.py``):
 
         delta^2 = sum over dims (u_pred - sg(u_tgt))^2        (a SUM per sample, not a mean)
         loss    = mean over the batch of  delta^2 / sg((delta^2 + c)^p)
 
     p = 0 is plain L2, p = 0.5 the "robust" (pseudo-Huber-like) loss, p = 1 the paper's default
-    (about a log of the error). (B, D), (B, D) -> scalar."""
+    (about a log of the error). (B, D), (B, D) -> scalar. ``weight`` (B,): a fixed weight per sample
+    on top (α-Flow's, :mod:`course_lib.flow.alphaflow`)."""
+    checks.tensor(u_pred, "u_pred", ndim=(2, 3, 4, 5), floating=True, shape="(B, D)")
+    _same_shape(u_tgt, "u_tgt", u_pred, "u_pred")
+    checks.number(p, "p", 0.0)
+    checks.number(c, "c", 0.0)
     delta2 = (u_pred - u_tgt.detach()).pow(2).flatten(1).sum(1)              # (B,)
     w = (delta2.detach() + c).pow(p)                                         # (B,) weights, no gradient
+    if weight is not None:
+        checks.tensor(weight, "weight", ndim=1, floating=True, shape="(B,)")
+        checks.same_rows(weight, "weight", u_pred.shape[0], "u_pred")
+        w = w / weight.detach()
     return (delta2 / w).mean()
 
 
@@ -161,6 +196,16 @@ class Guidance:
     omega: float = 2.0
     kappa: float = 0.0
     interval: tuple = (0.0, 1.0)
+
+    def __post_init__(self):
+        checks.number(self.omega, "omega")
+        checks.number(self.kappa, "kappa")
+        if self.kappa == 1.0:
+            raise ValueError("kappa: expected a number other than 1 (the effective scale is omega / (1 - kappa)), got 1.0")
+        lo_hi = tuple(self.interval) if isinstance(self.interval, (tuple, list)) else ()
+        if len(lo_hi) != 2 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in lo_hi) \
+                or not 0.0 <= lo_hi[0] <= lo_hi[1] <= 1.0:
+            raise ValueError(f"interval: expected (low, high) with 0 <= low <= high <= 1, got {self.interval!r}")
 
     @property
     def scale(self) -> float:
@@ -195,14 +240,28 @@ def loss(u: Callable, x1: torch.Tensor, *, x0: torch.Tensor | None = None, a: to
     null class (10% in the paper). ``target`` and ``weighting`` replace :func:`jvp_target` and
     :func:`adaptive_loss` (notebook 10 passes its exercises' versions). Returns a scalar."""
     checks.tensor(x1, "x1", ndim=2, floating=True, shape="(B, D)")
+    checks.rows(x1, "x1")
+    checks.finite(x1, "x1")
     checks.same_place(u, x1, "x1")
+    checks.number(p_uncond, "p_uncond", 0.0, 1.0)
+    checks.generator(generator)
+    if guidance is not None and not isinstance(guidance, Guidance):
+        raise TypeError(f"guidance: expected a meanflow.Guidance or None, got {type(guidance).__name__}")
     n = x1.shape[0]
+    if x0 is not None:
+        checks.finite(_same_shape(x0, "x0", x1, "x1"), "x0")
+    if y is not None:
+        checks.tensor(y, "y", ndim=1, floating=False, shape="(B,), one label per row of x1")
+        checks.same_rows(y, "y", n, "x1")
     if x0 is None:
         x0 = (torch.randn_like(x1) if generator is None else
               torch.randn(x1.shape, generator=generator, dtype=x1.dtype).to(x1.device))   # (B, D)
     if a is None or b is None:
         a, b = sample_times(n, share_equal, mean=mean, std=std, generator=generator, device=x1.device)
         a, b = a.to(x1.dtype), b.to(x1.dtype)
+    a, b = _times(a, "a", x1, "x1"), _times(b, "b", x1, "x1")
+    checks.value_range(a, "a", 0.0, 1.0)
+    checks.value_range(b, "b", 0.0, 1.0)
     if (b < a).any():
         raise ValueError("b must be >= a for every sample (the average runs forward in time, noise to data)")
     z = (1 - a)[:, None] * x0 + a[:, None] * x1                              # (B, D) on the path at time a
@@ -242,8 +301,13 @@ def sample(u: Callable, x0: torch.Tensor, steps: int = 1, y: torch.Tensor | None
     t_k, t_{k+1}). One step: x_1 = x_0 + u(x_0, 0, 1). x0 (N, D) noise; returns (N, D) (and the
     (steps + 1, N, D) trajectory)."""
     checks.tensor(x0, "x0", ndim=2, floating=True, shape="(N, D)")
+    checks.rows(x0, "x0")
+    checks.finite(x0, "x0")
     checks.same_place(u, x0, "x0")
     checks.positive_int(steps, "steps")
+    if y is not None:
+        checks.tensor(y, "y", ndim=1, floating=False, shape="(N,), one label per row of x0")
+        checks.same_rows(y, "y", x0.shape[0], "x0")
     extra = {} if y is None else {"y": y}
     z, zs = x0, [x0]
     for k in range(steps):
@@ -264,6 +328,8 @@ def identity_residual(u: Callable, v: Callable, z: torch.Tensor, a: torch.Tensor
 
     with d/da u by the JVP of :func:`jvp_target`. ~1e-15 in float64 for the exact average velocity of a
     flow whose instantaneous field v is known; large for a u with a wrong time derivative."""
+    checks.tensor(z, "z", ndim=2, floating=True, shape="(B, D)")
+    a, b = _times(a, "a", z), _times(b, "b", z)
     vz = v(z, a)
     u_pred, u_tgt = jvp_target(u, z, a, b, vz)
     return float((u_pred - u_tgt).pow(2).mean().sqrt() / u_pred.pow(2).mean().sqrt().clamp_min(1e-30))
@@ -273,6 +339,10 @@ def time_derivative_error(u: Callable, z: torch.Tensor, a: torch.Tensor, b: torc
     """d_a u by the JVP (tangents (0, 1, 0)) against a central finite difference of step ``eps``,
     relative RMS error. A time embedding that rounds or looks up t gives a JVP derivative of 0 but a
     finite difference that is not (pitfall 5 of py-meanflow's notes): the error is then ~1."""
+    checks.tensor(z, "z", ndim=2, floating=True, shape="(B, D)")
+    a, b = _times(a, "a", z), _times(b, "b", z)
+    if checks.number(eps, "eps") <= 0:
+        raise ValueError(f"eps: expected a step > 0, got {eps}")
     with torch.no_grad():
         fd = (u(z, a + eps, b) - u(z, a - eps, b)) / (2 * eps)                # (B, D)
     _, jv = torch.func.jvp(lambda a_: u(z, a_, b), (a,), (torch.ones_like(a),))

@@ -14,5 +14,5 @@ functions to measure them, so a benchmark figure is the figure the notebook show
 | 07 the limit of tokens | ``shape_latents`` (the shared continuous tokenizer), ``limit_of_tokens`` |
 | 08 flow matching in 2-D | ``flow_matching_2d`` |
 | 09 generation heads | ``generation_heads`` |
-| 10 MeanFlow | ``meanflow`` |
+| 10 MeanFlow | ``meanflow``, ``meanflow_toy`` (the exactly solvable flow), ``meanflow_routes`` (one step: the control, α-Flow) |
 """

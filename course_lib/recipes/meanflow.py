@@ -41,7 +41,6 @@ compares with held-out spirals (notebook 08's :func:`~course_lib.recipes.flow_ma
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
@@ -105,15 +104,15 @@ BUDGETS = {
     "quick": Budget("quick", hidden=128, depth=3, batch=512, fm_steps=500, lr=3e-3, n_eval=2048, n_tv=4096,
                     calib_steps=10, toy_steps=300, **_TOY,
                     latent=Latent(n=2048, hidden=256, batch=128, steps=300, guidance=1.0, n_eval=256),
-                    routes=Routes(alpha_window=(0.0, 1.0), exact_pairs=4096, exact_steps=250, curve_points=4)),
+                    routes=Routes(alpha_window=(0.0, 1.0), exact_pairs=2048, exact_steps=150, curve_points=4)),
     "lecture": Budget("lecture", hidden=256, depth=4, batch=1024, fm_steps=5000, lr=2e-3, n_eval=8192, n_tv=20000,
                       calib_steps=30, toy_steps=1500, **_TOY,
                       latent=Latent(n=8192, hidden=384, batch=256, steps=1500, guidance=1.0, n_eval=1000),
-                      routes=Routes(alpha_window=(0.0, 1.0), exact_pairs=32768, exact_steps=2500, curve_points=8)),
+                      routes=Routes(alpha_window=(0.0, 1.0), exact_pairs=16384, exact_steps=1000, curve_points=8)),
     "full": Budget("full", hidden=512, depth=5, batch=4096, fm_steps=20000, lr=1e-3, n_eval=16384, n_tv=50000,
                    calib_steps=50, toy_steps=3000, **_TOY,
                    latent=Latent(n=32768, hidden=1024, batch=512, steps=20000, guidance=1.0, n_eval=4000),
-                   routes=Routes(alpha_window=(0.0, 1.0), exact_pairs=131072, exact_steps=10000, curve_points=10)),
+                   routes=Routes(alpha_window=(0.0, 1.0), exact_pairs=65536, exact_steps=4000, curve_points=10)),
 }
 
 STEP_LIST = (1, 2, 4, 8, 16, 32, 100)     # flow matching's Euler steps in the comparison
@@ -203,14 +202,13 @@ def train_mf(B, rule: Callable | None = None, steps: int | None = None, progress
 def _seconds_per_step(B, mean_flow: bool, rule, n: int) -> float:
     model = build(B, mean_flow, seed=1)
     opt = torch.optim.AdamW(model.parameters(), lr=B.lr)
-    for k in range(n + 3):                       # 3 warm-up steps
-        if k == 3:
-            t0 = time.perf_counter()
+
+    def step(k):
         loss = rule(model, spirals(B.batch, 10_000 + k))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return (time.perf_counter() - t0) / n
+    return runtime.seconds_per_step(step, n, warmup=3)
 
 
 def equal_time_steps(B, mf_rule_fn: Callable | None = None) -> int:
@@ -346,15 +344,14 @@ def _latent_seconds_per_step(B, X, Y, mean_flow: bool, n: int) -> float:
     model = build_latent(B, mean_flow, seed=1)
     rule = latent_rule(B, mean_flow)
     opt = torch.optim.AdamW(model.parameters(), lr=B.lr)
-    for k in range(n + 3):
-        if k == 3:
-            t0 = time.perf_counter()
+
+    def step(k):
         idx = torch.randint(0, X.shape[0], (B.latent.batch,), generator=torch.Generator().manual_seed(k)).to(X.device)
         loss = rule(model, X[idx], Y[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    return (time.perf_counter() - t0) / n
+    return runtime.seconds_per_step(step, n, warmup=3)
 
 
 def train_latent(B, progress: bool = True) -> SimpleNamespace:

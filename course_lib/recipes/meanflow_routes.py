@@ -1,0 +1,142 @@
+"""Notebook 10's routes to a one-step spiral: why one MeanFlow step draws a disk, and what helps.
+
+One MeanFlow step trained from scratch on the spirals draws a filled disk with the spiral's rim
+(section 5 of the notebook). Two experiments tell the network from the objective:
+
+| experiment | functions |
+| --- | --- |
+| the exact-target control: the same network regressed on flow matching's own 100-step map | :func:`exact_pairs`, :func:`train_exact` |
+| the α-Flow curriculum (:mod:`course_lib.flow.alphaflow`) at MeanFlow's training time | :func:`alpha_rule`, :func:`alpha_equal_time_steps`, :func:`train_alpha` |
+| the one-step grid TV against training time, for every route | :class:`Curve` |
+
+**The control** learns only u(x_0, 0, 1), from pairs (x_0, x_1) where x_1 is where the notebook's
+flow-matching model takes x_0 in 100 Euler steps: a plain regression, with no bootstrapped target. If
+it draws the arms, the network can represent the one-step map, and what is slow is MeanFlow's
+objective. It is a distillation (it needs the trained flow-matching model and 100 passes per pair), so
+it is a control, not a competitor: its training time is reported beside the others, not equalised.
+
+**α-Flow** trains the same network as MeanFlow, for as long as MeanFlow trains (both timed here), with
+α annealed from 1 (trajectory flow matching) to 0 (MeanFlow) over the window ``B.routes.alpha_window``
+of its steps (see :func:`course_lib.flow.alphaflow.alpha_schedule`).
+
+**Measured** (issue 22; lecture budget, 1 CPU thread on a machine shared with about eight other jobs,
+one-step grid TV on 20000 points, one seed; flow matching 5000 steps: 100-step TV 0.114, so the bar
+is 0.171; its 1-step TV 0.984):
+
+* the exact-target control (2500 steps on 32768 pairs): one-step TV 0.164 after 250 steps, 0.139 after
+  1000, 0.132 after 2500 (SWD 0.049, flow matching's 100 steps 0.047): the network draws the arms, and
+  quickly, once its target is clean. The budget trains it 1000 steps on 16384 pairs;
+* α-Flow with the paper's B/2 window (α from 1 to 0 over the whole run), 3305 steps in flow matching's
+  training time: one-step TV 0.95 while α = 1 (trajectory flow matching regresses u(x_0, 0, 1) on v,
+  whose mean at t = 0 collapses the samples), then 0.58 at 60% of the run, 0.33 at 90%, 0.319 at the end
+  (SWD 0.087): about where MeanFlow from scratch ends (TV 0.326 in the bench run of issue 13), still
+  falling, and far from the bar;
+* a warm start from that flow-matching model (every weight copied, the b - a input zeroed, so u = v at
+  the start), then MeanFlow's loss for 1300 steps: one-step TV 0.42 after 130 steps, 0.36 after 1300.
+  A good velocity field is not what MeanFlow lacks here: the target of the long intervals is.
+
+So no route reached the bar within the lecture's time on this toy; the notebook shows each curve.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+
+from course_lib import flow
+from course_lib.flow import alphaflow as af
+from course_lib.recipes import meanflow as recipe
+
+
+class Curve:
+    """The one-step grid TV of a MeanFlow-type model (x0 + u(x0, 0, 1)) along its training: ``points``
+    evaluations on ``n`` samples (noise seed ``recipe.NOISE_SEED``), each with the training seconds
+    and steps spent so far. The time spent evaluating is kept in ``eval_seconds``, out of ``seconds``."""
+
+    def __init__(self, n: int, points: int = 8):
+        self.n, self.points = n, points
+        self.steps, self.seconds, self.tv = [], [], []
+        self.eval_seconds, self._t0 = 0.0, None
+
+    def record(self, model, step: int, total: int, seconds: float | None = None):
+        """Called before every step by :func:`~course_lib.recipes.meanflow.train_on_spirals` (evaluates
+        at ``points`` evenly spaced steps), and once after training with its final ``seconds``."""
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = now
+        if seconds is None and step % max(1, total // self.points):
+            return
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            self.tv.append(recipe.tv(model, 1, True, n=self.n))
+        model.train(was_training)
+        self.steps.append(step)
+        self.seconds.append(seconds if seconds is not None else now - self._t0 - self.eval_seconds)
+        self.eval_seconds += time.perf_counter() - now
+
+
+# ----------------------------------------------------------------------------- the exact-target control
+
+@torch.no_grad()
+def exact_pairs(fm_model, n: int, steps: int = 100, seed: int = 7):
+    """(x0, x1), each (n, 2): noise (seed ``seed``) and where ``fm_model`` takes it in ``steps`` Euler
+    steps, the one-step map the control regresses on. Returns (x0, x1, seconds)."""
+    t0 = time.perf_counter()
+    x0 = flow.prior(n, 2, seed=seed)
+    x1 = flow.integrate(fm_model, x0, steps)
+    return x0, x1, time.perf_counter() - t0
+
+
+def train_exact(B, x0, x1, steps: int | None = None, progress: bool = True, curve: Curve | None = None):
+    """MeanFlow's network (same build and seed as :func:`~course_lib.recipes.meanflow.train_mf`) trained
+    on u(x0, 0, 1) -> x1 - x0 alone, batches of ``B.batch`` pairs (seed = step), for ``steps`` (default
+    ``B.routes.exact_steps``). Returns (model, History)."""
+    model = recipe.build(B, mean_flow=True)
+    n = x0.shape[0]
+
+    def loss_at(step, _x1):
+        idx = torch.randint(0, n, (B.batch,), generator=torch.Generator().manual_seed(step))
+        z0, z1 = x0[idx].to(_x1.device), x1[idx].to(_x1.device)             # (batch, 2) each
+        return (model(z0, 0.0, 1.0) - (z1 - z0)).pow(2).sum(1).mean()
+    return model, recipe.train_on_spirals(B, model, loss_at, steps or B.routes.exact_steps, "exact target",
+                                          progress, curve)
+
+
+# ----------------------------------------------------------------------------- the α-Flow curriculum
+
+def alpha_rule(B, steps: int):
+    """``loss_at(step, x1)``: α-Flow's loss at the curriculum's α for that step of ``steps``."""
+    start, end = B.routes.alpha_window
+
+    def loss_at(step, x1, u):
+        alpha = af.alpha_schedule(step, steps, start=start, end=end)
+        return af.loss(u, x1, alpha, share_equal=B.share_equal, mean=B.time_mean, std=B.time_std, p=B.p, c=B.c)
+    return loss_at
+
+
+def alpha_equal_time_steps(B) -> int:
+    """How many α-Flow steps cost as much time as ``B.fm_steps`` flow-matching steps here (as
+    :func:`~course_lib.recipes.meanflow.equal_time_steps` does for MeanFlow): a step at α = 1, at
+    0 < α < 1 (one more forward pass) and at α = 0 (the JVP) are each timed over ``B.calib_steps``
+    steps, and weighted by the share of the run the schedule spends in each."""
+    start, end = B.routes.alpha_window
+    grid = [af.alpha_schedule(k, 1000, start=start, end=end) for k in range(1000)]
+    share = {1.0: sum(a == 1.0 for a in grid) / 1000, 0.0: sum(a == 0.0 for a in grid) / 1000}
+    share[0.5] = 1.0 - share[1.0] - share[0.0]
+    fm_s = recipe._seconds_per_step(B, False, recipe.fm_rule, B.calib_steps)
+    cost = sum(w * recipe._seconds_per_step(
+        B, True, lambda u, x1, al=al: af.loss(u, x1, al, share_equal=B.share_equal, mean=B.time_mean,
+                                              std=B.time_std, p=B.p, c=B.c), B.calib_steps)
+        for al, w in share.items() if w > 0)
+    return max(1, int(round(B.fm_steps * fm_s / cost)))
+
+
+def train_alpha(B, steps: int | None = None, progress: bool = True, curve: Curve | None = None):
+    """Seed, build (as MeanFlow) and train with the α-Flow curriculum for ``steps`` (default
+    :func:`alpha_equal_time_steps`). Returns (model, History)."""
+    model = recipe.build(B, mean_flow=True)
+    steps = steps or alpha_equal_time_steps(B)
+    rule = alpha_rule(B, steps)
+    return model, recipe.train_on_spirals(B, model, lambda step, x1: rule(step, x1, model), steps, "α-Flow",
+                                          progress, curve)
