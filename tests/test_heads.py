@@ -231,3 +231,26 @@ def test_notes_heads_learn_a_note_not_noise():
     for kind in ("flow", "energy"):
         assert res[kind]["similarity"] > 0.4, f"{kind} head: similarity {res[kind]['similarity']:.2f} to a real note"
     assert res["real"]["samples"].shape == (12, 1000)
+
+
+def test_adaln_blocks_compute_mars_simple_mlp_adaln():
+    """LTH14/mar models/diffloss.py: y = t_emb + cond_embed(c); each ResBlock x + gate * mlp(modulate(
+    in_ln(x), shift, scale)) with an AFFINE in_ln; FinalLayer with a plain LayerNorm. Computed here that
+    way with the course network's own weights (set to random values); the time embedding differs on
+    purpose (adaln module docstring), so y is taken from the course network."""
+    from course_lib.heads.adaln import AdaLNMLP
+    torch.manual_seed(0)
+    net = AdaLNMLP(6, 10, width=16, depth=2)
+    assert net(torch.randn(3, 6), torch.randn(3, 10), torch.rand(3)).abs().max() == 0   # adaLN-Zero start
+    for p in net.parameters():
+        p.data.normal_(0, 0.3)
+    x, z, t = torch.randn(4, 6), torch.randn(4, 10), torch.rand(4)
+    F = torch.nn.functional
+    y = net.cond_proj(z) + net.time_embed(t)
+    h = net.input_proj(x)
+    for b in net.blocks:
+        shift, scale, gate = b.ada(y).chunk(3, -1)
+        h = h + gate * b.mlp(F.layer_norm(h, (16,), b.norm.weight, b.norm.bias, 1e-6) * (1 + scale) + shift)
+    shift, scale = net.final_ada(y).chunk(2, -1)
+    want = net.out(F.layer_norm(h, (16,), eps=1e-6) * (1 + scale) + shift)
+    assert torch.allclose(net(x, z, t), want, atol=1e-6)

@@ -106,6 +106,13 @@ def minibatch_ot(x0: torch.Tensor, x1: torch.Tensor, block: int | None = 256, or
 
     Each side's marginal is untouched (x_1 is only permuted), so the model still learns to reach the
     data. Returns (x0, x1 permuted), both (N, D), on x1's device.
+
+    One difference from the official OT-CFM code, deliberate: ``OTPlanSampler.sample_plan``
+    (atong01/conditional-flow-matching, torchcfm/optimal_transport.py, ``sample_map``) draws N
+    (i, j) pairs from the plan WITH replacement (``np.random.choice`` over its N nonzero entries),
+    so a typical batch repeats about a third of its pairs and drops as many noise and data points;
+    the course keeps every pair of the plan once (the plan read as a permutation), the same plan
+    without the resampling noise.
     """
     perm = ot_permutation(x0, x1, block, order)
     return x0, x1[perm.to(x1.device)]                                            # (N, D), (N, D)

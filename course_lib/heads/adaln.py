@@ -11,7 +11,16 @@ noise in place of x_t and no time, by SLED's generator (arXiv 2505.13181, ``sled
 
 The condition does not enter by concatenation: it sets a shift, a scale and a gate of every block
 (DiT's adaLN-Zero, Peebles & Xie 2023, §3.2). The modulations and the output layer start at zero,
-so an untrained head outputs 0 and every block starts as the identity, as in MAR.
+so an untrained head outputs 0 and every block starts as the identity, as in MAR. As in MAR's code
+(``SimpleMLPAdaLN.initialize_weights``, ``ResBlock.in_ln``), every other Linear starts Xavier-uniform
+with zero bias, and the LayerNorm inside each block has its own learned scale and bias (the final
+one has none).
+
+What differs from MAR's code, deliberately: the time embedding. MAR (and NextStep-1) embed t with
+DiT's 256 sinusoids of periods up to 10000 (``TimestepEmbedder``; MAR on its integer DDPM steps
+0..999, NextStep-1 on t in [0, 1], where most of those frequencies barely move); the course's heads
+take t in [0, 1] and embed it with :class:`~course_lib.nets.mlp.FourierTime` (64 features,
+frequencies 1..100), the embedding of every other velocity network of the course.
 
 Usage::
 
@@ -37,7 +46,7 @@ class ResBlock(nn.Module):
 
     def __init__(self, width: int):
         super().__init__()
-        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.norm = nn.LayerNorm(width, eps=1e-6)                           # affine, as MAR's in_ln
         self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
         self.ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
         nn.init.zeros_(self.ada[1].weight)
@@ -69,7 +78,17 @@ class AdaLNMLP(nn.Module):
         self.final_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.out = nn.Linear(width, self.out_dim)
-        for layer in (self.final_ada[1], self.out):                          # adaLN-Zero: start at 0
+        for m in self.modules():                                             # MAR's _basic_init
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for block in self.blocks:                                            # adaLN-Zero: start at 0
+            nn.init.zeros_(block.ada[1].weight)
+            nn.init.zeros_(block.ada[1].bias)
+        if self.time_embed is not None:                                      # MAR: N(0, 0.02) time MLP
+            nn.init.normal_(self.time_embed[1].weight, std=0.02)
+            nn.init.normal_(self.time_embed[3].weight, std=0.02)
+        for layer in (self.final_ada[1], self.out):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
