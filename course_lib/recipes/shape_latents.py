@@ -9,14 +9,15 @@ al. 2022, "High-Resolution Image Synthesis with Latent Diffusion Models", §3 an
 
 * a **KL regulariser with a fixed posterior variance**: in training, the decoder sees
   z = mu + sigma * eps (eps ~ N(0, I), sigma = ``NOISE`` fixed), and the loss adds the KL of
-  N(mu, sigma^2) to N(0, 1), whose only term that depends on the encoder is mu^2 / 2 (Latent
-  Diffusion's encoder outputs and learns its variance; a fixed variance is the "sigma-VAE" of LatentLM, Sun et al. 2024, "Multimodal Latent Language Modeling with Next-Token
-  Diffusion", §2.3: a fixed variance keeps the latent space from collapsing its variance to 0). The
-  decoder thus learns to ignore small errors in the latents, which a generator will make;
+  N(mu, sigma^2) to N(0, 1), whose only term that depends on the encoder is mu^2 / 2. Latent
+  Diffusion's encoder outputs and learns its variance; a fixed variance is the "sigma-VAE" of
+  LatentLM (Sun et al. 2024, "Multimodal Latent Language Modeling with Next-Token Diffusion",
+  arXiv 2412.08635, §2.3: a fixed variance keeps the latent space from collapsing its variance to
+  0). The decoder thus learns to ignore small errors in the latents, which a generator will make;
 * **per-channel normalisation**: after training, the latents are shifted and scaled to mean 0 and
   std 1 per channel on the training images (LDM/Stable Diffusion's ``scale_factor``, there one
-  number for all channels; MAR scales its KL-16 latents by 0.2325 the same way), so a generator
-  that starts from N(0, I) noise starts at the right scale.
+  number for all channels, 0.18215 for Stable Diffusion's VAE; MAR scales its KL-16 latents by
+  0.2325 the same way), so a generator that starts from N(0, I) noise starts at the right scale.
 
 Trained once per mode and kept in the disk cache (:func:`course_lib.train.cached`). Usage::
 
