@@ -97,6 +97,16 @@ def bsc_bool_labels(f, cum, side, p, noise):
     return b, cum + _up(_codes(b ^ (noise < p), f), f)
 
 
+def bsc_subtracts_codes(f, cum, side, p, noise):     # cum - codes: the same values as flipping where noise >= p
+    b = (F.interpolate(f - cum, size=(side, side), mode="area") > 0).long()
+    return b, cum - _up(_codes(b ^ (noise < p).long(), f), f)
+
+
+def bsc_codes_in_float32(f, cum, side, p, noise):    # (2 b.float() - 1): float32 codes in a float64 sum
+    b = (F.interpolate(f - cum, size=(side, side), mode="area") > 0).long()
+    return b, cum + _up((2 * (b ^ (noise < p).long()).float() - 1) / math.sqrt(f.shape[1]), f).to(f.dtype)
+
+
 def bsc_correct_where(f, cum, side, p, noise):
     r = F.adaptive_avg_pool2d(f - cum, side)
     labels = torch.where(r > 0, 1, 0).to(torch.int64)
@@ -116,6 +126,7 @@ WRONG = {
     ],
     "next_scale.self_correct_step": [
         (bsc_in_place_cum, "in place"), (bsc_bool_labels, "int64"),
+        (bsc_subtracts_codes, "from subtracting the codes"), (bsc_codes_in_float32, "float32 computation"),
     ],
 }
 WRONG_ANSWERS = {name: [fn for fn, _ in pairs] for name, pairs in WRONG.items()}

@@ -56,6 +56,9 @@ def _rounding(levels=_levels, pick="nearest"):
         lv = levels(bits).to(latents)                                                # (L,)
         if pick == "below":
             return lv[(torch.bucketize(latents, lv) - 1).clamp(0, len(lv) - 1)]
+        if pick == "cdf_bin":               # the bin of equal probability Phi(x) falls in, not the nearest level
+            k = (torch.special.ndtr(latents.double()) * len(lv)).floor().clamp(0, len(lv) - 1).long()
+            return lv[k.to(lv.device)]
         idx = (latents[..., None] - lv).abs().argmin(-1)                              # (...,)
         return idx if pick == "index" else lv[idx]
     return rounded
@@ -80,6 +83,9 @@ ROUND_MISTAKES = (
     Mistake("uniform_3", _rounding(levels=lambda b: torch.linspace(-3, 3, 2 ** b, dtype=torch.float64)),
             "those are evenly spaced levels in [-3, 3]; place them at the standard normal's quantiles"),
     Mistake("below", _rounding(pick="below"), "that rounds DOWN to the level below; take the NEAREST level"),
+    Mistake("cdf_bin", _rounding(pick="cdf_bin"),
+            "that is the level of the equal-probability bin Phi(x) falls in (floor(Phi(x) 2^bits)); the bins' "
+            "edges are not halfway between the levels: take the NEAREST level, argmin |x - level|"),
     Mistake("index", _rounding(pick="index"), "that is the index of the nearest level; return the level's value"),
 )
 

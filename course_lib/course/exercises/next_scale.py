@@ -184,9 +184,13 @@ def check_bits_to_index(candidate):
 # ----------------------------------------------------------------------------- self_correct_step
 
 def _bsc(flip_labels=False, flip_cum=True, source="residual", flip=lambda noise, p: noise < p, zero_is_one=False,
-         scale=True, mode="bilinear"):
+         scale=True, mode="bilinear", dtype=None):
     """self_correct_step with one part swapped for a known mistake's (see BSC_MISTAKES)."""
     def step(f, cum, side, p, noise):
+        if dtype is not None:                      # the whole step in another dtype, cast back
+            labels, new = _bsc(flip_labels, flip_cum, source, flip, zero_is_one, scale, mode)(
+                f.to(dtype), cum.to(dtype), side, p, noise.to(dtype))
+            return labels, new.to(f.dtype)
         r = F.interpolate(f - cum if source == "residual" else f, size=(side, side), mode="area")
         clean = (r >= 0 if zero_is_one else r > 0).long()
         flipped = clean ^ flip(noise, p).long()
@@ -198,6 +202,10 @@ def _bsc(flip_labels=False, flip_cum=True, source="residual", flip=lambda noise,
 
 
 BSC_MISTAKES = (
+    Mistake("float32_inside", _bsc(dtype=torch.float32),      # first: at float32 tolerance it also matches
+            # the mistakes that differ only at a residual of exactly 0
+            "your values agree with a float32 computation, not float64's: the float64 case must stay in float64 "
+            "(no .float(), no float32 tensors made along the way, e.g. (2 * b.float() - 1))"),
     Mistake("flipped_labels", _bsc(flip_labels=True),
             "the LABELS stay clean: flip only the bits that go into the running sum (flipping the labels teaches "
             "the model to make mistakes)"),
@@ -206,7 +214,8 @@ BSC_MISTAKES = (
     Mistake("from_f", _bsc(source="f"),
             "quantize the RESIDUAL f - cum, not f itself: later scales must see (and correct) the earlier errors"),
     Mistake("flip_above", _bsc(flip=lambda noise, p: noise >= p),
-            "flip a bit where noise < p (a share p of the bits), not where noise >= p"),
+            "flip a bit where noise < p (a share p of the bits), not where noise >= p (the same values come "
+            "from subtracting the codes, cum - upsample(...): add them)"),
     Mistake("zero_is_one", _bsc(zero_is_one=True),
             "a bit is 1 where the residual is > 0; exactly 0 gives bit 0 (sign(0) = -1, as BSQ)"),
     Mistake("no_sqrt_d", _bsc(scale=False),
