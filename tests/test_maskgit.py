@@ -65,7 +65,25 @@ def test_loss_only_on_masked_positions():
     loss.backward()
     assert (logits.grad[~mask].abs().sum() == 0) and logits.grad[mask].abs().sum() > 0
     want = torch.nn.functional.cross_entropy(logits[mask], targets[mask], label_smoothing=0.1)
-    assert torch.allclose(loss, want)
+    assert torch.allclose(loss, want)        # one masked token per row: per image = per token
+
+
+def test_masked_loss_is_maskgits_weighted_sequence_cross_entropy():
+    """maskgit/libml/losses.py weighted_sequence_cross_entropy_loss, computed its way: soft targets
+    one_hot (1 - s) + s / C, loss = -sum(soft * log_softmax), sum(loss * w, -1) / sum(w, -1), mean."""
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(4, 6, 9, generator=g)
+    targets = torch.randint(9, (4, 6), generator=g)
+    mask = torch.rand(4, 6, generator=g) < torch.tensor([[0.2], [0.5], [0.8], [1.0]])
+    mask[:, 0] = True                                     # unequal counts per row, none empty
+    s = 0.1
+    soft = torch.nn.functional.one_hot(targets, 9) * (1 - s) + s / 9
+    loss = -(soft * logits.log_softmax(-1)).sum(-1)
+    w = mask.float()
+    want = ((loss * w).sum(-1) / w.sum(-1)).mean()
+    assert torch.allclose(maskgit.masked_loss(logits, targets, mask, s), want, atol=1e-6)
+    token_mean = torch.nn.functional.cross_entropy(logits[mask], targets[mask], label_smoothing=s)
+    assert not torch.allclose(token_mean, want, atol=1e-4)   # the weighting matters here
 
 
 def test_forward_shapes_and_errors():

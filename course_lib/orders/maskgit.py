@@ -93,9 +93,20 @@ def random_mask(n_examples: int, n_tokens: int, generator: torch.Generator | Non
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
                 label_smoothing: float = LABEL_SMOOTHING) -> torch.Tensor:
-    """Cross-entropy averaged over the MASKED positions only (paper eq. 1), with label smoothing.
+    """Cross-entropy on the MASKED positions only (paper eq. 1), with label smoothing: averaged over
+    each image's masked positions, then over the images, as the official
+    ``weighted_sequence_cross_entropy_loss`` (maskgit/libml/losses.py: sum(loss * w, -1) / sum(w, -1),
+    then the batch mean; smoothed targets (1 - s) one-hot + s / K, as PyTorch's). Each image counts
+    the same whatever its share of masked tokens (a token-level mean would weight the heavily masked
+    images more). Rows without a masked token are left out. One difference: MaskGIT's logits also
+    cover its class and [MASK] ids, so its s / K spreads over those too; here K is the codebook.
     logits (B, N, K), targets (B, N) int64, mask (B, N) bool."""
-    return F.cross_entropy(logits[mask], targets[mask], label_smoothing=label_smoothing)
+    ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none",
+                         label_smoothing=label_smoothing).view(targets.shape)            # (B, N)
+    w = mask.to(ce.dtype)                                                              # (B, N)
+    count = w.sum(1)                                                                   # (B,)
+    per_image = (ce * w).sum(1) / count.clamp_min(1)                                   # (B,)
+    return per_image[count > 0].mean()
 
 
 def loss(model: "MaskGIT", tokens: torch.Tensor, prompts: torch.Tensor, *, p_null: float = 0.1,
