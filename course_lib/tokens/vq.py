@@ -223,6 +223,12 @@ class VectorQuantizer(Quantizer):
     is in effect initialised from random batch vectors, as in EnCodec, whose counts start at 0
     (facebookresearch/encodec, encodec/quantization/core_vq.py, ``expire_codes_``). With
     ``kmeans_init`` the counts start at the k-means cluster sizes instead.
+
+    A restart runs after the step's EMA update and sets the restarted code's count to the threshold
+    and its EMA sum to the new vector times that count, as lucidrains/vector-quantize-pytorch
+    (``EuclideanCodebook.replace``, ``reset_cluster_size``). EnCodec's ``expire_codes_`` replaces
+    only the code vector, before its EMA update, which then recomputes it from the old sums; Mimi
+    resets the count to the mean usage (``replaced_usage_ratio`` 1.0).
     """
 
     def __init__(self, codebook_size: int, dim: int, beta: float = 0.25, ema: bool = False,
