@@ -213,6 +213,13 @@ class GPT(nn.Module):
 
 
 def _init_weights(m):
+    """nanoGPT's init: every Linear N(0, 0.02), biases 0 (LayerNorms keep 1 and 0). What nanoGPT
+    (``model.py``, ``GPT.__init__``) and GPT-2 (Radford et al. 2019, §2.3) add and the course leaves
+    out, deliberately, in this shared body of every transformer of the course: the residual
+    projections (attention output and second MLP Linear) drawn with std 0.02 / sqrt(2 n_layer), a
+    dropout after each of them, and the token embedding tied to the output head. At 2-4 layers
+    the scaled init changes those layers' std by a factor 0.35-0.5 only; the models train from this
+    plain init in the notebooks' budgets."""
     if isinstance(m, nn.Linear):
         nn.init.normal_(m.weight, std=0.02)
         if m.bias is not None:
