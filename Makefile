@@ -9,7 +9,7 @@ COURSE_DIR ?= $(CURDIR)
 # JupyterLab refuses to start as root (containers, some cloud machines) unless told to
 LAB_ARGS ?= $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: setup lab test run site student check grade bench wheel clean
+.PHONY: setup lab test run site student check grade bench pretrain wheel clean
 
 setup: $(VENV)/.installed
 
@@ -43,6 +43,9 @@ grade: setup          ## grade submitted notebooks: make grade SUBMISSIONS="path
 
 bench: setup          ## timings of every notebook: make bench COURSE_MODE=lecture
 	$(PY) -m course_lib.bench notebooks --json --course $(COURSE_DIR)
+
+pretrain: setup       ## train the shared models into data/weights/ (make pretrain COURSE_MODE=full NAMES="token-gpt")
+	$(PY) -m course_lib.pretrain --mode $(COURSE_MODE) $(NAMES)
 
 wheel: setup          ## build the course_lib wheel (code + assets) into build/dist/
 	$(PY) -m pip wheel --no-deps --no-build-isolation -w build/dist .

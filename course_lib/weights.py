@@ -88,8 +88,10 @@ def rebuild_command(name: str, mode: str | None) -> str:
     return f"make pretrain (or: python -m course_lib.pretrain --mode {mode or 'lecture'} {name})"
 
 
-def _course_root(start: Path) -> Path | None:
-    """The nearest of ``start`` and its parents holding ``solutions/`` (course_lib.course.folder's rule)."""
+def course_root(start: Path | None = None) -> Path | None:
+    """The nearest of ``start`` (default: the current directory) and its parents holding
+    ``solutions/`` (course_lib.course.folder's rule), or None."""
+    start = Path(start if start is not None else Path.cwd()).resolve()
     for f in (start, *start.parents):
         if (f / "solutions").is_dir():
             return f
@@ -102,7 +104,7 @@ def folder() -> Path | None:
     where = os.environ.get("COURSE_WEIGHTS_DIR", "").strip()
     if where:
         return Path(where).expanduser()
-    root = _course_root(Path.cwd().resolve())
+    root = course_root()
     return root / "data" / "weights" if root is not None and (root / "data" / "weights").is_dir() else None
 
 
@@ -265,7 +267,9 @@ def save(model: nn.Module, where, stem: str, name: str, config, *, steps: int, s
         if (where / file).exists():
             os.remove(where / file)
     state, aliases = _storable(model, fp16)
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"name": name, "aliases": json.dumps(aliases)}))
+    # one metadata key: safetensors keeps metadata in a hash map, whose order (so the file's bytes and
+    # sha256) would change from one process to the next with two
+    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"aliases": json.dumps(aliases, sort_keys=True)}))
     files[path.name] = dict(sha256=sha256(path), name=name, mode=me["mode"], budget=me["budget"],
                             budget_type=me["budget_type"], settings=me["settings"],
                             dtype="float16" if fp16 else "float32", bytes=path.stat().st_size, steps=int(steps),

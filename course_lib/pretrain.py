@@ -1,0 +1,139 @@
+"""Train the models the notebooks share and write them to ``data/weights/`` (:mod:`course_lib.weights`).
+
+Usage::
+
+    make pretrain                                          # every model, lecture mode
+    python -m course_lib.pretrain --mode lecture           # the same
+    python -m course_lib.pretrain --mode full token-gpt maskgit
+    python -m course_lib.pretrain --list                   # what is there, what each notebook needs
+    torchrun --nproc_per_node=4 -m course_lib.pretrain --mode full token-gpt   # several GPUs or processes
+
+Each model is made by the recipe function its notebook calls (:data:`MODELS`): that function asks
+:func:`course_lib.cache.cached` for the model, and inside :func:`course_lib.weights.exporting` the
+cache trains what ``data/weights/`` does not hold yet (never reading the disk cache: the weights are
+this code's) and writes the safetensors file and its manifest entry. A model already there with a
+matching manifest entry is checked and kept; one whose budget changed is replaced (said on stdout).
+Under torchrun every rank trains (:mod:`course_lib.distributed`) and rank 0 writes.
+
+Only models a recipe keeps with ``cached(...)`` can be shipped; a notebook that trains its models in
+its own cells (``--list`` says which) trains them while the learner watches.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from course_lib import distributed, evaluator, runtime, weights
+from course_lib.recipes import (chaining_tokens, limit_of_tokens, maskgit, next_scale, shape_latents,
+                                shape_tokens)
+
+
+@dataclass(frozen=True)
+class Model:
+    """One model the notebooks share, as a recipe makes it."""
+    name: str                       # its name in the cache (cached(name, ...)); variants share it
+    notebooks: tuple                # the notebooks that use it (their number)
+    make: Callable[[str], object]   # mode -> calls the recipe function(s) that build, train and cache it
+    fp16: bool = False              # stored in float16 (only where the notebook's figures do not move)
+
+
+def _infinity(mode: str) -> None:
+    """Every Infinity notebook 06 trains: self-correction off and on, over the study's seeds."""
+    B = next_scale.budget(mode)
+    for p in (0.0, next_scale.P_MAX):
+        for s in B.seeds:
+            next_scale.train_infinity(p, mode, s)
+
+
+MODELS = {m.name: m for m in (
+    Model("shapes-evaluator", ("04", "05", "06", "07", "09", "10"), lambda mode: evaluator.shapes_evaluator()),
+    Model("shape-tokenizer", ("04", "05", "06", "07"), shape_tokens.tokenizer),
+    Model("shape-latents", ("07", "09", "10"), shape_latents.tokenizer),
+    Model("token-gpt", ("04", "06", "07"), chaining_tokens.trained_gpt),
+    Model("maskgit", ("05", "06"), maskgit.trained_maskgit),
+    Model("next-scale-var-tokenizer", ("06",), next_scale.var_tokenizer),
+    Model("next-scale-bsq-tokenizer", ("06",), next_scale.bsq_tokenizer),
+    Model("next-scale-var", ("06",), lambda mode: next_scale.train_var(mode)),
+    Model("next-scale-infinity", ("06",), _infinity),
+    Model("continuous-ar-mse", ("07",), lambda mode: limit_of_tokens.trained_continuous("mse", mode)),
+    Model("continuous-ar-gaussian", ("07",), lambda mode: limit_of_tokens.trained_continuous("gaussian", mode)),
+)}
+NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10")
+
+
+def default_folder() -> Path:
+    """Where pretrain writes: :func:`course_lib.weights.folder` if there is one, else ``data/weights`` in
+    the course folder (created), else an error asking for ``--out``."""
+    found = weights.folder()
+    if found is not None:
+        return found
+    root = weights.course_root()
+    if root is None:
+        raise SystemExit("pretrain: no course folder here (no solutions/ at or above the current directory): "
+                         "run it inside the course, or pass --out DIR")
+    return root / "data" / "weights"
+
+
+def pretrain(names, mode: str, where: Path) -> dict:
+    """Make the models ``names`` (all of :data:`MODELS` if empty) in ``mode`` into ``where``; returns
+    {name: seconds of this call}. Shipped weights are only read from ``where``."""
+    unknown = [n for n in names if n not in MODELS]
+    if unknown:
+        raise SystemExit(f"pretrain: unknown model(s) {', '.join(unknown)}: expected some of {', '.join(MODELS)}")
+    runtime.set_mode(mode)
+    chosen = [MODELS[n] for n in (names or MODELS)]
+    done = {}
+    with weights.exporting(where, fp16=[m.name for m in chosen if m.fp16]):
+        for m in chosen:
+            _, seconds = runtime.timed(lambda: m.make(mode))
+            done[m.name] = seconds
+            if distributed.is_main():
+                print(f"{m.name}: ready in {where} ({seconds:.1f} s)", flush=True)
+    return done
+
+
+def listing(where: Path | None, mode: str) -> str:
+    """What ``where`` holds for ``mode`` (and in every mode), and what each notebook needs."""
+    files = weights.read_manifest(where) if where is not None else {}
+    lines = [f"weights folder: {where or '(none: models train, or come from the disk cache)'}", ""]
+    for name in MODELS:
+        mine = [(f, e) for f, e in files.items() if e.get("name") == name]
+        here = [f"{f} ({e.get('mode') or 'any mode'}, {e.get('dtype')}, {e.get('bytes', 0) / 1e6:.2f} MB, "
+                f"{e.get('steps')} steps, {e.get('seconds')} s)"
+                + ("" if (where / f).is_file() else " MISSING") for f, e in mine]
+        ok = any(e.get("mode") in (mode, None) for _, e in mine)
+        lines.append(f"{name}: {'shipped' if ok else 'not shipped'} for {mode} mode"
+                     + "".join(f"\n    {h}" for h in here))
+    lines += ["", "notebook: the shared models it loads (or trains)"]
+    for nb in NOTEBOOKS:
+        needs = [m.name for m in MODELS.values() if nb in m.notebooks]
+        lines.append(f"  {nb}: {', '.join(needs) if needs else 'none: its models train in its own cells'}")
+    total = sum(e.get("bytes", 0) for e in files.values())
+    lines.append(f"\n{len(files)} file(s), {total / 1e6:.2f} MB in all")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m course_lib.pretrain", description=__doc__.split("\n\n")[0])
+    ap.add_argument("names", nargs="*", help=f"models to make (default: all): {', '.join(MODELS)}")
+    ap.add_argument("--mode", default="lecture", choices=runtime.MODES, help="the budgets to train with")
+    ap.add_argument("--list", action="store_true", help="print what exists and what each notebook needs")
+    ap.add_argument("--out", type=Path, default=None, help="the weights folder (default: data/weights)")
+    args = ap.parse_args(argv)
+    if args.list:
+        where = args.out or weights.folder()
+        print(listing(where if where is not None and where.is_dir() else None, args.mode))
+        return 0
+    distributed.init()
+    where = args.out or default_folder()
+    pretrain(args.names, args.mode, where)
+    if distributed.is_main():
+        print(listing(where, args.mode))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
