@@ -182,6 +182,19 @@ def swd_cpu_accumulator(x, y, directions):  # sums slice by slice into a tensor 
     return (total / d.shape[1]).sqrt()[0]
 
 
+def euler_float32_state(v, x0, steps):     # the state kept in float32, cast back: float64 only to float32's digits
+    x, h = x0.float(), 1.0 / steps
+    for k in range(steps):
+        x = x + h * v(x, torch.full((x.shape[0],), k * h, device=x.device))
+    return x.to(x0.dtype)
+
+
+def swd_gaps_in_float32(x, y, directions):  # projections in float64, the gaps in float32, cast back
+    d = _unit(directions)
+    gaps = (torch.sort(x @ d, 0).values - torch.sort(y @ d, 0).values).float()
+    return gaps.pow(2).mean().sqrt().to(x.dtype)
+
+
 def swd_float32(x, y, directions):         # computes in float32
     d = _unit(directions.float())
     return (torch.sort(x.float() @ d, 0).values - torch.sort(y.float() @ d, 0).values).pow(2).mean().sqrt()
@@ -204,6 +217,7 @@ WRONG = {
         (euler_fixed_batch, "v was called with t of shape (6,) for 5 points"),
         (euler_cpu_times, "v was called with t on cpu"),
         (euler_float32_canvas, "returned dtype torch.float32; expected torch.float64"),
+        (euler_float32_state, "only to float32 precision"),
         (euler_float_time, "v was called with t of type float"),
         (euler_float16_times, "(the start of each step)"),
     ],
@@ -220,6 +234,7 @@ WRONG = {
         (swd_keepdim, "got shape (1,)"),
         (swd_cpu_accumulator, "another device"),
         (swd_float32, "returned dtype torch.float32; expected torch.float64"),
+        (swd_gaps_in_float32, "only to float32 precision"),
     ],
 }
 WRONG_ANSWERS = {name: [fn for fn, _ in pairs] for name, pairs in WRONG.items()}
