@@ -334,6 +334,17 @@ def test_bsq_straight_through_is_on_the_sign_as_in_bsq_vit():
     got = bitwise.bsq_quantize(z2)
     (got * w).sum().backward()
     assert torch.allclose(got, want) and torch.allclose(z2.grad, z1.grad, atol=1e-6)
+    # Infinity's quantize_new (multiscale_bsq.py): u + sg(sign(u) / sqrt(d) - u), the identity gradient
+    z3, z4 = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    u = torch.nn.functional.normalize(z3, dim=-1)
+    want = u + (torch.where(u > 0, 1.0, -1.0) / d ** 0.5 - u).detach()
+    (want * w).sum().backward()
+    got = bitwise.bsq_quantize(z4, "code")
+    (got * w).sum().backward()
+    assert torch.allclose(got, want) and torch.allclose(z4.grad, z3.grad, atol=1e-6)
+    assert bitwise.BSQ(d, ste="code").ste == "code"
+    with pytest.raises(ValueError, match="^ste: expected one of 'sign', 'code'"):
+        bitwise.BSQ(d, ste="u")
 
 
 def test_dead_code_restarts_follow_the_seed_and_leave_the_global_rng_alone():

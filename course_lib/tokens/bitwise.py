@@ -68,20 +68,31 @@ def index_to_bits(index: torch.Tensor, d: int) -> torch.Tensor:
     return (index.long()[..., None] >> torch.arange(d, device=index.device)) & 1
 
 
-def bsq_quantize(z: torch.Tensor) -> torch.Tensor:
+STE_FORMS = ("sign", "code")
+
+
+def bsq_quantize(z: torch.Tensor, ste: str = "sign") -> torch.Tensor:
     """BSQ: u = z / |z|, u_hat = sign(u) / sqrt(d) with sign(0) = -1 (bit 0, as bsq-vit's
-    ``torch.where(z > 0, 1, -1)``), straight-through on the SIGN, then the scale: u_hat =
-    (u + sg(sign(u) - u)) / sqrt(d), so the gradient w.r.t. u is 1/sqrt(d) times the identity
-    (BSQ paper §3.1; zhaoyue-zephyrus/bsq-vit, transcoder/models/quantizer/bsq.py,
-    ``BinarySphericalQuantizer.quantize`` then ``zq * q_scale``).
+    ``torch.where(z > 0, 1, -1)``), with the straight-through estimator in one of the two forms of
+    the official codes (the values are the same):
+
+    * ``"sign"`` (default): on the SIGN, then the scale, u_hat = (u + sg(sign(u) - u)) / sqrt(d): the
+      gradient w.r.t. u is 1/sqrt(d) times the identity (BSQ paper §3.1; zhaoyue-zephyrus/bsq-vit,
+      transcoder/models/quantizer/bsq.py, ``BinarySphericalQuantizer.quantize`` then ``zq * q_scale``);
+    * ``"code"``: on the scaled code, u_hat = u + sg(sign(u) / sqrt(d) - u): the identity gradient
+      (FoundationVision/Infinity, infinity/models/bsq_vae/multiscale_bsq.py, ``quantize_new``, the
+      form Infinity's tokenizer trains with).
 
     z: (..., d). Returns (..., d) on the unit sphere.
     """
     checks.tensor(z, "z", floating=True, shape="(..., d)")
+    checks.one_of(ste, "ste", STE_FORMS)
     d = z.shape[-1]
     u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)
     # the sign of z is the sign of u, and stays right where |z| overflows (u would be 0 there)
     sign = torch.where(z > 0, 1.0, -1.0).to(z.dtype)
+    if ste == "code":
+        return straight_through(u, sign / math.sqrt(d))
     return straight_through(u, sign) / math.sqrt(d)
 
 
@@ -212,18 +223,20 @@ class BSQ(BitwiseQuantizer):
     sharper softmax gives larger entropy gradients, and the division keeps their size comparable
     across temperatures. The default entropy_weight 1.0 with inv_temperature 10 gives the penalty an
     effective weight of 0.1, LFQ's. group_size: bits per group of the codebook entropy (module
-    docstring).
+    docstring). ste: the straight-through form of :func:`bsq_quantize` ("sign": bsq-vit's, the
+    default; "code": Infinity's tokenizer's).
     """
 
     def __init__(self, dim: int, beta: float = 0.0, entropy_weight: float = 1.0, gamma: float = 1.0,
-                 inv_temperature: float = 10.0, group_size: int | None = None):
+                 inv_temperature: float = 10.0, group_size: int | None = None, ste: str = "sign"):
         super().__init__(dim, entropy_weight, gamma, inv_temperature, group_size)
         self.beta = beta
+        self.ste = checks.one_of(ste, "ste", STE_FORMS)
 
     def forward(self, z: torch.Tensor) -> QuantOut:
         self.check_input(z)
         u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)                      # (..., d) unit
-        u_hat = bsq_quantize(z)
+        u_hat = bsq_quantize(z, self.ste)
         flat = u.reshape(-1, self.dim).float()                                     # (N, d)
         penalty, terms = self.entropy_penalty(4 * flat / math.sqrt(self.dim) * self.inv_temperature)
         loss = penalty / self.inv_temperature + self.beta * (u - u_hat.detach()).pow(2).sum(-1).mean()

@@ -59,11 +59,10 @@ def residual_quantize(z: torch.Tensor, codebooks: torch.Tensor, n_q: int):
 def bsq(z: torch.Tensor) -> torch.Tensor:
     """z (..., d) -> sign(u) / sqrt(d) with u = z / |z| (norm over the last axis, clamped away from 0)
     and sign(0) = -1 (bit 0, as bsq-vit's ``torch.where(u > 0, 1, -1)``), with the straight-through
-    estimator applied to u: u + (u_hat - u).detach(), the gradient of u. (The exercise's form: the
-    library's :func:`~course_lib.tokens.bitwise.bsq_quantize` follows bsq-vit, the straight-through
-    step on the sign and then the 1/sqrt(d) scale, a gradient of u / sqrt(d); the values agree.)"""
-    u = z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)
-    return u + (bsq_quantize(z) - u).detach()
+    estimator applied to u: u + (u_hat - u).detach(), the gradient of u (Infinity's ``quantize_new``,
+    :func:`~course_lib.tokens.bitwise.bsq_quantize` with ste="code"; bsq-vit's own form, the default
+    there, puts the straight-through step on the sign, a gradient of u / sqrt(d); the values agree)."""
+    return bsq_quantize(z, "code")
 
 
 def bitrate(frames_per_second: float, n_quantizers: int, codebook_size: int) -> float:
