@@ -76,7 +76,12 @@ def es_by_hand(x1, x2, y):
     return torch.mean(d(x1, y) + d(x2, y) - d(x1, x2))
 
 
+def es_pairwise_distance(x1, x2, y):        # F.pairwise_distance adds eps = 1e-6 to the differences
+    d = torch.nn.functional.pairwise_distance
+    return (d(x1, y) + d(x2, y) - d(x1, x2)).mean()
+
+
 CORRECT_ANSWERS = {
     "heads.flow_head_loss": [fm_by_hand],
-    "heads.energy_score": [es_by_hand],
+    "heads.energy_score": [es_by_hand, es_pairwise_distance],
 }

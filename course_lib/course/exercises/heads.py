@@ -150,14 +150,18 @@ ENERGY_MISTAKES = (
 def check_energy_score(candidate):
     """A 0-d loss attached to the graph with the reference's value and gradients with respect to
     x1, x2 (both samples must be trained) and y: the notebook's tokens (D = 4; its toy: 256 rows of
-    D = 2), one row, D = 1, many rows, a float64 case, and one on another device; the inputs
+    D = 2), one row, D = 1, many rows, a float64 case (at float64 precision; distances ~1e4, where
+    F.pairwise_distance's eps of 1e-6 does not matter), and one on another device; the inputs
     unchanged. A known mistake is named only when the learner's value AND gradients are that mistake's."""
     g = generator(4)
     cases = [("the notebook's tokens: (64, 4)", 64, 4, torch.float32), ("one row: (1, 3)", 1, 3, torch.float32),
              ("D = 1: (9, 1)", 9, 1, torch.float32), ("(200, 8)", 200, 8, torch.float32),
-             ("float64: (7, 5)", 7, 5, torch.float64), ("beyond the notebook's toy: (2000, 2)", 2000, 2, torch.float32)]
+             # float64 at float64 precision, on distances ~1e4: a norm with a small eps (F.pairwise_distance's
+             # 1e-6) agrees there, a step in float32 does not
+             ("float64: (7, 5), entries ~1e4", 7, 5, torch.float64), ("beyond the notebook's toy: (2000, 2)", 2000, 2, torch.float32)]
     for desc, n, d, dtype in cases:
-        x1, x2, y = (torch.randn(n, d, generator=g, dtype=dtype).requires_grad_(True) for _ in range(3))
+        scale = 1e4 if dtype == torch.float64 else 1.0
+        x1, x2, y = ((torch.randn(n, d, generator=g, dtype=dtype) * scale).requires_grad_(True) for _ in range(3))
         got = call(candidate, x1, x2, y, case=desc)
         atol, rtol = (1e-10, 1e-9) if dtype == torch.float64 else (1e-5, 1e-4)
         with naming(ENERGY_MISTAKES, (got, gradients(got, [x1, x2, y])), x1, x2, y, wrt=(0, 1, 2)):
