@@ -140,6 +140,44 @@ def test_decode_is_seeded_and_guidance_changes_the_logits_only_when_scale_is_not
     assert torch.allclose(three, u + 3.0 * (one - u), atol=1e-5)
 
 
+def test_generate_is_maskgits_parallel_decode_on_the_same_noise(monkeypatch):
+    """google-research/maskgit libml/parallel_decode.py ``decode``, step by step its way on the same
+    Gumbel draws: categorical sample (argmax of logits + Gumbel), known tokens kept, ratio (t+1)/T,
+    mask_len = floor(N0 cos(pi/2 ratio)) clipped to [1, unknown - 1], confidence log p(sampled) +
+    4.5 (1 - ratio) Gumbel with +inf for known tokens, re-mask where confidence < the mask_len-th
+    smallest; the output is the last step's samples."""
+    m = small().eval()
+    p = prompts(3)
+    noise = []
+    real = maskgit.gumbel
+
+    def recording(shape, generator=None, device=None):
+        noise.append(real(shape, generator, device))
+        return noise[-1]
+    monkeypatch.setattr(maskgit, "gumbel", recording)
+    steps = 6
+    out = maskgit.generate(m, p, steps=steps, generator=torch.Generator().manual_seed(1))
+    draws = iter(noise)
+    cur = torch.full((3, 16), m.cfg.mask_id)
+    n0 = (cur == m.cfg.mask_id).sum(-1, keepdim=True)
+    with torch.no_grad():
+        for t in range(steps):
+            logits = m(cur, p)
+            sampled = (logits + next(draws)).argmax(-1)
+            unknown = cur == m.cfg.mask_id
+            sampled = torch.where(unknown, sampled, cur)
+            assert torch.equal(out.guesses[t], sampled)
+            ratio = (t + 1) / steps
+            mask_len = torch.floor(n0 * max(math.cos(math.pi / 2 * ratio), 1e-6))
+            mask_len = torch.clamp(torch.minimum(unknown.sum(-1, keepdim=True) - 1, mask_len), min=1)
+            probs = logits.softmax(-1).gather(-1, sampled[..., None])[..., 0]
+            probs = torch.where(unknown, probs, torch.full_like(probs, float("inf")))
+            conf = probs.log() + maskgit.CHOICE_TEMPERATURE * (1 - ratio) * next(draws)
+            cut = conf.sort(-1).values.gather(-1, mask_len.long())
+            cur = torch.where(conf < cut, torch.full_like(sampled, m.cfg.mask_id), sampled)
+    assert torch.equal(out.tokens, sampled)
+
+
 def test_confidence_keeps_the_most_confident_unknown_tokens():
     conf = torch.tensor([[0.9, 0.1, 0.5, 0.7], [0.2, 0.3, 0.4, 0.0]])
     unknown = torch.tensor([[True, True, True, False], [True, True, True, True]])

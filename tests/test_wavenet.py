@@ -23,6 +23,20 @@ def test_mu_law_range_and_round_trip_bound():
     assert torch.equal(W.mu_law_encode(W.mu_law_decode(torch.arange(256))), torch.arange(256))
 
 
+def test_mu_law_is_ibabs_encode_and_decode():
+    """ibab/tensorflow-wavenet wavenet/ops.py, computed its way: mu = channels - 1, |x| clipped to 1,
+    int32((sign(x) log1p(mu |x|) / log1p(mu) + 1) / 2 * mu + 0.5); decode
+    sign(s) (1/mu) ((1 + mu)^|s| - 1) with s = 2 q / mu - 1."""
+    x = torch.cat([torch.linspace(-1.2, 1.2, 4801), torch.randn(500, generator=torch.Generator().manual_seed(0))])
+    mu = 255.0
+    f = torch.sign(x) * torch.log1p(mu * x.abs().clamp(max=1.0)) / math.log1p(mu)
+    want = ((f + 1) / 2 * mu + 0.5).to(torch.int32).long()
+    assert torch.equal(W.mu_law_encode(x), want)
+    q = torch.arange(256)
+    s = 2 * (q.float() / mu) - 1
+    assert torch.allclose(W.mu_law_decode(q), torch.sign(s) * (1 / mu) * ((1 + mu) ** s.abs() - 1), atol=1e-6)
+
+
 def test_mu_law_clips_and_checks_types():
     assert W.mu_law_encode(torch.tensor([-5.0, 5.0])).tolist() == [0, 255]
     with pytest.raises(TypeError, match="float"):
