@@ -13,8 +13,9 @@
   shift: the boundary is at z = 0, half the inputs on each level (levels -1 and 0 after the
   division, as the formula gives).
 * :class:`LFQ` (MAGVIT-v2, Yu et al. 2023, "Language Model Beats Diffusion", §3.1): code =
-  sign(z) in {-1, +1}^d, index sum_i 2^i [z_i > 0], an implicit vocabulary of 2^d; entropy
-  penalty E[H(q(z))] - gamma H(E[q(z)]).
+  sign(z) in {-1, +1}^d, index sum_i 2^i [z_i > 0] (the paper's eq. 3: the first bit least
+  significant; lucidrains' ``LFQ`` reads them most significant first, the same codes numbered with
+  the bits reversed), an implicit vocabulary of 2^d; entropy penalty E[H(q(z))] - gamma H(E[q(z)]).
 * :class:`BSQ` (Zhao et al. 2024, "Image and Video Tokenization with Binary Spherical
   Quantization"): L2-normalise u = z / |z| then u_hat = sign(u) / sqrt(d): codes lie on the
   unit sphere, so the quantization error is bounded (official code: zhaoyue-zephyrus/bsq-vit,
