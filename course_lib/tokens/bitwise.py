@@ -13,7 +13,7 @@
   shift: the boundary is at z = 0, half the inputs on each level (levels -1 and 0 after the
   division, as the formula gives).
 * :class:`LFQ` (MAGVIT-v2, Yu et al. 2023, "Language Model Beats Diffusion", §3.1): code =
-  sign(z) in {-1, +1}^d, index sum_i 2^i [z_i > 0] (the paper's eq. 3: the first bit least
+  sign(z) in {-1, +1}^d, index sum_i 2^i [z_i > 0] (MAGVIT-v2 §3.1: the first bit least
   significant; lucidrains' ``LFQ`` reads them most significant first, the same codes numbered with
   the bits reversed), an implicit vocabulary of 2^d; entropy penalty E[H(q(z))] - gamma H(E[q(z)]).
 * :class:`BSQ` (Zhao et al. 2024, "Image and Video Tokenization with Binary Spherical
@@ -24,7 +24,7 @@
   penalty is divided by the inverse temperature: loss = beta * commitment + zeta * (H_sample -
   gamma H_codebook) / inv_temperature. Two conventions differ from that code, deliberately: its
   index reads the bits most significant first (basis 2^(d-1) .. 1), the course's least significant
-  first as MAGVIT-v2's eq. for LFQ, so one index is the other with the bits reversed (same codes,
+  first as MAGVIT-v2's LFQ index (§3.1), so one index is the other with the bits reversed (same codes,
   same entropies); and its 256^2 config (b18g18) takes the codebook entropy per bit (group size 1),
   the course's default groups (below) for the reason given there.
 
