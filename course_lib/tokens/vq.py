@@ -7,19 +7,19 @@
   VQGAN that puts beta on the other term: CompVis/taming-transformers, taming/modules/vqvae/
   quantize.py, ``VectorQuantizer2(legacy=True)``). The losses use the RAW z_q, before the
   straight-through step: computed on z_q_st the codebook term would get no gradient at all.
-* :class:`VectorQuantizer`: either a learned codebook (codebook loss) or an EMA codebook (VQ-VAE
-  appendix A.1: N_i <- g N_i + (1-g) n_i, m_i <- g m_i + (1-g) sum z_e, e_i = m_i / N~_i with
-  Laplace smoothing N~_i = (N_i + eps) / (sum N + K eps) * sum N, g = 0.99, eps = 1e-5), k-means
-  initialisation on the first batch, and restart of dead codes (EMA count below a threshold, as in
-  SoundStream/EnCodec: facebookresearch/encodec, encodec/quantization/core_vq.py) with random
-  vectors of the current batch. :func:`ema_vq` builds one with all three fixes.
+* :class:`VectorQuantizer`: a learned codebook (codebook loss) or an EMA codebook (VQ-VAE appendix
+  A.1: N_i <- g N_i + (1-g) n_i, m_i <- g m_i + (1-g) sum z_e, e_i = m_i / N~_i, Laplace smoothing
+  N~_i = (N_i + eps) / (sum N + K eps) * sum N, g = 0.99, eps = 1e-5), k-means initialisation on the
+  first batch, and restart of dead codes (EMA count below a threshold, as SoundStream/EnCodec,
+  encodec/quantization/core_vq.py; EnCodec's ``expire_codes_`` sets only the vector, which its EMA
+  step then overwrites, the course resets the count and sum too, as lucidrains' ``replace``) with
+  random vectors of the current batch. :func:`ema_vq` builds one with all three fixes.
 * :class:`ResidualVQ`: SoundStream's Algorithm 1 (Zeghidour et al. 2021, §3.3): quantize, subtract,
-  quantize the residual with the next codebook; quantizer dropout draws the number of levels per
-  example. The residual subtracts a detached code (the fix of EnCodec issue #25) and the output is
-  z + sg(sum q - z) (Mimi's form, kyutai-labs/moshi, moshi/quantization/core_vq.py), so every
-  level's commitment loss reaches the encoder. Mimi's ``no_quantization_rate`` (Défossez et al.
-  2024, "Moshi", §3.3): in training, that fraction of the examples bypasses the quantizer (the
-  decoder also learns from the continuous latent; Moshi trains with quantization half the time).
+  quantize the residual with the next codebook; quantizer dropout draws the levels per example. The
+  residual subtracts a detached code (EnCodec issue #25's fix), the output is z + sg(sum q - z)
+  (Mimi's form, kyutai-labs/moshi, moshi/quantization/core_vq.py): every level's commitment loss
+  reaches the encoder. Mimi's ``no_quantization_rate`` (Défossez et al. 2024, "Moshi", §3.3): that
+  fraction of the training examples bypasses the quantizer (Moshi quantizes half the time).
 * :class:`Quantizer`, :class:`QuantOut`, :class:`CodeStats`: the contract every quantizer of the
   course keeps (here and in :mod:`course_lib.tokens.bitwise`): ``forward((..., D)) -> QuantOut``,
   whose ``stats`` has the same fields for every quantizer.
@@ -113,10 +113,7 @@ def _no_autocast(t: torch.Tensor):
 # ----------------------------------------------------------------------------- the three lines
 
 def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    """Index of the nearest codebook row for every vector: argmin_j |z - e_j|^2, in fp32.
-
-    z: (..., D); codebook: (K, D). Returns int64 (...,).
-    """
+    """Index of the nearest codebook row, argmin_j |z - e_j|^2 in fp32: z (..., D), codebook (K, D) -> int64 (...,)."""
     checks.tensor(z, "z", floating=True, shape="(..., D)")
     if codebook.dim() != 2 or codebook.shape[1] != z.shape[-1]:
         raise ValueError(f"codebook must have shape (K, {z.shape[-1]}), got {tuple(codebook.shape)}")
@@ -175,14 +172,8 @@ def ema_update(cluster_size: torch.Tensor, embed_sum: torch.Tensor, z: torch.Ten
     cluster_size N: (K,); embed_sum m: (K, D); z: (N, D) encoder vectors; codes: (N,) their codes.
     Returns (N', m', codebook e = m' / N~') with N~ the Laplace-smoothed counts.
 
-    N' and m' are exactly the hidden state of the official VQ-VAE code (google-deepmind/sonnet,
-    sonnet/src/nets/vqvae.py ``VectorQuantizerEMA``, and sonnet/src/moving_averages.py). What the
-    course does differently, deliberately: Sonnet starts N and m at ZERO and reads them zero-debiased
-    (divided by 1 - g^step), so after its first step a code the batch did not use becomes the zero
-    vector; the course starts N = 1 and m = the initial codebook, without debiasing (as
-    lucidrains/vector-quantize-pytorch, ``EuclideanCodebook``), so an unused code decays from its
-    initial value. The two agree once g^step is negligible (a few hundred steps at g = 0.99), and the
-    course's k-means initialisation and dead-code restarts replace the early codebook anyway.
+    N', m' are Sonnet's ``VectorQuantizerEMA`` state (vqvae.py); Sonnet starts them at 0, read debiased
+    (/ (1 - g^step)); the course at N = 1, m = codebook, undebiased (as lucidrains): equal later on.
     """
     k = cluster_size.shape[0]
     z = z.detach().float()
@@ -208,27 +199,18 @@ def dead_code_threshold(vectors_per_batch: int, codebook_size: int, fraction: fl
 class VectorQuantizer(Quantizer):
     """A VQ-VAE bottleneck over channel-last vectors (..., dim).
 
-    codebook_size K, dim D; beta: commitment weight (0.25); ema: update the codebook by EMA
-    (decay, eps) instead of the codebook loss (then the codebook is a buffer and only beta *
-    commitment is in the loss); kmeans_init: fit the codebook on the first training batch
-    (kmeans_iters Lloyd steps); dead_threshold: in training, restart codes whose EMA count (kept
-    in both modes, decay ``decay``) falls below it with random vectors of the batch (0 = never;
-    :func:`dead_code_threshold` gives Mimi's rule).
-
+    codebook_size K, dim D; beta: commitment weight (0.25); ema: update the codebook by EMA (decay,
+    eps) instead of the codebook loss (the codebook is then a buffer and only beta * commitment is in
+    the loss); kmeans_init: fit the codebook on the first training batch (kmeans_iters Lloyd steps);
+    dead_threshold: in training, restart codes whose EMA count (kept in both modes, decay ``decay``)
+    falls below it with random vectors of the batch (0 = never; :func:`dead_code_threshold`: Mimi's).
     ``seed`` fixes every draw: the initial codebook, k-means, and each restart's picks (the n-th
     restart draws on the CPU from a generator seeded by ``seed`` and n; the global RNG is untouched).
 
     Without k-means the EMA counts start at 1, so with a threshold above ~1 (Mimi's rule at most
     batch sizes) the first training step restarts every code the batch uses too little: the codebook
     is in effect initialised from random batch vectors, as in EnCodec, whose counts start at 0
-    (facebookresearch/encodec, encodec/quantization/core_vq.py, ``expire_codes_``). With
-    ``kmeans_init`` the counts start at the k-means cluster sizes instead.
-
-    A restart runs after the step's EMA update and sets the restarted code's count to the threshold
-    and its EMA sum to the new vector times that count, as lucidrains/vector-quantize-pytorch
-    (``EuclideanCodebook.replace``, ``reset_cluster_size``). EnCodec's ``expire_codes_`` replaces
-    only the code vector, before its EMA update, which then recomputes it from the old sums; Mimi
-    resets the count to the mean usage (``replaced_usage_ratio`` 1.0).
+    (encodec/quantization/core_vq.py). With ``kmeans_init`` the counts start at the cluster sizes.
     """
 
     def __init__(self, codebook_size: int, dim: int, beta: float = 0.25, ema: bool = False,
