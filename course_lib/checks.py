@@ -67,6 +67,8 @@ def number(value, name: str, low: float | None = None, high: float | None = None
     """A real number (not a bool or a string), optionally within ``[low, high]``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__} {value!r}")
+    if value != value:                                       # NaN: every comparison below would pass it
+        raise ValueError(f"{name}: expected a number, got NaN")
     if (low is not None and value < low) or (high is not None and value > high):
         lo = "-inf" if low is None else low
         hi = "inf" if high is None else high

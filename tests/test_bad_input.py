@@ -281,3 +281,60 @@ def test_a_null_id_does_not_map_to_another_class():
     assert meanflow.prompt_class(p).max() < math.prod(P.N_VALUES)
     p[1, 0] = P.N_VALUES[0]                                                # the null shape
     raises(ValueError, "prompts[:, 0] (shape)", lambda: meanflow.prompt_class(p))
+
+
+# ----------------------------------------------------------------------------- flow/: guidance, the loss, reflow (review R1)
+
+class _Labelled(torch.nn.Module):
+    """A conditional velocity with classes 0-2 and the null class 3 that ignores its labels: a wrong
+    label or label count would pass it silently, so the door must catch it."""
+    null_class = 3
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+
+    def forward(self, x, t, y=None):
+        return self.lin(torch.cat([x, t[:, None]], 1))
+
+
+def test_flow_generators_that_are_not_torch_generators_are_named():
+    m = _Labelled()
+    raises(TypeError, "generator", lambda: flow.sample_time(4, generator=0))
+    raises(TypeError, "generator", lambda: flow.drop_labels(torch.zeros(4, dtype=torch.long), 0.5, 3, generator=0))
+    raises(TypeError, "generator", lambda: flow.loss(m, torch.randn(4, 2), generator=0))
+
+
+def test_flow_loss_names_the_arguments_the_learner_passed():
+    m = _Labelled()
+    raises(ValueError, "x1", lambda: flow.loss(m, torch.zeros(0, 2)))                   # was "n: ..."
+    raises(ValueError, "time", lambda: flow.loss(m, torch.randn(4, 2), time="lognorm"))  # was "kind: ..."
+    raises(ValueError, "p_uncond", lambda: flow.loss(m, torch.randn(4, 2), y=torch.zeros(4, dtype=torch.long),
+                                                     p_uncond=2.0))
+    raises(ValueError, "x0", lambda: flow.loss(m, torch.randn(4, 2), x0=torch.randn(2)))  # was "x_0: ..."
+    raises(ValueError, "x0", lambda: flow.fm_pair(torch.randn(2), torch.randn(4, 2), torch.rand(4)))
+
+
+def test_labels_that_do_not_fit_are_named_not_ignored():
+    m, x, t = _Labelled(), torch.randn(4, 2), torch.rand(4)
+    raises(ValueError, "y", lambda: flow.loss(m, x, y=torch.zeros(3, dtype=torch.long)))
+    raises(ValueError, "y", lambda: flow.guided_velocity(m, x, t, torch.zeros(3, dtype=torch.long), 2.0))
+    raises(ValueError, "y", lambda: flow.guided_velocity(m, x, t, torch.zeros(1, dtype=torch.long), 1.0))
+    raises(TypeError, "y", lambda: flow.field(m, 1.5, w=2.0))
+    raises(ValueError, "y", lambda: flow.field(m, 7, w=2.0))                       # classes 0-2, null 3
+    raises(TypeError, "y", lambda: flow.drop_labels(torch.zeros(4), 0.5, 3))           # float labels
+    raises(ValueError, "y", lambda: flow.drop_labels(torch.full((4,), 5, dtype=torch.long), 0.5, 3))
+
+
+def test_a_nan_number_is_refused_where_a_number_is_checked():
+    m = _Labelled()
+    raises(ValueError, "w", lambda: flow.guided_velocity(m, torch.randn(4, 2), torch.rand(4),
+                                                         torch.zeros(4, dtype=torch.long), NAN))
+    raises(ValueError, "cfg_scale", lambda: heads.MSEHead(3, 8).sample(torch.randn(2, 8), cfg_scale=NAN))
+
+
+def test_reflow_refuses_zero_steps_and_batches():
+    m = _Labelled()
+    raises(ValueError, "batch", lambda: flow.reflow_pairs(lambda x, t: -x, 4, 2, batch=0))
+    raises(ValueError, "steps", lambda: flow.reflow(m, torch.randn(4, 2), torch.randn(4, 2), 0))
+    raises(ValueError, "batch", lambda: flow.reflow(m, torch.randn(4, 2), torch.randn(4, 2), 2, batch=0))

@@ -21,8 +21,12 @@ from course_lib import checks
 
 def drop_labels(y: torch.Tensor, p: float, null_class: int, generator: torch.Generator | None = None):
     """Replace each label by ``null_class`` with probability p (label dropout, Ho & Salimans 2022
-    §3.2, Algorithm 1). y (N,) int64 -> (N,) int64."""
+    §3.2, Algorithm 1). y (N,) int64 labels in [0, null_class] -> (N,) int64."""
     checks.number(p, "label-drop probability p", 0.0, 1.0)
+    null_class = checks.positive_int(null_class, "null_class", 0)
+    checks.tensor(y, "y", ndim=1, floating=False, shape="(N,) int64 labels")
+    checks.index_range(y, "y", null_class + 1)                 # a label past the null class is no class
+    checks.generator(generator)
     if p == 0.0:
         return y
     u = torch.rand(y.shape[0], generator=generator) if generator is not None else torch.rand(y.shape[0], device=y.device)
@@ -46,6 +50,8 @@ def guided_velocity(model: Callable, x: torch.Tensor, t: torch.Tensor, y: torch.
     (an unconditional :class:`~course_lib.nets.VelocityMLP`) cannot be guided: ValueError naming ``w``.
     """
     checks.number(w, "w")
+    if isinstance(y, torch.Tensor) and isinstance(x, torch.Tensor) and x.dim():
+        checks.same_rows(y, "y", x.shape[0], "x")             # a (1,) label would broadcast over x
     if w == 1.0:
         return model(x, t, y)
     _check_guidable(model, w)
@@ -67,6 +73,13 @@ def field(model: Callable, y: torch.Tensor | int | None = None, w: float = 1.0) 
     dtype through it (:func:`course_lib.checks.model_device`). ``w != 1`` with labels on a model
     without a null class is a ValueError naming ``w``, raised here rather than at the first step."""
     checks.number(w, "w")
+    if isinstance(y, torch.Tensor):
+        checks.tensor(y, "y", ndim=1, floating=False, shape="(N,) int64 labels")
+    elif y is not None and (isinstance(y, bool) or not isinstance(y, int)):
+        raise TypeError(f"y: expected a (N,) int64 tensor of labels, an int or None, got {type(y).__name__} {y!r}")
+    null = getattr(model, "null_class", None)
+    if isinstance(y, int) and isinstance(null, int) and not 0 <= y <= null:
+        raise ValueError(f"y: expected a label in [0, {null}] ({null} = the null class), got {y}")
     if y is not None and w != 1.0:
         _check_guidable(model, w)
 

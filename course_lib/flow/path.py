@@ -83,8 +83,17 @@ def fm_pair(x0: torch.Tensor, x1: torch.Tensor, t: torch.Tensor):
 
     x0 (N, D) noise, x1 (N, D) data, t (N,) in [0, 1]. Returns (x_t, v), both (N, D).
     """
+    _pair_of(x0, x1)
     s = CondOTPath().sample(x0, x1, t)
     return s.x_t, s.dx_t
+
+
+def _pair_of(x0, x1) -> None:
+    """x0 and x1: (N, D) float tensors of one shape, named as the caller passed them."""
+    checks.tensor(x0, "x0", ndim=2, floating=True, shape="(N, D)")
+    checks.tensor(x1, "x1", ndim=2, floating=True, shape="(N, D)")
+    if x0.shape != x1.shape:
+        raise ValueError(f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
 
 
 def sample_time(n: int, kind: str = "uniform", *, mean: float = 0.0, std: float = 1.0,
@@ -98,6 +107,7 @@ def sample_time(n: int, kind: str = "uniform", *, mean: float = 0.0, std: float 
     """
     checks.positive_int(n, "n")
     checks.one_of(kind, "kind", TIME_SAMPLERS)
+    checks.generator(generator)
     # a seeded generator lives on the CPU: draw there and move; without one, draw on the device
     where = "cpu" if generator is not None or device is None else device
     if kind == "uniform":
@@ -128,7 +138,16 @@ def loss(model: Callable, x1: torch.Tensor, *, x0: torch.Tensor | None = None, t
     left over is the variance around it.
     """
     checks.tensor(x1, "x1", ndim=2, floating=True, shape="(N, D)")
+    checks.rows(x1, "x1")
     checks.same_place(model, x1, "x1")
+    checks.one_of(time, "time", TIME_SAMPLERS)
+    checks.number(p_uncond, "p_uncond", 0.0, 1.0)
+    checks.generator(generator)
+    if x0 is not None:
+        _pair_of(x0, x1)
+    if y is not None:
+        checks.tensor(y, "y", ndim=1, floating=False, shape="(N,) int64 labels")
+        checks.same_rows(y, "y", x1.shape[0], "x1")
     for name, arg in (("x0", x0), ("t", t), ("y", y)):
         if arg is not None:
             checks.same_device(model, arg, name)

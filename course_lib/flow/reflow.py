@@ -34,6 +34,7 @@ def reflow_pairs(v: Callable, n: int, dim: int, steps: int = 100, method: str = 
     steps); reflow trades a little accuracy at many steps for much better few-step samples.
     ``device`` as in :func:`~course_lib.flow.solvers.sample` (checked; default ``v``'s device).
     """
+    checks.positive_int(batch, "batch")
     x0 = prior(n, dim, seed=seed, device=device_for(v, device))               # (n, dim)
     x1 = torch.cat([integrate(v, chunk, steps, method) for chunk in x0.split(batch)])
     return x0, x1
@@ -45,7 +46,10 @@ def reflow(model: torch.nn.Module, x0: torch.Tensor, x1: torch.Tensor, steps: in
     :func:`~course_lib.flow.path.loss` (Liu et al. 2023, eq. 1 on the reflow coupling): each step
     draws ``batch`` random pairs and a fresh t. ``y`` (n,) labels go with the pairs.
     Returns the :class:`course_lib.train.History`."""
+    checks.positive_int(steps, "steps")
+    checks.positive_int(batch, "batch")
     checks.tensor(x0, "x0", ndim=2, floating=True, shape="(N, D)")
+    checks.rows(x0, "x0")
     if x0.shape != x1.shape:
         raise ValueError(f"x0 and x1 must have the same shape, got {tuple(x0.shape)} and {tuple(x1.shape)}")
     checks.same_place(model, x0, "x0")
