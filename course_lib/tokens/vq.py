@@ -316,13 +316,13 @@ def ema_vq(codebook_size: int, dim: int, vectors_per_batch: int, dead_fraction: 
 class ResidualVQ(Quantizer):
     """Residual VQ with ``n_quantizers`` codebooks (SoundStream Algorithm 1, §3.3).
 
-    r_0 = z; for i = 1..n: q_i = VQ_i(r_{i-1}), r_i = r_{i-1} - sg(q_i); z_hat = z + sg(sum q - z).
-    quantizer_dropout: in training, each example (first axis) uses only its first n ~ U{1..N}
-    levels (SoundStream; EnCodec and Mimi draw one n per batch). no_quantization_rate (Mimi): in
-    training, each example bypasses the quantizer with this probability (its continuous z goes to
-    the decoder and it takes no part in the codebook losses and updates). Other arguments go to
-    every :class:`VectorQuantizer` (each level gets its own seed). Its :class:`CodeStats` has one
-    perplexity and usage per level; ``perplexity`` and ``usage`` are their means.
+    r_0 = z; for i = 1..n: q_i = VQ_i(r_{i-1}), r_i = r_{i-1} - sg(q_i); z_hat = z + sg(sum q - z)
+    (Mimi; lucidrains sums each level's straight-through output: n times the identity gradient).
+    quantizer_dropout: in training, each example (first axis) uses only its first n ~ U{1..N} levels
+    (SoundStream; EnCodec and Mimi draw one n per batch). no_quantization_rate (Mimi): in training,
+    each example bypasses the quantizer with this probability (its continuous z goes to the decoder;
+    no part in the codebook losses and updates). Other arguments go to every
+    :class:`VectorQuantizer` (each level its own seed). :class:`CodeStats`: per level and the means.
     """
 
     def __init__(self, n_quantizers: int, codebook_size: int, dim: int, quantizer_dropout: bool = False,
