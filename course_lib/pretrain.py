@@ -38,6 +38,7 @@ class Model:
     notebooks: tuple                # the notebooks that use it (their number)
     make: Callable[[str], object]   # mode -> calls the recipe function(s) that build, train and cache it
     fp16: bool = False              # stored in float16 (only where the notebook's figures do not move)
+    figures: Callable[[str], dict] | None = None   # mode -> figures the weights reach (into the manifest)
 
 
 def _infinity(mode: str) -> None:
@@ -48,11 +49,21 @@ def _infinity(mode: str) -> None:
             next_scale.train_infinity(p, mode, s)
 
 
+def _evaluator_figures(mode: str) -> dict:
+    ref = evaluator.reference(1024)
+    return {"held_out_prompt_accuracy": evaluator.prompt_accuracy(ref.images, ref.prompts)}
+
+
+def _gpt_figures(mode: str) -> dict:
+    return {"held_out_loss_nats": chaining_tokens.held_out_loss(chaining_tokens.trained_gpt(mode), mode=mode)}
+
+
 MODELS = {m.name: m for m in (
-    Model("shapes-evaluator", ("04", "05", "06", "07", "09", "10"), lambda mode: evaluator.shapes_evaluator()),
+    Model("shapes-evaluator", ("04", "05", "06", "07", "09", "10"), lambda mode: evaluator.shapes_evaluator(),
+          figures=_evaluator_figures),
     Model("shape-tokenizer", ("04", "05", "06", "07"), shape_tokens.tokenizer),
     Model("shape-latents", ("07", "09", "10"), shape_latents.tokenizer),
-    Model("token-gpt", ("04", "06", "07"), chaining_tokens.trained_gpt),
+    Model("token-gpt", ("04", "06", "07"), chaining_tokens.trained_gpt, figures=_gpt_figures),
     Model("maskgit", ("05", "06"), maskgit.trained_maskgit),
     Model("next-scale-var-tokenizer", ("06",), next_scale.var_tokenizer),
     Model("next-scale-bsq-tokenizer", ("06",), next_scale.bsq_tokenizer),
@@ -91,8 +102,18 @@ def pretrain(names, mode: str, where: Path) -> dict:
             _, seconds = runtime.timed(lambda: m.make(mode))
             done[m.name] = seconds
             if distributed.is_main():
+                _record_figures(m, mode, where)
                 print(f"{m.name}: ready in {where} ({seconds:.1f} s)", flush=True)
     return done
+
+
+def _record_figures(m: Model, mode: str, where: Path) -> None:
+    """Put ``m.figures(mode)`` into the manifest entry of ``m``'s file for ``mode`` (one file only:
+    figures of several variants would be ambiguous), unless they are there already."""
+    mine = [f for f, e in weights.read_manifest(where).items()
+            if e.get("name") == m.name and e.get("mode") in (mode, None) and not e.get("figures")]
+    if m.figures is not None and len(mine) == 1:
+        weights.set_figures(where, mine[0], m.figures(mode))
 
 
 def listing(where: Path | None, mode: str) -> str:

@@ -47,7 +47,9 @@ def make_toy(mode: str, fits: list | None = None) -> nn.Module:
 @pytest.fixture
 def toy(monkeypatch):
     fits = []
-    monkeypatch.setitem(pretrain.MODELS, "toy-mlp", pretrain.Model("toy-mlp", ("04",), lambda m: make_toy(m, fits)))
+    monkeypatch.setitem(pretrain.MODELS, "toy-mlp", pretrain.Model(
+        "toy-mlp", ("04",), lambda m: make_toy(m, fits),
+        figures=lambda mode: {"loss": (make_toy(mode)(torch.ones(1, 2)) - 1).pow(2).mean().item()}))
     monkeypatch.setitem(runtime._state, "mode", runtime._state["mode"])     # pretrain sets the mode
     return fits
 
@@ -60,6 +62,7 @@ def test_pretrain_writes_the_model_once_and_lists_it(toy, tmp_path, capsys):
     assert (entry["name"], entry["mode"], entry["steps"]) == ("toy-mlp", "lecture", 40)
     assert entry["sha256"] == weights.sha256(out / file) and entry["budget_type"].endswith("ToyBudget")
     assert entry["command"] == "python -m course_lib.pretrain --mode lecture toy-mlp"
+    assert set(entry["figures"]) == {"loss"} and entry["figures"]["loss"] >= 0   # from the loaded weights
     first = (out / file).read_bytes()
     assert pretrain.main(["--mode", "lecture", "--out", str(out), "toy-mlp"]) == 0
     assert toy == [1] and (out / file).read_bytes() == first               # checked and kept, not retrained
