@@ -110,7 +110,7 @@ def minibatch_ot(x0: torch.Tensor, x1: torch.Tensor, block: int | None = 256, or
     One difference from the official OT-CFM code, deliberate: ``OTPlanSampler.sample_plan``
     (atong01/conditional-flow-matching, torchcfm/optimal_transport.py, ``sample_map``) draws N
     (i, j) pairs from the plan WITH replacement (``np.random.choice`` over its N nonzero entries),
-    so a typical batch repeats about a third of its pairs and drops as many noise and data points;
+    so about 37% (1/e) of the plan's pairs are left out of a batch and as many draws are repeats;
     the course keeps every pair of the plan once (the plan read as a permutation), the same plan
     without the resampling noise.
     """
