@@ -70,7 +70,9 @@ class MultiScaleBSQ(Quantizer):
         super().__init__()
         self.dim = checks.positive_int(dim, "dim")
         self.scales = check_scales(scales)
-        self.bsq = BSQ(dim, **bsq_kwargs)
+        # Infinity's tokenizer quantizes with quantize_new: the straight-through step on the scaled code
+        # (identity gradient), not bsq-vit's step on the sign (multiscale_bsq.py)
+        self.bsq = BSQ(dim, **{"ste": "code", **bsq_kwargs})
         self.codebook_size = self.bsq.codebook_size
 
     @property
