@@ -31,6 +31,12 @@ from course_lib import checks, distributed, runtime, weights
 from course_lib.weights import plain as _plain
 
 
+# Bumped when a change of the course's code (not of a budget) changes what training produces, so that a
+# learner's cache retrains instead of loading weights of the old code. 2: FSQ's bound, BSQ's straight-through
+# and MaskGIT's per-image loss as their official code, MAR's AdaLN init, Infinity's bilinear next-scale inputs.
+CODE_VERSION = 2
+
+
 def cache_path(name: str, config) -> "os.PathLike":
     """Where :func:`cached` keeps the model ``name`` trained with ``config``:
     ``runtime.cache_dir() / f"{name}-{hash of config}.pt"`` (every field as sorted JSON, sha256)."""
@@ -44,6 +50,7 @@ def cache_path(name: str, config) -> "os.PathLike":
     except TypeError as e:
         raise TypeError(f"config: every value must be a number, string, list, dict or dataclass of them "
                         f"(written as JSON): {e}") from e
+    text = f"code {CODE_VERSION}: {text}"
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     return runtime.cache_dir() / f"{name}-{digest}.pt"
 
