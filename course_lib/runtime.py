@@ -116,6 +116,10 @@ def pick(budgets: dict, mode_name: str | None = None):
     entry = budgets[m]
     if not dataclasses.is_dataclass(entry) or isinstance(entry, type) or getattr(entry, "mode", None) != m:
         raise TypeError(f"budgets[{m!r}]: expected a dataclass instance with mode={m!r}, got {entry!r}")
+    for f in dataclasses.fields(entry):                 # a nested budget of another mode: a typo
+        part_mode = getattr(getattr(entry, f.name), "mode", m)
+        if part_mode != m:
+            raise TypeError(f"budgets[{m!r}].{f.name}: a budget of mode {part_mode!r} inside the {m!r} budget")
     return entry
 
 

@@ -76,6 +76,13 @@ def test_pick_reads_the_current_mode(monkeypatch):
     with pytest.raises(TypeError, match="dataclass"):
         runtime.pick({**budgets, "full": dict(steps=3)}, "full")
 
+    @dataclasses.dataclass(frozen=True)
+    class WithPart:
+        mode: str
+        part: _Budget
+    with pytest.raises(TypeError, match=r"budgets\['quick'\].part: a budget of mode 'full' inside the 'quick'"):
+        runtime.pick({**budgets, "quick": WithPart("quick", budgets["full"])}, "quick")
+
 
 def test_device_override(monkeypatch):
     monkeypatch.setattr(runtime, "_state", {"mode": None, "device": None})

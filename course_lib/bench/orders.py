@@ -47,7 +47,7 @@ def run(args: list[str]) -> dict:
                    help="leave out the figures of this notebook's recipe")
     opts = p.parse_args(args)
     mode = runtime.mode()
-    B = chaining_tokens.budget()
+    B = chaining_tokens.budget(mode)
     res: dict = {"bars": {}}
 
     ref = evaluator.reference(2000, seed=5)

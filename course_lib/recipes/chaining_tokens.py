@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from course_lib import evaluator, runtime, train
 from course_lib.orders import gpt
 from course_lib.orders import prompt as P
-from course_lib.recipes import shape_tokens
+from course_lib.recipes import shape_tokens, shapes_task
 
 VERSION = 1
 CFG_SCALE = 2.0                 # the guidance scale the notebook and the bench use
@@ -37,18 +37,9 @@ P_NULL = 0.1                    # null-prompt dropout (as VAR, MaskGIT, MAR)
 
 
 @dataclass(frozen=True)
-class Budget:
-    """Notebook 04's budget in one mode; all of it is the trained GPT's cache key."""
-    mode: str                 # the course mode this budget is for
-    tokenizer: shape_tokens.Budget  # the VQ tokenizer whose tokens the GPT models
-    n_train: int              # tokenized training shapes (seed shape_tokens.TRAIN_SEED)
-    batch: int                # sequences per step
-    d_model: int              # the GPT's width
-    n_layer: int              # transformer blocks
-    n_head: int               # attention heads
-    steps: int                # training steps (warmup, then cosine decay)
-    lr: float                 # AdamW's peak learning rate
-    n_eval: int               # held-out prompts per score
+class Budget(shapes_task.TransformerBudget):
+    """Notebook 04's budget in one mode (the GPT's, over shape_tokens' tokens); all of it is the
+    trained GPT's cache key."""
     n_div: int                # prompts whose 8 samples measure diversity
     n_kv: int                 # prompts sampled with and without the KV cache
     p_null: float = P_NULL    # share of training prompts replaced by the null prompt

@@ -29,7 +29,7 @@ from torch import nn
 from course_lib import data, evaluator, heads, metrics, runtime, train
 from course_lib.orders import continuous, gpt
 from course_lib.orders import prompt as P
-from course_lib.recipes import chaining_tokens, shape_latents, shape_tokens
+from course_lib.recipes import chaining_tokens, shape_latents, shape_tokens, shapes_task
 from course_lib.tokens.rounding import round_to_bits  # noqa: F401  (07's exercise 1; used below)
 
 VERSION = 1
@@ -45,19 +45,10 @@ JITTERS = torch.linspace(-0.5, 0.5, 5)   # the data's half-pixel placement jitte
 
 
 @dataclass(frozen=True)
-class Budget:
-    """Notebook 07's budget in one mode: the GPT's sizes and data (:class:`chaining_tokens.Budget`),
-    fewer steps in lecture mode (time); all of it is the continuous models' cache key."""
-    mode: str                 # the course mode this budget is for
-    tokenizer: shape_latents.Budget  # the continuous tokenizer whose tokens the models learn
-    n_train: int              # training shapes (seed shape_latents.TRAIN_SEED)
-    batch: int                # sequences per step
-    d_model: int              # the transformer's width
-    n_layer: int              # transformer blocks
-    n_head: int               # attention heads
-    steps: int                # training steps (warmup, then cosine decay)
-    lr: float                 # AdamW's peak learning rate
-    n_eval: int               # held-out prompts per score
+class Budget(shapes_task.TransformerBudget):
+    """Notebook 07's budget in one mode: the GPT's sizes and data (:class:`chaining_tokens.Budget`)
+    over shape_latents' tokens, fewer steps in lecture mode (time); all of it is the continuous
+    models' cache key."""
     p_null: float = P_NULL    # share of training prompts replaced by the null prompt
     version: int = VERSION    # the code's version
 

@@ -14,38 +14,28 @@ Budgets per mode and the experiments the notebook and ``course_lib.bench orders`
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
 
 from course_lib import evaluator, runtime, train
 from course_lib.orders import maskgit
-from course_lib.recipes import shape_tokens
+from course_lib.recipes import shape_tokens, shapes_task
 
 
 @dataclass(frozen=True)
-class Budget:
-    """Notebook 05's budget in one mode."""
-    mode: str                 # the course mode this budget is for
-    n_train: int              # tokenized training shapes
-    batch: int                # sequences per step
-    d_model: int              # MaskGIT's width
-    n_layer: int              # transformer blocks
-    n_head: int               # attention heads
-    steps: int                # training steps (warmup, then cosine decay)
-    lr: float                 # AdamW's peak learning rate
-    n_eval: int               # held-out prompts per score
+class Budget(shapes_task.TransformerBudget):
+    """Notebook 05's budget in one mode (MaskGIT's, over shape_tokens' tokens)."""
     cfg_scale: float          # guidance scale of MaskGIT and the GPT
 
 
 BUDGETS = {
-    "quick": Budget("quick", n_train=4096, batch=64, d_model=64, n_layer=2, n_head=4, steps=300, lr=2e-3,
-                    n_eval=128, cfg_scale=2.0),
-    "lecture": Budget("lecture", n_train=8192, batch=64, d_model=128, n_layer=4, n_head=4, steps=1500, lr=1e-3,
-                      n_eval=512, cfg_scale=2.0),
-    "full": Budget("full", n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8, steps=12000, lr=5e-4,
-                   n_eval=2048, cfg_scale=2.0),
+    "quick": Budget("quick", shape_tokens.BUDGETS["quick"], n_train=4096, batch=64, d_model=64, n_layer=2,
+                    n_head=4, steps=300, lr=2e-3, n_eval=128, cfg_scale=2.0),
+    "lecture": Budget("lecture", shape_tokens.BUDGETS["lecture"], n_train=8192, batch=64, d_model=128,
+                      n_layer=4, n_head=4, steps=1500, lr=1e-3, n_eval=512, cfg_scale=2.0),
+    "full": Budget("full", shape_tokens.BUDGETS["full"], n_train=32768, batch=128, d_model=256, n_layer=6,
+                   n_head=8, steps=12000, lr=5e-4, n_eval=2048, cfg_scale=2.0),
 }
 STEPS = (1, 2, 4, 8, 16)          # decoding steps compared (16 = one token per step)
 SEED = 0
@@ -84,19 +74,25 @@ def fit(model: maskgit.MaskGIT, B: Budget, criterion=None, progress: bool = True
 
 def train_maskgit(B: Budget, criterion=None, progress: bool = True):
     """Build a MaskGIT and :func:`fit` it (``criterion`` as there). Returns (model in eval mode,
-    training History)."""
+    training History). The weights also go to the disk cache of :func:`trained_maskgit` when it has
+    none for this budget (notebook 05 trains with the learner's loss only once it passed its check,
+    else with the library's), so that notebook 06 reuses the model instead of training another."""
     model = build(B)
     hist = fit(model, B, criterion, progress)
+    _cached(B, fit=lambda m: m.load_state_dict(model.state_dict()), verbose=False)
     return model.eval(), hist
 
 
+def _cached(B: Budget, fit, verbose: bool = True) -> maskgit.MaskGIT:
+    return train.cached("maskgit", dict(budget=B, seed=SEED), build=lambda: build(B), fit=fit, verbose=verbose)
+
+
 def trained_maskgit(mode: str | None = None) -> maskgit.MaskGIT:
-    """The MaskGIT of this mode trained with the library's loss, kept in the disk cache (key: the
-    budget), so that the benchmark and notebook 06's table of the four orders reuse one model: from
-    the cache, or built and :func:`fit` now."""
+    """The MaskGIT of this mode (masked loss of :func:`fit`), from the disk cache (where notebook 05
+    or an earlier call left it), else built and :func:`fit` now: the benchmark and notebook 06's
+    table of the four orders reuse one model."""
     B = budget(mode)
-    return train.cached("maskgit", dict(budget=B, seed=SEED), build=lambda: build(B),
-                        fit=lambda model: fit(model, B, progress=False))
+    return _cached(B, fit=lambda model: fit(model, B, progress=False))
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -139,14 +135,6 @@ def order_by_content(decoded: maskgit.Decoded, images: torch.Tensor, threshold: 
 
 # ----------------------------------------------------------------------------- measuring
 
-def _timed(fn):
-    if runtime.device().type == "cuda":
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    out = fn()
-    if runtime.device().type == "cuda":
-        torch.cuda.synchronize()
-    return out, time.perf_counter() - t0
 
 
 def score(images: torch.Tensor, ref) -> dict:
@@ -169,14 +157,14 @@ def evaluate_maskgit(model, steps: int, B: Budget, ref=None, seed: int = SEED) -
         out = maskgit.generate(model, p, steps=steps, cfg_scale=B.cfg_scale, generator=g)
         return out, shape_tokens.decode(out.tokens, B.mode)
     generate(prompts[:2])                                              # warm up
-    (out, images), seconds = _timed(lambda: generate(prompts))
+    (out, images), seconds = runtime.timed(lambda: generate(prompts))
     return dict(steps=steps, **score(images, ref), nfe=out.nfe, seconds_per_image=seconds / len(prompts),
                 latency=latency(generate, prompts), params=n_params(model))
 
 
 def latency(generate, prompts: torch.Tensor, n: int | None = None) -> float:
     """Median seconds of ``generate(prompts[i:i+1])``: one image alone, over the first n prompts."""
-    times = [_timed(lambda: generate(prompts[i:i + 1]))[1] for i in range(n or LATENCY_PROMPTS)]
+    times = [runtime.timed(lambda: generate(prompts[i:i + 1]))[1] for i in range(n or LATENCY_PROMPTS)]
     return sorted(times)[len(times) // 2]
 
 

@@ -41,6 +41,22 @@ class TokenizerBudget:
     steps: int                # training steps (AdamW, lr 2e-3, cosine decay)
 
 
+@dataclass(frozen=True)
+class TransformerBudget:
+    """The budget of a prompted transformer over the shapes' tokens in one mode (the GPT of 04,
+    MaskGIT of 05, the continuous models of 07); each recipe adds its own fields."""
+    mode: str                 # the course mode this budget is for
+    tokenizer: TokenizerBudget  # the tokenizer whose tokens it models (in its cache key)
+    n_train: int              # training shapes (seed TRAIN_SEED), as tokens
+    batch: int                # sequences per step
+    d_model: int              # the transformer's width
+    n_layer: int              # transformer blocks
+    n_head: int               # attention heads
+    steps: int                # training steps (warmup, then cosine decay)
+    lr: float                 # AdamW's peak learning rate
+    n_eval: int               # held-out prompts per score
+
+
 def budgets(cls: type) -> dict:
     """One ``cls`` (a :class:`TokenizerBudget`) per mode, with the sizes both tokenizers train with."""
     return {"quick": cls(mode="quick", n_train=4096, batch=64, hidden=32, steps=300),
