@@ -55,7 +55,7 @@ def _wavenet(B, seed: int) -> dict:
             "wavenet_receptive_field": model.receptive_field,
             "wavenet_samples_per_second": gen.samples_per_second,
             "wavenet_realtime_factor": gen.samples_per_second / recipe.SAMPLE_RATE,
-            "wavenet_clips_in_parallel": B.gen_clips,
+            "wavenet_clips_in_parallel": B.wave.gen_clips,
             "wavenet_naive_samples_per_second": recipe.naive_samples_per_second(model, q_test, B),
             "wavenet_parameters": count_parameters(model)}
 

@@ -31,6 +31,20 @@ from course_lib.train import History
 
 
 @dataclass(frozen=True)
+class Wave:
+    """Section 5's budget: the WaveNet on one-second synthetic clips, and its generation."""
+    channels: int             # residual channels
+    skip: int                 # skip channels
+    dilations: tuple          # dilations, layer by layer
+    clips: int                # one-second training clips
+    steps: int                # training steps
+    batch: int                # windows per step
+    crop: int                 # scored samples per window
+    gen_seconds: float        # seconds of audio generated per clip
+    gen_clips: int            # clips generated
+
+
+@dataclass(frozen=True)
 class Budget:
     """Notebook 01's budget in one mode."""
     mode: str                 # the course mode this budget is for
@@ -42,32 +56,20 @@ class Budget:
     steps: int                # the PixelCNN's training steps
     cond_steps: int           # fine-tuning steps of the class-conditional PixelCNN
     n_samples: int            # digits sampled per temperature
-    wave_channels: int        # the WaveNet's residual channels
-    wave_skip: int            # its skip channels
-    wave_dilations: tuple     # its dilations, layer by layer
-    wave_clips: int           # one-second training clips
-    wave_steps: int           # the WaveNet's training steps
-    wave_batch: int           # windows per step
-    wave_crop: int            # scored samples per window
-    gen_seconds: float        # seconds of audio generated per clip
-    gen_clips: int            # clips generated
+    wave: Wave                # the WaveNet of section 5
 
 
 BUDGETS = {
     "quick": Budget("quick", channels=32, layers=4, dropout=0.5, batch=64, lr=3e-3, steps=60, cond_steps=30,
-                    n_samples=16, wave_channels=16, wave_skip=32, wave_dilations=(1, 2, 4, 8, 16, 32),
-                    wave_clips=16, wave_steps=30, wave_batch=8, wave_crop=256, gen_seconds=0.05,
-                    gen_clips=4),
+                    n_samples=16, wave=Wave(channels=16, skip=32, dilations=(1, 2, 4, 8, 16, 32), clips=16,
+                                            steps=30, batch=8, crop=256, gen_seconds=0.05, gen_clips=4)),
     "lecture": Budget("lecture", channels=64, layers=7, dropout=0.5, batch=64, lr=3e-3, steps=1100, cond_steps=250,
-                      n_samples=64, wave_channels=32, wave_skip=64,
-                      wave_dilations=(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8),
-                      wave_clips=96, wave_steps=450, wave_batch=8, wave_crop=768, gen_seconds=0.5,
-                      gen_clips=4),
+                      n_samples=64, wave=Wave(channels=32, skip=64,
+                                              dilations=(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8),
+                                              clips=96, steps=450, batch=8, crop=768, gen_seconds=0.5, gen_clips=4)),
     "full": Budget("full", channels=128, layers=12, dropout=0.5, batch=128, lr=2e-3, steps=6000, cond_steps=4000,
-                   n_samples=100, wave_channels=64, wave_skip=128,
-                   wave_dilations=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512) * 3,
-                   wave_clips=512, wave_steps=5000, wave_batch=16, wave_crop=4000, gen_seconds=2.0,
-                   gen_clips=8),
+                   n_samples=100, wave=Wave(channels=64, skip=128, dilations=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512) * 3,
+                                            clips=512, steps=5000, batch=16, crop=4000, gen_seconds=2.0, gen_clips=8)),
 }
 
 LEVELS = 17             # the 8x8 digits take the values 0..16
@@ -150,25 +152,25 @@ def sample_digits(model: P.PixelCNN, n: int, temperature: float = 1.0, seed: int
 # ----------------------------------------------------------------------------- WaveNet on audio
 
 def audio(B, seed: int = 0):
-    """One-second synthetic clips at :data:`SAMPLE_RATE`: (train, test), ``B.wave_clips`` and an
+    """One-second synthetic clips at :data:`SAMPLE_RATE`: (train, test), ``B.wave.clips`` and an
     eighth of that (at least 4) clips, waves (N, 8000) float in [-1, 1]."""
-    train = data.audio_clips(B.wave_clips, sample_rate=SAMPLE_RATE, seconds=1.0, seed=seed)
-    test = data.audio_clips(max(4, B.wave_clips // 8), sample_rate=SAMPLE_RATE, seconds=1.0, seed=seed + 1000)
+    train = data.audio_clips(B.wave.clips, sample_rate=SAMPLE_RATE, seconds=1.0, seed=seed)
+    test = data.audio_clips(max(4, B.wave.clips // 8), sample_rate=SAMPLE_RATE, seconds=1.0, seed=seed + 1000)
     return train, test
 
 
 def wavenet(B, seed: int = 0) -> W.WaveNet:
     """The notebook's WaveNet (sizes from the budget), built after seeding, on the course device."""
     runtime.seed_everything(seed)
-    return W.WaveNet(levels=256, channels=B.wave_channels, skip_channels=B.wave_skip,
-                     dilations=B.wave_dilations).to(runtime.device())
+    return W.WaveNet(levels=256, channels=B.wave.channels, skip_channels=B.wave.skip,
+                     dilations=B.wave.dilations).to(runtime.device())
 
 
 def train_wavenet(model: W.WaveNet, levels: torch.Tensor, B, *, seed: int = 0, bpd: BitsFn = P.bits_per_dim,
                   progress: bool = True) -> History:
-    """:func:`~course_lib.pixels.wavenet.fit` on mu-law levels (N, L) for ``B.wave_steps`` steps of
-    ``B.wave_batch`` windows (``B.wave_crop`` scored samples each), cosine learning rate."""
-    return W.fit(model, levels, B.wave_steps, batch=B.wave_batch, crop=B.wave_crop, seed=seed,
+    """:func:`~course_lib.pixels.wavenet.fit` on mu-law levels (N, L) for ``B.wave.steps`` steps of
+    ``B.wave.batch`` windows (``B.wave.crop`` scored samples each), cosine learning rate."""
+    return W.fit(model, levels, B.wave.steps, batch=B.wave.batch, crop=B.wave.crop, seed=seed,
                  progress=progress, bpd=bpd, schedule="cosine")
 
 
@@ -189,16 +191,16 @@ class Generation:
 
 def generate_audio(model: W.WaveNet, test_levels: torch.Tensor, B, seed: int = 0,
                    progress: bool = True) -> Generation:
-    """Continue ``B.gen_clips`` primes of one receptive field from ``test_levels`` (N, L) by
-    ``B.gen_seconds`` of audio with the cached :meth:`~course_lib.pixels.wavenet.WaveNet.generate`.
+    """Continue ``B.wave.gen_clips`` primes of one receptive field from ``test_levels`` (N, L) by
+    ``B.wave.gen_seconds`` of audio with the cached :meth:`~course_lib.pixels.wavenet.WaveNet.generate`.
 
-    Each of the first ``B.gen_clips // 2`` test clips primes two clips: one at temperature 1, one
+    Each of the first ``B.wave.gen_clips // 2`` test clips primes two clips: one at temperature 1, one
     at 0.7; all of them in one batch."""
-    half = max(1, B.gen_clips // 2)
-    source = torch.arange(B.gen_clips) % half                       # (clips,)
+    half = max(1, B.wave.gen_clips // 2)
+    source = torch.arange(B.wave.gen_clips) % half                       # (clips,)
     prime = test_levels[source.to(test_levels.device), :model.receptive_field]   # (clips, rf)
-    temps = torch.tensor([1.0] * half + [0.7] * (B.gen_clips - half))
-    n_new = int(B.gen_seconds * SAMPLE_RATE)
+    temps = torch.tensor([1.0] * half + [0.7] * (B.wave.gen_clips - half))
+    n_new = int(B.wave.gen_seconds * SAMPLE_RATE)
     out, seconds = runtime.timed(lambda: model.generate(n_new, prime, temperature=temps, progress=progress,
                                                         generator=torch.Generator().manual_seed(seed)))
     return Generation(out, source, temps, prime.shape[1] + n_new - 1, seconds)
@@ -207,9 +209,9 @@ def generate_audio(model: W.WaveNet, test_levels: torch.Tensor, B, seed: int = 0
 @torch.no_grad()
 def naive_samples_per_second(model: W.WaveNet, test_levels: torch.Tensor, B, repeats: int = 20) -> float:
     """Generation speed without the cache: one full forward pass over a receptive-field window of
-    ``B.gen_clips`` clips per generated sample, timed over ``repeats`` passes."""
+    ``B.wave.gen_clips`` clips per generated sample, timed over ``repeats`` passes."""
     model.eval()
-    window = test_levels[:B.gen_clips, :model.receptive_field]      # (clips, rf)
+    window = test_levels[:B.wave.gen_clips, :model.receptive_field]      # (clips, rf)
     return 1 / runtime.seconds_per_step(lambda k: model(window), repeats)
 
 
