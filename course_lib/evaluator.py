@@ -159,6 +159,7 @@ def frechet(images_a: torch.Tensor, images_b: torch.Tensor) -> float:
     """Fréchet distance between two image sets in the evaluator's feature space (FID's formula,
     :func:`course_lib.metrics.frechet_distance`). Compare with :func:`frechet_floor` at the same N."""
     check_images(images_a, "images_a"), check_images(images_b, "images_b")
+    checks.rows(images_a, "images_a", 2), checks.rows(images_b, "images_b", 2)     # a covariance needs 2
     ev = shapes_evaluator()
     return metrics.frechet_distance(ev.features(images_a), ev.features(images_b))
 
@@ -168,5 +169,5 @@ def frechet_floor(n: int, seed: int = 0) -> float:
     reference's prompts rendered again with another draw of the placement jitter
     (:func:`course_lib.data.render_prompts`, seed ``FLOOR_SEED + seed``). That is what a perfect
     generator, given the reference's prompts as the notebooks give them, would score at this n."""
-    ref = reference(checks.positive_int(n, "n"), seed)
+    ref = reference(checks.positive_int(n, "n", 2), seed)          # a covariance needs 2 images
     return frechet(data.render_prompts(ref.prompts, seed=metrics.FLOOR_SEED + seed), ref.images)

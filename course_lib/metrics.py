@@ -58,9 +58,12 @@ def sliced_wasserstein(x: torch.Tensor, y: torch.Tensor, directions: torch.Tenso
     """
     checks.tensor(x, "x", ndim=2, floating=True, shape="(N, D)")
     checks.tensor(y, "y", ndim=2, floating=True, shape="(M, D)")
+    checks.rows(x, "x")
+    checks.rows(y, "y")
     if x.shape[1] != y.shape[1]:
         raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
     if not isinstance(directions, torch.Tensor):
+        checks.positive_int(directions, "directions")
         directions = random_directions(x.shape[1], directions, seed)            # (D, P) float64
     checks.tensor(directions, "directions", ndim=2, floating=True, shape=f"({x.shape[1]}, P)")
     if directions.shape[0] != x.shape[1]:
@@ -103,6 +106,7 @@ def swd_to_data(sample_fn: Callable, data_fn: Callable, n: int, seeds=(0,), n_pr
     or the data itself for :func:`noise_floor`); ``data_fn(n, seed) -> (n, D)`` draws the data.
     ``distance`` is :func:`sliced_wasserstein` or a function with its signature (a learner's own).
     """
+    checks.positive_int(n, "n")
     seeds = tuple(seeds)
     if not seeds:
         raise ValueError("seeds: expected at least one evaluation seed, got none")
@@ -138,6 +142,8 @@ def grid_tv(x: torch.Tensor, y: torch.Tensor, bins: int = 32, lim: float = 4.0) 
     """
     checks.tensor(x, "x", ndim=2, floating=True, shape="(N, 2)")
     checks.tensor(y, "y", ndim=2, floating=True, shape="(M, 2)")
+    checks.rows(x, "x")
+    checks.rows(y, "y")
     if x.shape[1] != 2 or y.shape[1] != 2:
         raise ValueError(f"grid_tv compares 2-D points: got dimensions {x.shape[1]} and {y.shape[1]}")
     checks.positive_int(bins, "bins")
@@ -158,6 +164,7 @@ def grid_tv_to_data(sample_fn: Callable, data_fn: Callable, n: int, seeds=(0,), 
     """:func:`grid_tv` of a sampler's output to held-out data, averaged over evaluation seeds s:
     ``grid_tv(sample_fn(n, s), data_fn(n, HELD_OUT_SEED + s))`` (the same draws as
     :func:`swd_to_data`)."""
+    checks.positive_int(n, "n")
     seeds = tuple(seeds)
     if not seeds:
         raise ValueError("seeds: expected at least one evaluation seed, got none")
@@ -175,6 +182,12 @@ def mmd(x: torch.Tensor, y: torch.Tensor, bandwidths=(0.1, 0.2, 0.5, 1.0, 2.0)) 
     (Gretton et al. 2012, eq. 3). x: (N, D), y: (M, D)."""
     checks.tensor(x, "x", ndim=2, floating=True, shape="(N, D)")
     checks.tensor(y, "y", ndim=2, floating=True, shape="(M, D)")
+    checks.rows(x, "x", 2)                                   # the U-statistic divides by n (n - 1)
+    checks.rows(y, "y", 2)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"x and y must have the same dimension, got {x.shape[1]} and {y.shape[1]}")
+    for h in bandwidths:
+        checks.number(h, "bandwidths", 1e-12)                # a bandwidth of 0 divides by 0
     x, y = x.double(), y.double().to(x.device)
     def k(a, b):
         d2 = torch.cdist(a, b).pow(2)
@@ -204,8 +217,8 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
     if feats_a.shape[1] != feats_b.shape[1]:
         raise ValueError(f"feats_a and feats_b must have the same feature size, got {feats_a.shape[1]} "
                          f"and {feats_b.shape[1]}")
-    if feats_a.shape[0] < 2 or feats_b.shape[0] < 2:
-        raise ValueError(f"need at least 2 rows in each set, got {feats_a.shape[0]} and {feats_b.shape[0]}")
+    checks.rows(feats_a, "feats_a", 2)                       # a covariance needs 2 rows
+    checks.rows(feats_b, "feats_b", 2)
     a, b = feats_a.detach().double().cpu(), feats_b.detach().double().cpu()
     mu_a, mu_b = a.mean(0), b.mean(0)                                        # (F,)
     cov_a, cov_b = torch.cov(a.T), torch.cov(b.T)                            # (F, F)
@@ -218,17 +231,30 @@ def frechet_distance(feats_a: torch.Tensor, feats_b: torch.Tensor) -> float:
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, max_value: float = 1.0) -> float:
-    """Peak signal-to-noise ratio in dB, 10 log10(max^2 / MSE), over all elements."""
+    """Peak signal-to-noise ratio in dB, 10 log10(max^2 / MSE), over all elements. Values far above
+    ``max_value`` (images in [0, 255] scored with max_value = 1) are refused, naming max_value."""
+    checks.tensor(x, "x")
+    checks.tensor(y, "y")
+    checks.number(max_value, "max_value", 1e-12)
+    if x.numel() and max(float(x.abs().max()), float(y.abs().max())) > 2 * max_value:
+        raise ValueError(f"max_value: the values reach {max(float(x.abs().max()), float(y.abs().max())):.4g}, far "
+                         f"above max_value = {max_value:g}: pass the images' range (e.g. max_value=255) or scale them")
     if x.shape != y.shape:
-        raise ValueError(f"psnr needs equal shapes, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise ValueError(f"y: expected the shape of x, {tuple(x.shape)} (psnr needs equal shapes), "
+                         f"got {tuple(y.shape)}")
     mse = (x.double() - y.double()).pow(2).mean().item()
     return float("inf") if mse == 0 else 10 * math.log10(max_value ** 2 / mse)
 
 
 def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
     """Signal-to-noise ratio in dB, 10 log10(|ref|^2 / |ref - est|^2), over all elements."""
+    checks.tensor(reference, "reference")
+    checks.tensor(estimate, "estimate")
+    if reference.numel() == 0:
+        raise ValueError("reference: expected at least one sample, got an empty tensor")
     if reference.shape != estimate.shape:
-        raise ValueError(f"snr_db needs equal shapes, got {tuple(reference.shape)} and {tuple(estimate.shape)}")
+        raise ValueError(f"estimate: expected the shape of reference, {tuple(reference.shape)} (snr_db needs "
+                         f"equal shapes), got {tuple(estimate.shape)}")
     signal = reference.double().pow(2).sum().item()
     noise = (reference.double() - estimate.double()).pow(2).sum().item()
     return float("inf") if noise == 0 else 10 * math.log10(signal / max(noise, 1e-300))
@@ -237,7 +263,12 @@ def snr_db(reference: torch.Tensor, estimate: torch.Tensor) -> float:
 # ----------------------------------------------------------------------------- codebook usage
 
 def code_histogram(codes: torch.Tensor, codebook_size: int) -> torch.Tensor:
-    """Fraction of vectors assigned to each code, (K,) float summing to 1."""
+    """Fraction of vectors assigned to each code, (K,) float summing to 1. ``codes``: integer ids in
+    [0, codebook_size) (at least one)."""
+    checks.positive_int(codebook_size, "codebook_size")
+    checks.index_range(codes, "codes", codebook_size)
+    if codes.numel() == 0:
+        raise ValueError("codes: expected at least one code, got an empty tensor")
     counts = torch.bincount(codes.reshape(-1).long(), minlength=codebook_size).float()
     return counts / counts.sum().clamp_min(1)
 

@@ -338,3 +338,62 @@ def test_reflow_refuses_zero_steps_and_batches():
     raises(ValueError, "batch", lambda: flow.reflow_pairs(lambda x, t: -x, 4, 2, batch=0))
     raises(ValueError, "steps", lambda: flow.reflow(m, torch.randn(4, 2), torch.randn(4, 2), 0))
     raises(ValueError, "batch", lambda: flow.reflow(m, torch.randn(4, 2), torch.randn(4, 2), 2, batch=0))
+
+
+# ----------------------------------------------------------------------------- metrics, codes, MaskGIT's steps, sampling (review R1)
+
+def test_metrics_name_what_would_fail_inside_or_pass_silently():
+    from course_lib import metrics
+    x = torch.randn(8, 2)
+    raises(TypeError, "x", lambda: metrics.psnr([0.1], torch.rand(1)))                      # was AttributeError
+    raises(ValueError, "max_value", lambda: metrics.psnr(torch.rand(4), torch.rand(4), max_value=0))   # math domain
+    raises(ValueError, "max_value", lambda: metrics.psnr(torch.rand(8) * 255, torch.rand(8) * 255))  # -41 dB
+    raises(ValueError, "y", lambda: metrics.psnr(torch.rand(4, 1), torch.rand(1, 4)))
+    raises(ValueError, "reference", lambda: metrics.snr_db(torch.zeros(0), torch.zeros(0)))    # was inf
+    raises(ValueError, "codes", lambda: metrics.code_histogram(torch.tensor([0, 5]), 4))       # was 6 bins
+    raises(ValueError, "codes", lambda: metrics.usage(torch.tensor([0, -1]), 4))               # bincount error
+    raises(TypeError, "codes", lambda: metrics.perplexity(torch.tensor([0.0, 1.0]), 4))
+    raises(ValueError, "codes", lambda: metrics.perplexity(torch.zeros(0, dtype=torch.long), 4))  # was 1.0
+    raises(ValueError, "directions", lambda: metrics.sliced_wasserstein(x, x, 0))             # was "n: ..."
+    raises(ValueError, "x", lambda: metrics.sliced_wasserstein(torch.zeros(0, 2), x))         # ZeroDivisionError
+    raises(ValueError, "x", lambda: metrics.grid_tv(torch.zeros(0, 2), x))                    # was 0.5
+    raises(ValueError, "y", lambda: metrics.mmd(x, torch.randn(8, 3)))                         # cdist error
+    raises(ValueError, "bandwidths", lambda: metrics.mmd(x, x, bandwidths=(0.0,)))             # was nan
+    raises(ValueError, "n", lambda: metrics.noise_floor(lambda n, seed: torch.randn(n, 2), 0))  # was nan
+    raises(ValueError, "feats_a", lambda: metrics.frechet_distance(torch.randn(1, 2), torch.randn(8, 2)))
+    raises(ValueError, "images_a", lambda: evaluator.frechet(torch.rand(1, 3, 16, 16), torch.rand(4, 3, 16, 16)))
+
+
+def test_nearest_code_and_kmeans_refuse_what_would_become_code_zero_or_an_index_error():
+    from course_lib.tokens import vq
+    z = torch.randn(4, 2)
+    z[1, 0] = NAN
+    raises(ValueError, "z", lambda: vq.nearest_code(z, torch.randn(5, 2)))                     # was code 0
+    raises(ValueError, "codebook", lambda: vq.nearest_code(torch.randn(4, 2), torch.randn(0, 2)))
+    raises(ValueError, "k", lambda: vq.kmeans(torch.randn(10, 2), 0))                          # argmin IndexError
+    raises(ValueError, "iters", lambda: vq.kmeans(torch.randn(10, 2), 2, iters=-1))
+    raises(ValueError, "x", lambda: vq.kmeans(torch.full((10, 2), NAN), 2))
+
+
+def test_maskgit_steps_refuse_what_would_mask_decided_tokens_or_fail_inside():
+    conf, known = torch.rand(2, 8), torch.zeros(2, 8, dtype=torch.bool)
+    raises(ValueError, "n_mask", lambda: maskgit.choose_to_mask(conf, known, 3))                # masked decided ones
+    raises(ValueError, "n_mask", lambda: maskgit.choose_to_mask(conf, ~known, 9))               # topk error
+    raises(ValueError, "n_mask", lambda: maskgit.choose_to_mask(conf, ~known, -1))
+    raises(TypeError, "unknown", lambda: maskgit.choose_to_mask(conf, torch.ones(2, 8), 2))
+    raises(ValueError, "unknown", lambda: maskgit.choose_to_mask(conf, torch.ones(2, 7, dtype=torch.bool), 2))
+    raises(ValueError, "r", lambda: maskgit.gamma(1.5))                                           # was -0.71
+    raises(ValueError, "n_examples", lambda: maskgit.random_mask(0, 16))
+    raises(TypeError, "generator", lambda: maskgit.random_mask(2, 16, generator=0))
+    raises(TypeError, "generator", lambda: maskgit.gumbel((2, 3), generator=0))
+    logits, targets, mask = torch.randn(2, 4, 8), torch.zeros(2, 4, dtype=torch.long), torch.ones(2, 4, dtype=torch.bool)
+    raises(ValueError, "targets", lambda: maskgit.masked_loss(logits, torch.full((2, 4), 8), mask))   # IndexError
+    raises(ValueError, "label_smoothing", lambda: maskgit.masked_loss(logits, targets, mask, 2.0))
+    raises(ValueError, "mask", lambda: maskgit.masked_loss(logits, targets, ~mask))                 # was NaN
+    raises(TypeError, "mask", lambda: maskgit.masked_loss(logits, targets, mask.float()))
+
+
+def test_sampling_names_nan_logits():
+    from course_lib.nets import sampling
+    raises(ValueError, "logits", lambda: sampling.sample_logits(torch.full((2, 8), NAN), 1.0))   # multinomial error
+    assert sampling.sample_logits(torch.tensor([[0.0, -math.inf]]), 1.0).item() == 0           # -inf is a filtered value

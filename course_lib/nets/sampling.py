@@ -87,6 +87,8 @@ def sample_logits(logits: torch.Tensor, temperature: float | torch.Tensor = 1.0,
         raise ValueError(f"logits: expected shape (..., V) with V >= 1, got {tuple(logits.shape)}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    if logits.device.type != "meta" and bool(torch.isnan(logits).any()):   # -inf is a filtered value; NaN is not
+        raise ValueError(f"logits: expected numbers, got {int(torch.isnan(logits).sum())} NaN (a NaN model output?)")
     draw_on = generator.device if generator is not None else torch.device("cpu")
     *batch, v = logits.shape
     temp = _temperature(temperature, torch.Size(batch), draw_on)

@@ -59,8 +59,9 @@ def gamma(r: torch.Tensor | float) -> torch.Tensor | float:
     """The cosine mask schedule gamma(r) = cos(pi r / 2): the share of tokens masked at ratio r in
     [0, 1] (gamma(0) = 1: all masked; gamma(1) = 0: none) (paper §3.3; ``mask_schedule.py``)."""
     if isinstance(r, torch.Tensor):
+        checks.value_range(r, "r", 0.0, 1.0)
         return torch.cos(math.pi / 2 * r)
-    return math.cos(math.pi / 2 * float(r))
+    return math.cos(math.pi / 2 * checks.number(r, "r", 0.0, 1.0))
 
 
 def masked_after_step(step: int, steps: int, n_start: int, n_unknown: int) -> int:
@@ -85,6 +86,8 @@ def random_mask(n_examples: int, n_tokens: int, generator: torch.Generator | Non
     """(n_examples, n_tokens) bool, True = masked: per example r ~ U(0, 1) and ceil(gamma(r) N)
     positions chosen uniformly at random (at least 1) (paper §3.2; one ratio per example). Drawn on
     the CPU from ``generator`` (the same masks on every device), then moved to ``device``."""
+    checks.positive_int(n_examples, "n_examples"), checks.positive_int(n_tokens, "n_tokens")
+    checks.generator(generator)
     r = torch.rand(n_examples, 1, generator=generator)                                   # (B, 1)
     count = torch.ceil(gamma(r) * n_tokens).clamp(1, n_tokens)                          # (B, 1)
     rank = torch.rand(n_examples, n_tokens, generator=generator).argsort(1).argsort(1)  # (B, N) random ranks
@@ -100,7 +103,16 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
     the same whatever its share of masked tokens (a token-level mean would weight the heavily masked
     images more). Rows without a masked token are left out. One difference: MaskGIT's logits also
     cover its class and [MASK] ids, so its s / K spreads over those too; here K is the codebook.
-    logits (B, N, K), targets (B, N) int64, mask (B, N) bool."""
+    logits (B, N, K), targets (B, N) int64 in [0, K), mask (B, N) bool with at least one True."""
+    checks.tensor(logits, "logits", ndim=3, floating=True, shape="(B, N, K)")
+    checks.tensor(targets, "targets", ndim=2, floating=False, shape="(B, N) int64")
+    if targets.shape != logits.shape[:2]:
+        raise ValueError(f"targets: expected shape {tuple(logits.shape[:2])} (logits' (B, N)), got {tuple(targets.shape)}")
+    checks.index_range(targets, "targets", logits.shape[-1])
+    checks.bool_mask(mask, "mask", tuple(targets.shape), "targets.shape, True = masked")
+    checks.number(label_smoothing, "label_smoothing", 0.0, 1.0)
+    if mask.device.type != "meta" and not bool(mask.any()):
+        raise ValueError("mask: no position is masked; the loss is over the masked positions (a mean of nothing)")
     ce = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), reduction="none",
                          label_smoothing=label_smoothing).view(targets.shape)            # (B, N)
     w = mask.to(ce.dtype)                                                              # (B, N)
@@ -197,6 +209,7 @@ class Decoded:
 def gumbel(shape, generator=None, device=None) -> torch.Tensor:
     """Standard Gumbel noise -log(-log u), u ~ U(0, 1) (clamped away from 0 and 1), drawn on the CPU
     from ``generator`` (the same noise on every device), then moved to ``device``."""
+    checks.generator(generator)
     u = torch.rand(shape, generator=generator, dtype=torch.float64).clamp(1e-30, 1 - 1e-12)
     return (-torch.log(-torch.log(u))).float().to(device)
 
@@ -204,7 +217,16 @@ def gumbel(shape, generator=None, device=None) -> torch.Tensor:
 def choose_to_mask(confidence: torch.Tensor, unknown: torch.Tensor, n_mask: int) -> torch.Tensor:
     """(B, N) bool, True = masked again: the ``n_mask`` least confident positions of each row among
     the still-unknown ones; known positions get confidence +inf and are never chosen
-    (``parallel_decode.py``, ``mask_by_random_topk``)."""
+    (``parallel_decode.py``, ``mask_by_random_topk``). ``n_mask`` must be in [0, the fewest unknown
+    positions of a row]: more would mask decided tokens again."""
+    checks.tensor(confidence, "confidence", ndim=2, floating=True, shape="(B, N)")
+    checks.bool_mask(unknown, "unknown", tuple(confidence.shape), "confidence.shape, True = not decided")
+    n_mask = checks.positive_int(n_mask, "n_mask", 0)
+    if unknown.device.type != "meta" and unknown.numel():
+        fewest = int(unknown.sum(1).min())
+        if n_mask > fewest:
+            raise ValueError(f"n_mask: expected at most {fewest}, the fewest unknown positions in a row, got "
+                             f"{n_mask} (more would mask decided tokens again)")
     conf = torch.where(unknown, confidence, torch.full_like(confidence, float("inf")))          # (B, N)
     if n_mask <= 0:
         return torch.zeros_like(unknown)

@@ -117,6 +117,8 @@ def nearest_code(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     checks.tensor(z, "z", floating=True, shape="(..., D)")
     if codebook.dim() != 2 or codebook.shape[1] != z.shape[-1]:
         raise ValueError(f"codebook must have shape (K, {z.shape[-1]}), got {tuple(codebook.shape)}")
+    checks.rows(codebook, "codebook")
+    checks.finite(z, "z")                                      # a NaN vector would silently get code 0
     with _no_autocast(z):
         flat = z.detach().reshape(-1, z.shape[-1]).float()                      # (N, D)
         e = codebook.detach().float()                                            # (K, D)
@@ -152,6 +154,9 @@ def kmeans(x: torch.Tensor, k: int, iters: int = 10, seed: int = 0) -> torch.Ten
     """Lloyd's k-means on (N, D) vectors; returns (k, D) centroids (empty clusters keep their old
     centroid). Initialised with k random vectors (with replacement if N < k)."""
     checks.tensor(x, "x", floating=True, shape="(N, D)")
+    k, iters = checks.positive_int(k, "k"), checks.positive_int(iters, "iters", 0)
+    checks.rows(x, "x")
+    checks.finite(x, "x")
     x = x.detach().reshape(-1, x.shape[-1]).float()                                  # (N, D)
     g = torch.Generator().manual_seed(seed)
     n = x.shape[0]
