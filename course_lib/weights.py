@@ -177,9 +177,11 @@ def find(stem: str, name: str, config) -> Path | None:
                 diff = _differences(e.get("budget"), me["budget"])
                 if e.get("budget_type") != me["budget_type"]:
                     diff.insert(0, f"budget type: shipped {e.get('budget_type')}, the recipe's {me['budget_type']}")
+                why = (f"they were trained with another budget than the recipe's ({'; '.join(diff[:4])})" if diff
+                       else f"the budget is the same, but the cache key is not ({stem}): the course's code "
+                            "changed what training produces since (course_lib.cache.CODE_VERSION)")
                 raise WeightsError(
-                    f"{name}: the shipped weights {Path(where) / file} are stale: they were trained with another "
-                    f"budget than the recipe's ({'; '.join(diff[:4])}). Rebuild them with "
+                    f"{name}: the shipped weights {Path(where) / file} are stale: {why}. Rebuild them with "
                     f"{rebuild_command(name, me['mode'])}, or train in the notebook: WEIGHTS = \"train\" "
                     "(runtime.set_weights(\"train\"), or COURSE_WEIGHTS=train)")
         return None
@@ -262,7 +264,7 @@ def save(model: nn.Module, where, stem: str, name: str, config, *, steps: int, s
     me = describe_config(config)
     for file in [f for f, e in files.items() if (e.get("name"), e.get("mode"), e.get("settings"))
                  == (name, me["mode"], me["settings"])]:
-        print(f"{name}: replacing the stale {where / file} (trained with another budget)")
+        print(f"{name}: replacing the stale {where / file} (trained with another budget or code version)")
         files.pop(file)
         if (where / file).exists():
             os.remove(where / file)

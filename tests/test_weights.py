@@ -109,6 +109,14 @@ def test_a_missing_file_and_a_stale_budget_stop_with_the_rebuild_command(lecture
     assert not m.from_cache
 
 
+def test_weights_of_another_code_version_are_stale(lecture, monkeypatch):
+    B = Budget("lecture", 3)
+    _export(lecture, B)
+    monkeypatch.setattr(cache, "CODE_VERSION", cache.CODE_VERSION + 1)
+    with pytest.raises(weights.WeightsError, match="stale: the budget is the same, but the cache key is not"):
+        cache.cached("toy", B, lambda: nn.Linear(3, 2), _fit([]), verbose=False)
+
+
 def test_train_switch_and_quick_mode_ignore_shipped_weights(lecture, monkeypatch):
     B = Budget("lecture", 3)
     _export(lecture, B)
