@@ -217,6 +217,8 @@ def render_prompts(prompts: torch.Tensor, size: int = 16, seed: int = 0) -> torc
     checks.tensor(prompts, "prompts", ndim=2, floating=False, shape="(N, 4) int64")
     if prompts.shape[1] != 4:
         raise ValueError(f"prompts: expected shape (N, 4), got {tuple(prompts.shape)}")
+    for a, (k, name) in enumerate(zip(N_VALUES, ATTRIBUTES)):    # a null id (left open) has no picture
+        checks.index_range(prompts[:, a], f"prompts[:, {a}] ({name})", k)
     if size not in (16, 32):
         raise ValueError(f"size must be 16 or 32, got {size!r}")
     p = prompts.cpu().long()

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_lib import runtime
+from course_lib import checks, runtime
 
 
 def live_frontend() -> bool:
@@ -47,10 +47,12 @@ def image_grid(images, nrow: int | None = None, titles=None, vmax: float | None 
     if x.dim() == 3:
         x = x[:, None]
     if x.dim() != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"image_grid expects (N, H, W), (N, 1, H, W) or (N, 3, H, W), got {tuple(x.shape)}")
+        raise ValueError(f"images: image_grid expects (N, H, W), (N, 1, H, W) or (N, 3, H, W), got {tuple(x.shape)}")
     n, c, h, w = x.shape
     if n == 0:
-        raise ValueError("image_grid got no images")
+        raise ValueError("images: image_grid got no images (shape (0, ...))")
+    if nrow is not None:
+        checks.positive_int(nrow, "nrow")                     # 0 would silently become the default
     if vmax is None:
         vmax = 1.0 if x.max() <= 1.0 + 1e-6 else float(x.max())
     x = (x / vmax).clamp(0, 1)
@@ -176,6 +178,9 @@ def vector_field(v: Callable, t: float = 0.0, ax=None, lim: float = 3.0, n: int 
     """Draw a velocity field ``v(x, t)`` (x: (N, 2), t: (N,) -> (N, 2)) at time ``t``."""
     if kind not in ("quiver", "stream"):
         raise ValueError(f"kind must be 'quiver' or 'stream', got {kind!r}")
+    checks.number(t, "t")
+    checks.number(lim, "lim", 1e-12)                          # 0: a grid of one point, a division by 0
+    checks.positive_int(n, "n", 2)                            # arrows one grid spacing 2 lim / (n - 1) long
     if ax is None:
         _, ax = plt.subplots(figsize=(3.2, 3.2))
     gx, gy, u, w = _field_on_grid(v, t, lim, n)

@@ -397,3 +397,16 @@ def test_sampling_names_nan_logits():
     from course_lib.nets import sampling
     raises(ValueError, "logits", lambda: sampling.sample_logits(torch.full((2, 8), NAN), 1.0))   # multinomial error
     assert sampling.sample_logits(torch.tensor([[0.0, -math.inf]]), 1.0).item() == 0           # -inf is a filtered value
+
+
+def test_plots_and_renderers_name_what_would_fail_inside_or_become_a_default():
+    import matplotlib
+    matplotlib.use("Agg")
+    from course_lib import data, viz
+    raises(ValueError, "nrow", lambda: viz.image_grid(torch.rand(4, 3, 16, 16), nrow=0))      # was the default
+    raises(ValueError, "images", lambda: viz.image_grid(torch.rand(16, 16)))
+    raises(ValueError, "lim", lambda: viz.vector_field(lambda x, t: x, lim=0))                 # ZeroDivisionError
+    raises(ValueError, "n", lambda: viz.vector_field(lambda x, t: x, n=0))                     # IndexError
+    raises(ValueError, "prompts[:, 0] (shape)", lambda: data.render_prompts(P.null_prompts(2)))  # IndexError
+    for head in (heads.MSEHead(3, 8, width=8), heads.EnergyHead(3, 8, width=8, depth=1)):
+        raises(ValueError, "steps", lambda: head.nfe(-1))                                    # was 1

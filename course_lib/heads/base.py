@@ -42,7 +42,10 @@ class Head(nn.Module):
         self.cond_dim = checks.positive_int(cond_dim, "cond_dim")
 
     def nfe(self, steps: int | None = None) -> int:
-        """Network evaluations per token (without guidance; guidance doubles a flow head's)."""
+        """Network evaluations per token (without guidance; guidance doubles a flow head's). A one-step
+        head ignores ``steps``, but a count below 1 is still a mistake to name."""
+        if steps is not None:
+            checks.positive_int(steps, "steps")
         return 1
 
     # the two entry points: check, flatten the leading dimensions, call the head's own rule

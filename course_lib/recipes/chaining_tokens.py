@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import evaluator, runtime, train
+from course_lib.nets import count_parameters
 from course_lib.orders import gpt
 from course_lib.orders import prompt as P
 from course_lib.recipes import shape_tokens, shapes_task
@@ -210,7 +211,7 @@ def _results(mode: str, device: str, cfg_scale: float) -> dict:
     (images, _), seconds = runtime.timed(lambda: sample(model, ref.prompts, 0, B.mode, cfg_scale=cfg_scale, top_k=TOP_K))
     return dict(prompt_accuracy=evaluator.prompt_accuracy(images, ref.prompts),
                 frechet=evaluator.frechet(images, ref.images), frechet_floor=evaluator.frechet_floor(B.n_eval),
-                nfe=shape_tokens.N_TOKENS, seconds_per_image=seconds / B.n_eval, params=gpt.n_params(model),
+                nfe=shape_tokens.N_TOKENS, seconds_per_image=seconds / B.n_eval, params=count_parameters(model),
                 n=B.n_eval, cfg_scale=cfg_scale)
 
 

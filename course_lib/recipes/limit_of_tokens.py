@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from course_lib import data, evaluator, heads, metrics, runtime, train
+from course_lib.nets import count_parameters
 from course_lib.orders import continuous, gpt
 from course_lib.orders import prompt as P
 from course_lib.recipes import chaining_tokens, shape_latents, shape_tokens, shapes_task
@@ -251,8 +252,8 @@ def mse_trap(mode: str | None = None, n: int | None = None, seed: int = 0, n_sho
     gpt_model = chaining_tokens.trained_gpt(B.mode)
     conditions = {"prompt": ref.prompts, "null": P.null_prompts(n)}
     res = {"n": n, "mode": B.mode, "frechet_floor": evaluator.frechet_floor(n, seed),
-           "params": {"discrete_ce": gpt.n_params(gpt_model),
-                      **{f"continuous_{k}": continuous.n_params(m) for k, m in models.items()}}}
+           "params": {"discrete_ce": count_parameters(gpt_model),
+                      **{f"continuous_{k}": count_parameters(m) for k, m in models.items()}}}
     for cond, prompts in conditions.items():
         given = prompts if cond == "prompt" else None
         samples = {"discrete_ce": sample_discrete(prompts.to(dev), seed, B.mode),

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from course_lib import evaluator, runtime, train
+from course_lib.nets import count_parameters
 from course_lib.orders import maskgit
 from course_lib.recipes import shape_tokens, shapes_task
 
@@ -95,10 +96,6 @@ def trained_maskgit(mode: str | None = None) -> maskgit.MaskGIT:
     return _cached(B, fit=lambda model: fit(model, B, progress=False))
 
 
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 # ----------------------------------------------------------------------------- the order of decoding
 
 def cell_mask(decided: torch.Tensor) -> torch.Tensor:
@@ -159,7 +156,7 @@ def evaluate_maskgit(model, steps: int, B: Budget, ref=None, seed: int = SEED) -
     generate(prompts[:2])                                              # warm up
     (out, images), seconds = runtime.timed(lambda: generate(prompts))
     return dict(steps=steps, **score(images, ref), nfe=out.nfe, seconds_per_image=seconds / len(prompts),
-                latency=latency(generate, prompts), params=n_params(model))
+                latency=latency(generate, prompts), params=count_parameters(model))
 
 
 def latency(generate, prompts: torch.Tensor, n: int | None = None) -> float:

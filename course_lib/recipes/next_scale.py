@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from course_lib import checks, data, evaluator, runtime, train
+from course_lib.nets import count_parameters
 from course_lib.nets.transformer import Config
 from course_lib.orders import infinity, var
 from course_lib.orders.prompt import check_prompts, drop_prompts
@@ -239,10 +240,6 @@ def train_infinity(self_correction: float = 0.0, mode: str | None = None, seed: 
 
 # ----------------------------------------------------------------------------- evaluation
 
-def n_params(model: torch.nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 @torch.no_grad()
 def generate_images(kind: str, model, prompts: torch.Tensor, seed: int = 0, cfg: float | None = None,
                     batch: int = 256, mode: str | None = None, temperature: float | None = None) -> dict:
@@ -278,7 +275,7 @@ def evaluate(kind: str, model, n: int | None = None, seed: int = 0, cfg: float |
     r = generate_images(kind, model, ref.prompts, seed, cfg, mode=B.mode, temperature=temperature)
     return dict(prompt_accuracy=evaluator.prompt_accuracy(r["images"], ref.prompts),
                 frechet=evaluator.frechet(r["images"], ref.images), frechet_floor=evaluator.frechet_floor(n, seed),
-                nfe=r["nfe"], seconds_per_image=r["seconds"] / n, params=n_params(model),
+                nfe=r["nfe"], seconds_per_image=r["seconds"] / n, params=count_parameters(model),
                 images=r["images"], prompts=ref.prompts)
 
 
