@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib import data
+from course_lib.nets import count_parameters
 from course_lib.nets.transformer import Config
 from course_lib.orders import infinity, var
 from course_lib.orders.prompt import drop_prompts
@@ -236,7 +237,7 @@ def test_bitwise_head_counts():
     c = infinity.head_parameters(128, 16)
     assert c["bitwise"] == 129 * 16 and c["index_softmax"] == 129 * 65536
     m = infinity.Infinity(8, SCALES, TINY)
-    assert sum(p.numel() for p in m.head.parameters()) == infinity.head_parameters(32, 8)["bitwise"]
+    assert count_parameters(m.head) == infinity.head_parameters(32, 8)["bitwise"]
 
 
 def test_scale_weights_are_infinitys_reweight_loss_by_scale():

@@ -15,6 +15,19 @@ def test_shapes_and_zero_init():
     assert nets.count_parameters(m) > 0
 
 
+def test_count_parameters_counts_frozen_and_shared_weights_once():
+    a, b = torch.nn.Linear(4, 3), torch.nn.Linear(3, 2)                   # 15 and 8 parameters
+    assert nets.count_parameters(a) == 15 and nets.count_parameters(a, b) == 23
+    assert nets.count_parameters(a, a) == 15                              # a shared tensor counts once
+    b.requires_grad_(False)                                               # as a model loaded from the cache
+    assert nets.count_parameters(a, b) == 23
+    assert nets.count_parameters(a, b, trainable_only=True) == 15
+    with pytest.raises(TypeError, match="at least one"):
+        nets.count_parameters()
+    with pytest.raises(TypeError, match=r"modules\[1\]: expected an nn.Module, got Tensor"):
+        nets.count_parameters(a, torch.zeros(3))
+
+
 def test_time_embedding_is_smooth_and_differentiable():
     emb = nets.FourierTime(16, max_freq=100.0)
     t = torch.tensor([0.0, 0.3, 1.0], requires_grad=True)

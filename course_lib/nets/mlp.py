@@ -204,6 +204,15 @@ class VelocityMLP(nn.Module):
         return y.long()
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def count_parameters(*modules: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters of one or more modules (e.g. a backbone and its head), each shared
+    tensor counted once. All parameters by default, so a cached model loaded with its gradients
+    switched off counts the same as when it trained; ``trainable_only=True`` counts only those with
+    ``requires_grad``."""
+    if not modules:
+        raise TypeError("count_parameters: expected at least one nn.Module, got none")
+    for i, m in enumerate(modules):
+        if not isinstance(m, nn.Module):
+            raise TypeError(f"modules[{i}]: expected an nn.Module, got {type(m).__name__}")
+    unique = {id(p): p for m in modules for p in m.parameters()}
+    return sum(p.numel() for p in unique.values() if p.requires_grad or not trainable_only)

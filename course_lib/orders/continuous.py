@@ -125,10 +125,6 @@ def generate(model: ContinuousAR, head: nn.Module, prompts: torch.Tensor, *, cfg
     return model.autoregress(prompts, empty, draw, guided=guided)              # (B, 16, D)
 
 
-def n_params(*modules: nn.Module) -> int:
-    return sum(p.numel() for m in modules for p in m.parameters())
-
-
 def gaussian_nll(mu: torch.Tensor, log_sigma: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Negative log-likelihood of x under N(mu, sigma^2), per number (nats), averaged over all of
     them: (x - mu)^2 / (2 sigma^2) + log sigma + log(2 pi) / 2. All three tensors the same shape.

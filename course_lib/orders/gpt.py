@@ -130,7 +130,3 @@ def generate(model: TokenGPT, prompts: torch.Tensor, *, cfg_scale: float = 1.0, 
 
     empty = torch.zeros(2 * B if guided else B, 0, dtype=torch.long, device=dev)
     return model.autoregress(prompts, empty, draw, guided=guided, kv_cache=kv_cache)
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

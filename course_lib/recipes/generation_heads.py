@@ -31,6 +31,7 @@ from torch import nn
 
 from course_lib import data, evaluator, heads, metrics, runtime, train
 from course_lib.heads import backbone
+from course_lib.nets import count_parameters
 from course_lib.orders import prompt as P
 from course_lib.orders.continuous import ContinuousConfig
 from course_lib.recipes import limit_of_tokens, shape_latents
@@ -156,10 +157,6 @@ def train_pair(B: Budget, order: str, kind: str, head: heads.Head | None = None,
     hist = train.train(pair, loss_fn, B.steps, lr=B.lr, schedule="cosine", warmup=min(100, B.steps // 10),
                        progress=progress, desc=f"{order} + {kind} head")
     return pair.eval(), hist
-
-
-def n_params(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 # ----------------------------------------------------------------------------- the trap in 2-D
@@ -288,8 +285,8 @@ def evaluate(pair: Pair, B: Budget, ref=None, head_steps: int | None = None,
                 clean=limit_of_tokens.clean_rate(images),
                 head_nfe=out.head_nfe, passes=out.passes, seconds_per_image=seconds / len(ref.prompts),
                 head_share_of_time=out.head_share, seconds_backbone=out.seconds_backbone,
-                seconds_head=out.seconds_head, params_backbone=n_params(pair.backbone),
-                params_head=n_params(pair.head))
+                seconds_head=out.seconds_head, params_backbone=count_parameters(pair.backbone),
+                params_head=count_parameters(pair.head))
 
 
 def comparison(B: Budget, orders=ORDERS, kinds=KINDS, open_place: bool = False,
