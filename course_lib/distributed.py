@@ -15,8 +15,11 @@ all-reduce covers every path.
 The data: a recipe draws its global batch of the budget's size from its seeded stream, as in a single
 process, and keeps its rank's share with :func:`shard` (rows ``rank::world``); the per-rank losses are
 means over equal shares, so their average is the global batch's mean and the step is the single
-process's step, up to the order of float additions. A recipe that does not shard trains every rank
-on the same global batch: the same result, without the speed-up. Only rank 0 writes files
+process's step, up to the order of float additions. Per-row randomness (noise, times, dropped
+prompts) is drawn for the global batch too and sharded the same way; drawn per shard from one seeded
+generator, every rank would reuse the same draws for different rows. A recipe that does not shard
+trains every rank on the same global batch: the same result as one process, bit for bit (the mean of
+equal gradients is exact), without the speed-up. Only rank 0 writes files
 (:func:`is_main`). Without torchrun (no ``WORLD_SIZE`` in the environment) world size is 1 and every
 function here is a no-op: one process is the same code.
 
