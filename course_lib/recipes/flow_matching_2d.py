@@ -31,51 +31,67 @@ from course_lib import checks, data, flow, metrics, nets, runtime, train
 
 
 @dataclass(frozen=True)
+class Reflow:
+    """Section 5's budget: one round of reflow (Liu et al. 2023)."""
+    pairs: int                # teacher pairs (noise, the teacher's sample)
+    teacher_steps: int        # the teacher's Heun steps per pair
+    steps: int                # the student's training steps
+    lr: float                 # the student's learning rate
+
+
+@dataclass(frozen=True)
+class OT:
+    """Section 6's budget: the pairings compared (minibatch OT), the same network each."""
+    steps: int                # training steps per pairing
+    batch: int                # points per batch (OT pairs within it)
+
+
+@dataclass(frozen=True)
+class Digits:
+    """Section 8's budget: a conditional flow on the 8x8 digits."""
+    hidden: int               # the network's width (4 layers)
+    steps: int                # training steps
+    batch: int                # digits per step
+
+
+@dataclass(frozen=True)
 class Budget:
     """Notebook 08's budget in one mode."""
-    mode: str                  # the course mode this budget is for
-    hidden: int                # the velocity network's width
-    depth: int                 # its hidden layers
-    batch: int                 # points per step
-    steps: int                 # the main model's training steps
-    lr: float                  # AdamW's peak learning rate (cosine decay)
-    n_eval: int                # samples per SWD estimate
-    reflow_pairs: int          # teacher pairs of one reflow round
-    reflow_teacher_steps: int  # the teacher's Heun steps
-    reflow_steps: int          # the student's training steps
-    ot_steps: int              # steps of the minibatch-OT comparison
-    ot_batch: int              # its batch
-    cond_steps: int            # the conditional flow's steps
-    guidance: float            # the guidance scale shown
-    digits_hidden: int         # the digits flow's width
-    digits_steps: int          # its steps
-    digits_batch: int          # its batch
-    regress_steps: int         # steps of the plain regressor
-    n_frames: int              # frames of the path animation
-    eval_seeds: int            # evaluation seeds averaged
-    space_features: int        # Fourier features of x
-    space_scale: float         # their frequency scale
-    ema: float | None          # EMA decay of the weights (None: none)
-    n_tv: int                  # samples per grid-TV estimate
-    reflow_lr: float           # the reflow student's learning rate
+    mode: str                 # the course mode this budget is for
+    hidden: int               # the velocity network's width
+    depth: int                # its hidden layers
+    batch: int                # points per step
+    steps: int                # the main model's training steps
+    lr: float                 # AdamW's peak learning rate (cosine decay)
+    n_eval: int               # samples per SWD estimate
+    cond_steps: int           # the conditional flow's steps
+    guidance: float           # the guidance scale shown
+    regress_steps: int        # steps of the plain regressor
+    n_frames: int             # frames of the path animation
+    eval_seeds: int           # evaluation seeds averaged
+    space_features: int       # Fourier features of x
+    space_scale: float        # their frequency scale
+    ema: float | None         # EMA decay of the weights (None: none)
+    n_tv: int                 # samples per grid-TV estimate
+    reflow: Reflow            # section 5
+    ot: OT                    # section 6
+    digits: Digits            # section 8
 
 
+_SPACE = dict(space_features=64, space_scale=1.0, ema=None)          # the same in every mode
 BUDGETS = {
-    "quick": Budget("quick", hidden=128, depth=3, batch=512, steps=800, lr=3e-3, n_eval=2048,
-                    reflow_pairs=4096, reflow_teacher_steps=8, reflow_steps=300, ot_steps=400, ot_batch=256,
-                    cond_steps=600, guidance=3.0, digits_hidden=256, digits_steps=800, digits_batch=128,
-                    regress_steps=150, n_frames=6, eval_seeds=1,
-                    space_features=64, space_scale=1.0, ema=None, n_tv=4096, reflow_lr=1.5e-3),
-    "lecture": Budget("lecture", hidden=256, depth=4, batch=1024, steps=8000, lr=2e-3, n_eval=8192,
-                      reflow_pairs=50000, reflow_teacher_steps=32, reflow_steps=3000, ot_steps=600, ot_batch=512,
-                      cond_steps=1200, guidance=3.0, digits_hidden=512, digits_steps=1200, digits_batch=256,
-                      regress_steps=400, n_frames=11, eval_seeds=1,
-                      space_features=64, space_scale=1.0, ema=None, n_tv=10000, reflow_lr=2e-3),
-    "full": Budget("full", hidden=512, depth=5, batch=4096, steps=20000, lr=1e-3, n_eval=16384,
-                   reflow_pairs=100000, reflow_teacher_steps=64, reflow_steps=10000, ot_steps=20000, ot_batch=1024,
-                   cond_steps=10000, guidance=3.0, digits_hidden=1024, digits_steps=20000, digits_batch=512,
-                   regress_steps=1000, n_frames=21, eval_seeds=3,
-                   space_features=64, space_scale=1.0, ema=None, n_tv=50000, reflow_lr=5e-4),
+    "quick": Budget("quick", hidden=128, depth=3, batch=512, steps=800, lr=3e-3, n_eval=2048, cond_steps=600,
+                    guidance=3.0, regress_steps=150, n_frames=6, eval_seeds=1, n_tv=4096, **_SPACE,
+                    reflow=Reflow(pairs=4096, teacher_steps=8, steps=300, lr=1.5e-3), ot=OT(steps=400, batch=256),
+                    digits=Digits(hidden=256, steps=800, batch=128)),
+    "lecture": Budget("lecture", hidden=256, depth=4, batch=1024, steps=8000, lr=2e-3, n_eval=8192, cond_steps=1200,
+                      guidance=3.0, regress_steps=400, n_frames=11, eval_seeds=1, n_tv=10000, **_SPACE,
+                      reflow=Reflow(pairs=50000, teacher_steps=32, steps=3000, lr=2e-3), ot=OT(steps=600, batch=512),
+                      digits=Digits(hidden=512, steps=1200, batch=256)),
+    "full": Budget("full", hidden=512, depth=5, batch=4096, steps=20000, lr=1e-3, n_eval=16384, cond_steps=10000,
+                   guidance=3.0, regress_steps=1000, n_frames=21, eval_seeds=3, n_tv=50000, **_SPACE,
+                   reflow=Reflow(pairs=100000, teacher_steps=64, steps=10000, lr=5e-4),
+                   ot=OT(steps=20000, batch=1024), digits=Digits(hidden=1024, steps=20000, batch=512)),
 }
 
 STEP_LIST = (1, 2, 4, 8, 16, 32, 100)     # sampling steps of the steps-against-quality table
@@ -233,17 +249,17 @@ def start_noise(n: int = 2000) -> torch.Tensor:
 
 
 def straighten(model: torch.nn.Module, B, progress: bool = True):
-    """One round of reflow: ``B.reflow_pairs`` pairs from the teacher's Heun solver
-    (``B.reflow_teacher_steps`` steps, noise seed 7), then a copy of the teacher trained on them for
-    ``B.reflow_steps`` steps at learning rate ``B.reflow_lr``. Returns (student, History).
+    """One round of reflow: ``B.reflow.pairs`` pairs from the teacher's Heun solver
+    (``B.reflow.teacher_steps`` steps, noise seed 7), then a copy of the teacher trained on them for
+    ``B.reflow.steps`` steps at learning rate ``B.reflow.lr``. Returns (student, History).
 
     Lecture mode, measured (issue 15; grid TV on 50,000 samples, floor 0.052, 8000-step teacher):
     20,000 pairs, 1500 steps at lr 1e-3 gave a 1-step TV of 0.146; 50,000 pairs alone 0.146; times
     drawn logit-normal toward t = 0 0.155; 3000 steps 0.122; lr 2e-3 0.125; 50,000 pairs, 3000
     steps and lr 2e-3 (the budget) 0.105."""
-    x0, x1 = flow.reflow_pairs(model, B.reflow_pairs, 2, B.reflow_teacher_steps, "heun", seed=7)
+    x0, x1 = flow.reflow_pairs(model, B.reflow.pairs, 2, B.reflow.teacher_steps, "heun", seed=7)
     student = copy.deepcopy(model)                                               # start from the teacher
-    hist = flow.reflow(student, x0, x1, B.reflow_steps, batch=B.batch, lr=B.reflow_lr, schedule="cosine",
+    hist = flow.reflow(student, x0, x1, B.reflow.steps, batch=B.batch, lr=B.reflow.lr, schedule="cosine",
                        progress=progress)
     return student, hist
 
@@ -351,17 +367,17 @@ def to_images(x: torch.Tensor) -> torch.Tensor:
 
 def train_digits(B, seed: int = 2, progress: bool = True):
     """Seed, build and train a conditional flow on the training digits (10 classes plus the null
-    class, 10% label dropout), 4 layers of ``B.digits_hidden``, batches of ``B.digits_batch``.
+    class, 10% label dropout), 4 layers of ``B.digits.hidden``, batches of ``B.digits.batch``.
     Returns (model, History)."""
     X, Y = digit_vectors("train")
     runtime.seed_everything(seed)
-    model = build_model(B, dim=64, n_classes=10, hidden=B.digits_hidden, depth=4)
+    model = build_model(B, dim=64, n_classes=10, hidden=B.digits.hidden, depth=4)
 
     def loss_fn(step):
         g = torch.Generator().manual_seed(step)
-        idx = torch.randint(0, X.shape[0], (B.digits_batch,), generator=g).to(X.device)   # (batch,)
+        idx = torch.randint(0, X.shape[0], (B.digits.batch,), generator=g).to(X.device)   # (batch,)
         return flow.loss(model, X[idx], y=Y[idx], p_uncond=0.1)
-    hist = train.train(model, loss_fn, B.digits_steps, lr=1e-3, schedule="cosine", progress=progress,
+    hist = train.train(model, loss_fn, B.digits.steps, lr=1e-3, schedule="cosine", progress=progress,
                        desc="digits")
     return model, hist
 
