@@ -24,11 +24,11 @@ Two pieces, at course scale:
   ``autoregressive_infer_cfg``).
 
 What the course simplifies: scales (1, 2, 3, 4) on a 4x4 latent map instead of ten scales up to
-16x16; a codebook of tens of codes instead of 4096 x 32; a tiny pre-LN transformer with the prompt
-as four prefix tokens (VAR conditions on the class through a start token and AdaLN in every block);
-no KV cache (each of the S passes re-reads the prefix, so the count of forward passes is still S);
-dead codes of the small codebook are restarted from the batch's residuals (VAR has no restarts; its
-4096 codes are trained on ImageNet).
+16x16; a codebook of a few hundred codes (notebook 06: 256 of size 8) instead of 4096 x 32; a tiny
+pre-LN transformer with the prompt as four prefix tokens (VAR conditions on the class through a start
+token and AdaLN in every block); no KV cache (each of the S passes re-reads the prefix, so the count
+of forward passes is still S); dead codes of the small codebook are restarted from the batch's
+residuals (VAR has no restarts; its 4096 codes are trained on ImageNet).
 """
 from __future__ import annotations
 
