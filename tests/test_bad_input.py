@@ -410,3 +410,29 @@ def test_plots_and_renderers_name_what_would_fail_inside_or_become_a_default():
     raises(ValueError, "prompts[:, 0] (shape)", lambda: data.render_prompts(P.null_prompts(2)))  # IndexError
     for head in (heads.MSEHead(3, 8, width=8), heads.EnergyHead(3, 8, width=8, depth=1)):
         raises(ValueError, "steps", lambda: head.nfe(-1))                                    # was 1
+
+
+def test_more_recipe_functions_a_notebook_calls_name_their_arguments():
+    from course_lib.recipes import chaining_tokens, flow_matching_2d as f2, limit_of_tokens
+    from course_lib.recipes import maskgit as recipe
+    raises(ValueError, "groups", lambda: chaining_tokens.diversity(torch.rand(5, 3, 16, 16), 2))  # reshape error
+    raises(ValueError, "groups", lambda: chaining_tokens.diversity(torch.rand(4, 3, 16, 16), 0))
+    raises(TypeError, "decided", lambda: recipe.cell_mask(torch.rand(2, 16)))                      # was a float mask
+    raises(ValueError, "decided", lambda: recipe.cell_mask(torch.ones(2, 15, dtype=torch.bool)))   # view error
+    decoded = maskgit.Decoded(tokens=torch.zeros(1, 16, dtype=torch.long), order=torch.zeros(1, 16, dtype=torch.long),
+                              guesses=torch.zeros(2, 1, 16, dtype=torch.long), masked=[16, 8, 0], nfe=2)
+    raises(ValueError, "images", lambda: recipe.order_by_content(decoded, torch.rand(2, 3, 16, 16)))  # IndexError
+    raises(ValueError, "threshold", lambda: recipe.order_by_content(decoded, torch.rand(1, 3, 16, 16), -1))  # nan
+    raises(ValueError, "n", lambda: recipe.latency(lambda p: p, _prompts(2), n=0))
+    raises(TypeError, "x", lambda: f2.same_radii_disk([[0.0, 1.0]]))                              # AttributeError
+    raises(ValueError, "x", lambda: f2.same_radii_disk(torch.randn(4, 3)))                        # silently 2-D
+    raises(ValueError, "radius", lambda: f2.same_radii_disk(torch.randn(4, 2), radius=-1.0))
+    raises(ValueError, "name", lambda: f2.toy_data("spiral"))                                    # failed later
+    raises(ValueError, "y", lambda: f2.class_accuracy(torch.randn(4, 2), torch.zeros(3, dtype=torch.long),
+                                                      torch.randn(3, 2)))
+    raises(ValueError, "y", lambda: f2.class_accuracy(torch.randn(4, 2), torch.full((4,), 7), torch.randn(3, 2)))
+    raises(ValueError, "x", lambda: f2.to_images(torch.randn(4, 10)))                             # view error
+    raises(ValueError, "times", lambda: f2.loss_by_time(lambda x, t: x, [1.5], n=8))
+    raises(ValueError, "n", lambda: f2.guided_samples(lambda x, t, y=None: x, 2.0, 0))
+    raises(ValueError, "threshold", lambda: limit_of_tokens.clean_rate(torch.rand(2, 3, 16, 16), threshold=-1))
+    raises(ValueError, "kind", lambda: limit_of_tokens.build("MSE", limit_of_tokens.budget("quick")))

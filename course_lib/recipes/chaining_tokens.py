@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib import evaluator, runtime, train
+from course_lib import checks, evaluator, runtime, train
 from course_lib.nets import count_parameters
 from course_lib.orders import gpt
 from course_lib.orders import prompt as P
@@ -136,7 +136,12 @@ def kv_cache_comparison(model: gpt.TokenGPT, n: int, seed: int = 0, cfg_scale: f
 
 def diversity(images: torch.Tensor, groups: int) -> float:
     """Mean pairwise distance of evaluator features between images drawn for the SAME prompt:
-    ``images`` holds ``groups`` consecutive blocks of equally many samples, one block per prompt."""
+    ``images`` holds ``groups`` consecutive blocks of equally many samples (at least 2), one block per prompt."""
+    evaluator.check_images(images)
+    groups = checks.positive_int(groups, "groups")
+    if len(images) % groups or len(images) // groups < 2:
+        raise ValueError(f"groups: expected a divisor of the {len(images)} images leaving at least 2 per group "
+                         f"(consecutive blocks, one per prompt), got {groups}")
     feats = evaluator.shapes_evaluator().features(images)                     # (N, F)
     feats = feats.reshape(groups, -1, feats.shape[1])                         # (groups, per, F)
     d = torch.cdist(feats, feats)                                             # (groups, per, per)

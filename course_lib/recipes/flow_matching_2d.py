@@ -175,6 +175,7 @@ def loss_by_time(model: Callable, times, n: int = 8192, pair: Callable = flow.fm
     x0 = flow.prior(n, 2, seed=7, device=x1.device)                              # (n, 2)
     out = []
     for tv in times:
+        checks.number(tv, "times", 0.0, 1.0)
         t = torch.full((n,), float(tv), device=x1.device)                        # (n,)
         x_t, target = pair(x0, x1, t)
         out.append((model(x_t, t) - target).pow(2).mean().item())
@@ -233,6 +234,9 @@ def same_radii_disk(x: torch.Tensor, seed: int = 0, radius: float | None = None)
     """Each point of x (N, 2) within ``radius`` of the origin (all of them if None) turned about the
     origin by its own random angle (seed): the same radial profile as x, the arms inside that radius
     smeared into a filled disk (the spiral with its inner coils filled in). (N, 2)."""
+    checks.tensor(x, "x", ndim=2, dim=2, floating=True, shape="(N, 2)")
+    if radius is not None:
+        checks.number(radius, "radius", 0.0)
     g = torch.Generator().manual_seed(seed)
     a = (2 * torch.pi * torch.rand(x.shape[0], generator=g)).to(x.device, x.dtype)     # (N,)
     if radius is not None:
@@ -287,7 +291,7 @@ def pairing(name: str, batch: int) -> Callable | None:
 
 def toy_data(name: str) -> Callable:
     """``data_fn(n, seed) -> (n, 2)`` for the 2-D set ``name`` of :func:`course_lib.data.toy_2d`."""
-    return spirals if name == "spirals" else functools.partial(data.toy_2d, name)
+    return spirals if checks.one_of(name, "name", data.TOY_2D) == "spirals" else functools.partial(data.toy_2d, name)
 
 
 def compare_pairings(B, names=tuple(PAIRINGS), *, steps: int, batch: int, data_name: str = "spirals",
@@ -336,6 +340,12 @@ def class_centres(n: int = 8192) -> torch.Tensor:
 def class_accuracy(x: torch.Tensor, y: torch.Tensor, centres: torch.Tensor) -> float:
     """Fraction of points x (N, D) whose nearest centre (K, D) is the one of their label y (N,):
     the rule by which notebook 08 decides that a conditional sample "landed in its class"."""
+    checks.tensor(x, "x", ndim=2, floating=True, shape="(N, D)")
+    checks.rows(x, "x")
+    checks.tensor(centres, "centres", ndim=2, dim=x.shape[1], shape=f"(K, {x.shape[1]})")
+    checks.tensor(y, "y", ndim=1, floating=False, shape="(N,) int64 labels")
+    checks.same_rows(y, "y", x.shape[0], "x")
+    checks.index_range(y, "y", centres.shape[0])               # a label without a centre is never right
     d = torch.cdist(x.float(), centres.float().to(x.device))                     # (N, K)
     return (d.argmin(1) == y.to(x.device)).float().mean().item()
 
@@ -346,6 +356,7 @@ def guided_samples(cond: Callable, w: float, n: int, *, seed: int = 11, steps: i
     """n samples of random classes with guidance scale w: labels and noise from ``seed``, then
     ``sampler(v, x0, steps)`` on ``v(x, t) = guide(cond, x, t, labels, w)``. The notebook passes its
     own (the exercises') guide and sampler. Returns (x (n, 2), labels (n,))."""
+    checks.positive_int(n, "n"), checks.number(w, "w")
     g = torch.Generator().manual_seed(seed)
     want = torch.randint(0, data.toy_2d_classes(COND_DATA), (n,), generator=g).to(runtime.device())
     x0 = torch.randn(n, 2, generator=g).to(runtime.device())                     # (n, 2)
@@ -362,6 +373,7 @@ def digit_vectors(split: str = "train"):
 
 def to_images(x: torch.Tensor) -> torch.Tensor:
     """Points of [-1, 1]^64 back to 8x8 images with values 0..16, (N, 1, 8, 8)."""
+    checks.tensor(x, "x", ndim=2, dim=64, floating=True, shape="(N, 64)")
     return ((x + 1) * 8).clamp(0, 16).view(-1, 1, 8, 8)
 
 

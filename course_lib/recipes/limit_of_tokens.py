@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from course_lib import data, evaluator, heads, metrics, runtime, train
+from course_lib import checks, data, evaluator, heads, metrics, runtime, train
 from course_lib.nets import count_parameters
 from course_lib.orders import continuous, gpt
 from course_lib.orders import prompt as P
@@ -117,8 +117,7 @@ def compare_compression(mode: str | None = None, n: int | None = None, seed: int
 
 def build(kind: str, B: Budget) -> nn.ModuleDict:
     """{"ar": ContinuousAR, "head": MSEHead or GaussianHead}, weights seeded, on the course device."""
-    if kind not in HEADS:
-        raise ValueError(f"head: expected one of {', '.join(map(repr, HEADS))}, got {kind!r}")
+    checks.one_of(kind, "kind", tuple(HEADS))
     torch.manual_seed(0)
     cfg = continuous.ContinuousConfig(latent_dim=shape_latents.LATENT_DIM, n_tokens=shape_latents.N_TOKENS,
                                       d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
@@ -204,6 +203,7 @@ def clean_rate(images: torch.Tensor, threshold: float = CLEAN_RESIDUAL) -> float
     """Share of ``images`` that are one clean shape: residual to :func:`nearest_rendering` under
     ``threshold``. A blurred average of several placements, a shape at half brightness or of a
     mixed colour, two half shapes all fail; a real image passes."""
+    checks.number(threshold, "threshold", 0.0)
     return (nearest_rendering(images)[1] < threshold).float().mean().item()
 
 

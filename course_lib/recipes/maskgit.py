@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from course_lib import evaluator, runtime, train
+from course_lib import checks, evaluator, runtime, train
 from course_lib.nets import count_parameters
 from course_lib.orders import maskgit
 from course_lib.recipes import shape_tokens, shapes_task
@@ -102,6 +102,8 @@ def cell_mask(decided: torch.Tensor) -> torch.Tensor:
     """(B, 16) bool over the 4x4 token grid -> (B, 1, 16, 16) float, 1 on the 4x4-pixel cells of
     decided tokens."""
     g = shape_tokens.GRID
+    checks.tensor(decided, "decided", ndim=2, dtype=torch.bool, shape=f"(B, {g * g}) bool")
+    checks.tensor(decided, "decided", dim=g * g, shape=f"(B, {g * g}) bool")
     cells = decided.float().view(-1, 1, g, g)                                          # (B, 1, 4, 4)
     return torch.nn.functional.interpolate(cells, scale_factor=shape_tokens.SIZE // g, mode="nearest")
 
@@ -123,6 +125,9 @@ def order_by_content(decoded: maskgit.Decoded, images: torch.Tensor, threshold: 
     brighter than ``threshold``) and of the empty background cells, over all images; and the share of
     images whose first decided cell is on the shape."""
     g, p = shape_tokens.GRID, shape_tokens.SIZE // shape_tokens.GRID
+    evaluator.check_images(images)
+    checks.same_rows(images, "images", decoded.order.shape[0], "decoded.order (one image per decoded row)")
+    checks.number(threshold, "threshold", 0.0, 1.0)
     bright = images.amax(1).view(-1, g, p, g, p).amax((2, 4)).reshape(-1, g * g) > threshold   # (B, 16)
     order = decoded.order.to(bright.device).float()                                             # (B, 16)
     first_on_shape = (order.masked_fill(~bright, float("inf")).amin(1) == order.amin(1)).float()
@@ -161,7 +166,8 @@ def evaluate_maskgit(model, steps: int, B: Budget, ref=None, seed: int = SEED) -
 
 def latency(generate, prompts: torch.Tensor, n: int | None = None) -> float:
     """Median seconds of ``generate(prompts[i:i+1])``: one image alone, over the first n prompts."""
-    times = [runtime.timed(lambda: generate(prompts[i:i + 1]))[1] for i in range(n or LATENCY_PROMPTS)]
+    n = LATENCY_PROMPTS if n is None else checks.positive_int(n, "n")
+    times = [runtime.timed(lambda: generate(prompts[i:i + 1]))[1] for i in range(n)]
     return sorted(times)[len(times) // 2]
 
 
