@@ -208,7 +208,9 @@ def test_each_bench_prints_the_envelope(name, monkeypatch):
         pytest.importorskip("vector_quantize_pytorch")
         from course_lib.recipes import residual_and_bitwise_tokens, tokens
         _tiny(monkeypatch, tokens, n_train=256, bench_vq_steps=10)
-        _tiny(monkeypatch, residual_and_bitwise_tokens, n_clips=16, bench_codec_steps=10, bench_compare_steps=5)
+        codec = residual_and_bitwise_tokens.BUDGETS["quick"].codec
+        _tiny(monkeypatch, residual_and_bitwise_tokens,
+              codec=dataclasses.replace(codec, clips=16, bench_steps=10, bench_compare_steps=5))
     if name == "heads":
         from course_lib.recipes import generation_heads
         _tiny(monkeypatch, generation_heads, steps=3, n_eval=32, sweep=(1, 2))

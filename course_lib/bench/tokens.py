@@ -68,22 +68,22 @@ def run(args: list[str]) -> dict:
 
     # notebook 03, section 2: the residual-VQ audio codec
     clips, test = recipe03.audio_data(B3)
-    codec, hist = recipe03.train_codec(B3, clips, steps=B3.bench_codec_steps, progress=False)
+    codec, hist = recipe03.train_codec(B3, clips, steps=B3.codec.bench_steps, progress=False)
     report = recipe03.codec_report(codec, test.waves)
     snrs = report["snr_db"]
     first4 = min(3, len(snrs) - 1)
     res.update(rvq_snr_db=snrs, rvq_snr_gain_first4_db=(snrs[first4] - snrs[0]) / max(1, first4),
                rvq_snr_strictly_increasing=all(b > a for a, b in zip(snrs, snrs[1:])),
-               rvq_snr_continuous_db=report["ceiling_db"], rvq_codebook_size=B3.codec_codes,
+               rvq_snr_continuous_db=report["ceiling_db"], rvq_codebook_size=B3.codec.codes,
                rvq_codec_steps_per_second=hist.steps_per_second, rvq_bitrate_kbps=report["kbps"])
 
     # course_lib's ResidualVQ vs vector-quantize-pytorch's on the codec's latent vectors
-    N, K, D = B3.n_quantizers, B3.codec_codes, recipe03.CODEC_DIM
+    N, K, D = B3.codec.n_quantizers, B3.codec.codes, recipe03.CODEC_DIM
     codec.eval()
     with torch.no_grad():
         z = torch.cat([codec.encode(clips.waves[i:i + 64]) for i in range(0, len(clips.waves), 64)])
         z = z.reshape(-1, D)                                                    # (frames, D)
-    steps, batch = B3.bench_compare_steps, 2048
+    steps, batch = B3.codec.bench_compare_steps, 2048
     ours = vq.ResidualVQ(N, K, D, ema=True, decay=0.99, kmeans_init=True, kmeans_iters=10,
                          dead_threshold=2.0).to(z.device)
     theirs = vqp.ResidualVQ(dim=D, num_quantizers=N, codebook_size=K, decay=0.99, kmeans_init=True,

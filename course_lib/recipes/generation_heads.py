@@ -38,6 +38,14 @@ from course_lib.recipes import limit_of_tokens, shape_latents
 
 
 @dataclass(frozen=True)
+class HeadBudget:
+    """The generation heads' sizes (every kind: MSE, flow, energy)."""
+    width: int                # hidden width
+    depth: int                # residual blocks of the flow and energy heads
+    flow_steps: int           # the flow head's default Euler steps
+
+
+@dataclass(frozen=True)
 class Budget:
     """Notebook 09's budget in one mode."""
     mode: str                 # the course mode this budget is for
@@ -48,27 +56,25 @@ class Budget:
     d_model: int              # the transformer's width
     n_layer: int              # transformer blocks
     n_head: int               # attention heads
-    head_width: int           # the heads' width
-    head_depth: int           # the flow and energy heads' depth
     steps: int                # training steps of transformer + head
     lr: float                 # AdamW's peak learning rate
     n_eval: int               # held-out prompts per score
     cfg_scale: float          # guidance scale
     mar_steps: int            # the masked order's generation steps
-    flow_steps: int           # the flow head's default Euler steps
     sweep: tuple              # head steps of the steps sweep
+    head: HeadBudget          # the heads
 
 
 BUDGETS = {
     "quick": Budget("quick", audio_steps=80, toy_steps=150, n_train=1024, batch=32, d_model=32, n_layer=1, n_head=2,
-                    head_width=32, head_depth=2, steps=100, lr=3e-3, n_eval=256, cfg_scale=1.0, mar_steps=8,
-                    flow_steps=8, sweep=(1, 2, 8)),
+                    steps=100, lr=3e-3, n_eval=256, cfg_scale=1.0, mar_steps=8, sweep=(1, 2, 8),
+                    head=HeadBudget(width=32, depth=2, flow_steps=8)),
     "lecture": Budget("lecture", audio_steps=400, toy_steps=500, n_train=4096, batch=32, d_model=64, n_layer=2,
-                      n_head=4, head_width=64, head_depth=3, steps=1500, lr=2e-3, n_eval=1024, cfg_scale=1.0, mar_steps=8,
-                      flow_steps=8, sweep=(1, 2, 4, 8, 16)),
+                      n_head=4, steps=1500, lr=2e-3, n_eval=1024, cfg_scale=1.0, mar_steps=8, sweep=(1, 2, 4, 8, 16),
+                      head=HeadBudget(width=64, depth=3, flow_steps=8)),
     "full": Budget("full", audio_steps=2000, toy_steps=2000, n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8,
-                   head_width=256, head_depth=4, steps=8000, lr=5e-4, n_eval=2048, cfg_scale=1.0, mar_steps=8,
-                   flow_steps=16, sweep=(1, 2, 4, 8, 16, 32)),
+                   steps=8000, lr=5e-4, n_eval=2048, cfg_scale=1.0, mar_steps=8, sweep=(1, 2, 4, 8, 16, 32),
+                   head=HeadBudget(width=256, depth=4, flow_steps=16)),
 }
 ORDERS = backbone.ORDERS                   # ("raster", "masked")
 KINDS = tuple(heads.KINDS)                 # ("mse", "flow", "energy")
@@ -100,9 +106,9 @@ def build(B: Budget, order: str, kind: str) -> Pair:
     torch.manual_seed(SEED)
     cfg = ContinuousConfig(latent_dim=shape_latents.LATENT_DIM, n_tokens=shape_latents.N_TOKENS,
                            d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
-    kw = dict(width=B.head_width) if kind == "mse" else dict(width=B.head_width, depth=B.head_depth)
+    kw = dict(width=B.head.width) if kind == "mse" else dict(width=B.head.width, depth=B.head.depth)
     if kind == "flow":
-        kw["default_steps"] = B.flow_steps
+        kw["default_steps"] = B.head.flow_steps
     if kind == "energy":
         kw.update(ENERGY)
     head = heads.make(kind, shape_latents.LATENT_DIM, B.d_model, **kw)

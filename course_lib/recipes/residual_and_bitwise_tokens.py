@@ -19,37 +19,50 @@ from course_lib.tokens.titok import TiTok
 
 
 @dataclass(frozen=True)
+class Codec:
+    """Section 2's budget: the tiny residual-VQ audio codec."""
+    clips: int                # training clips
+    seconds: float            # length of each clip
+    steps: int                # training steps
+    codes: int                # codes per level
+    n_quantizers: int         # levels
+    bench_steps: int          # the bench's training steps
+    bench_compare_steps: int  # the bench's steps per residual quantizer compared
+
+
+@dataclass(frozen=True)
+class TiTokBudget:
+    """Section 4's budget: 1-D tokens (TiTok)."""
+    steps: int                # training steps
+    tokens: tuple             # token counts it is decoded from
+
+
+@dataclass(frozen=True)
 class Budget:
     """Notebook 03's budget in one mode."""
     mode: str                 # the course mode this budget is for
     n_train: int              # training shapes / video clips (seed 0)
     batch: int                # images per step
     hidden: int               # the tokenizers' channels
-    n_clips: int              # training audio clips
-    seconds: float            # length of each audio clip
-    codec_steps: int          # the residual-VQ codec's steps
-    codec_codes: int          # codes per level of the codec
-    n_quantizers: int         # levels of the codec
     bits_steps: int           # steps per quantizer of the equal-bits comparison
-    titok_steps: int          # TiTok's steps
-    titok_tokens: tuple       # token counts TiTok is decoded from
     video_steps: int          # the video tokenizer's steps
-    bench_codec_steps: int    # the bench's codec steps
-    bench_compare_steps: int  # the bench's steps per quantizer
+    codec: Codec              # section 2
+    titok: TiTokBudget        # section 4
 
 
 BUDGETS = {
-    "quick": Budget("quick", n_train=1024, batch=32, hidden=32, n_clips=64, seconds=0.5, codec_steps=60,
-                    codec_codes=16, n_quantizers=8, bits_steps=50, titok_steps=30, titok_tokens=(1, 4, 16),
-                    video_steps=30, bench_codec_steps=100, bench_compare_steps=50),
-    "lecture": Budget("lecture", n_train=4096, batch=64, hidden=48, n_clips=512, seconds=0.5, codec_steps=800,
-                      codec_codes=16, n_quantizers=8, bits_steps=300, titok_steps=900,
-                      titok_tokens=(1, 2, 4, 8, 16), video_steps=300, bench_codec_steps=1500,
-                      bench_compare_steps=400),
-    "full": Budget("full", n_train=16384, batch=128, hidden=96, n_clips=2048, seconds=1.0, codec_steps=8000,
-                   codec_codes=16, n_quantizers=8, bits_steps=3000, titok_steps=3000,
-                   titok_tokens=(1, 2, 4, 8, 16, 32), video_steps=2000, bench_codec_steps=8000,
-                   bench_compare_steps=2000),
+    "quick": Budget("quick", n_train=1024, batch=32, hidden=32, bits_steps=50, video_steps=30,
+                    codec=Codec(clips=64, seconds=0.5, steps=60, codes=16, n_quantizers=8, bench_steps=100,
+                                bench_compare_steps=50),
+                    titok=TiTokBudget(steps=30, tokens=(1, 4, 16))),
+    "lecture": Budget("lecture", n_train=4096, batch=64, hidden=48, bits_steps=300, video_steps=300,
+                      codec=Codec(clips=512, seconds=0.5, steps=800, codes=16, n_quantizers=8, bench_steps=1500,
+                                  bench_compare_steps=400),
+                      titok=TiTokBudget(steps=900, tokens=(1, 2, 4, 8, 16))),
+    "full": Budget("full", n_train=16384, batch=128, hidden=96, bits_steps=3000, video_steps=2000,
+                   codec=Codec(clips=2048, seconds=1.0, steps=8000, codes=16, n_quantizers=8, bench_steps=8000,
+                               bench_compare_steps=2000),
+                   titok=TiTokBudget(steps=3000, tokens=(1, 2, 4, 8, 16, 32))),
 }
 
 SAMPLE_RATE = 8000            # the codec's synthetic clips
@@ -65,27 +78,27 @@ def budget(mode: str | None = None) -> Budget:
 # ----------------------------------------------------------------------------- 2. the audio codec
 
 def audio_data(B: Budget) -> tuple[SimpleNamespace, SimpleNamespace]:
-    """(B.n_clips training clips, 32 held-out clips) of B.seconds at 8 kHz: notes, chords, chirps."""
-    return (data.audio_clips(B.n_clips, sample_rate=SAMPLE_RATE, seconds=B.seconds, seed=0),
-            data.audio_clips(32, sample_rate=SAMPLE_RATE, seconds=B.seconds, seed=1))
+    """(B.codec.clips training clips, 32 held-out clips) of B.codec.seconds at 8 kHz: notes, chords, chirps."""
+    return (data.audio_clips(B.codec.clips, sample_rate=SAMPLE_RATE, seconds=B.codec.seconds, seed=0),
+            data.audio_clips(32, sample_rate=SAMPLE_RATE, seconds=B.codec.seconds, seed=1))
 
 
 def train_codec(B: Budget, clips, steps: int | None = None,
                 progress: bool = True) -> tuple[tokenizers.AudioTokenizer, tokenizers.History]:
-    """The tiny residual-VQ codec of section 2, trained ``steps`` (default B.codec_steps) steps on
+    """The tiny residual-VQ codec of section 2, trained ``steps`` (default B.codec.steps) steps on
     batches of 16 of ``clips.waves`` (B, L).
 
-    Encoder strides 4 x 4 x 2 (250 frames/s of 8 numbers); B.n_quantizers levels of B.codec_codes
+    Encoder strides 4 x 4 x 2 (250 frames/s of 8 numbers); B.codec.n_quantizers levels of B.codec.codes
     codes, EMA, k-means init, restart under an EMA count of 1; quantizer dropout (SoundStream) and
     Mimi's no-quantization rate 0.5; loss = MSE / Var(data) + 0.01 x multi-resolution STFT loss,
     cosine schedule from lr 2e-3.
     """
     torch.manual_seed(0)
-    rvq = vq.ResidualVQ(B.n_quantizers, B.codec_codes, CODEC_DIM, quantizer_dropout=True,
+    rvq = vq.ResidualVQ(B.codec.n_quantizers, B.codec.codes, CODEC_DIM, quantizer_dropout=True,
                         no_quantization_rate=0.5, ema=True, kmeans_init=True, dead_threshold=1.0)
     codec = tokenizers.AudioTokenizer(hidden=16, latent_dim=CODEC_DIM, strides=(4, 4, 2), quantizer=rvq)
     codec = codec.to(runtime.device())
-    hist = tokenizers.fit(codec, tokenizers.sample_batch(clips.waves, 16), steps or B.codec_steps, lr=2e-3,
+    hist = tokenizers.fit(codec, tokenizers.sample_batch(clips.waves, 16), steps or B.codec.steps, lr=2e-3,
                           schedule="cosine", data_variance=clips.waves.var().item(), stft_weight=0.01,
                           desc="audio codec", progress=progress)
     return codec, hist
@@ -142,19 +155,19 @@ def train_image(B: Budget, q: vq.Quantizer, shapes, **fit_kw) -> tokenizers.Run:
 
 
 def train_titok(B: Budget, shapes, **fit_kw) -> tuple[TiTok, tokenizers.History, dict]:
-    """Section 4: one TiTok with K = max(B.titok_tokens) latents of 8 numbers (VQ, 256 codes) and
-    tail drop, trained B.titok_steps steps (warm-up 30, cosine, MSE / Var(data)). Returns
-    (model, history, {k: evaluate(...) decoding from the first k tokens}) for k in B.titok_tokens."""
+    """Section 4: one TiTok with K = max(B.titok.tokens) latents of 8 numbers (VQ, 256 codes) and
+    tail drop, trained B.titok.steps steps (warm-up 30, cosine, MSE / Var(data)). Returns
+    (model, history, {k: evaluate(...) decoding from the first k tokens}) for k in B.titok.tokens."""
     train, test = shapes
-    K_max = max(B.titok_tokens)
+    K_max = max(B.titok.tokens)
     torch.manual_seed(0)
     q = vq.ema_vq(256, 8, vectors_per_batch=B.batch * K_max)
     titok = TiTok(image_size=SIZE, patch=4, n_tokens=K_max, token_dim=8, d_model=64, n_layer=2, quantizer=q,
                   tail_drop=True).to(runtime.device())
-    hist = tokenizers.fit(titok, tokenizers.sample_batch(train.images, B.batch), B.titok_steps, lr=2e-3,
+    hist = tokenizers.fit(titok, tokenizers.sample_batch(train.images, B.batch), B.titok.steps, lr=2e-3,
                           warmup=30, schedule="cosine", data_variance=train.images.var().item(),
                           desc=f"TiTok, up to {K_max} tokens", **fit_kw)
-    return titok, hist, {k: tokenizers.evaluate(titok, test.images, n_tokens=k) for k in B.titok_tokens}
+    return titok, hist, {k: tokenizers.evaluate(titok, test.images, n_tokens=k) for k in B.titok.tokens}
 
 
 def video_data(B: Budget) -> tuple[torch.Tensor, torch.Tensor]:
