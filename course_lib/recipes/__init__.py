@@ -2,6 +2,12 @@
 evaluate). The notebook calls them to show the results and ``course_lib.bench`` calls the same
 functions to measure them, so a benchmark figure is the figure the notebook shows.
 
+A recipe's budget is a frozen dataclass ``Budget`` (each field commented, parts nested: ``B.latent.hidden``),
+one instance per mode in ``BUDGETS``, read with ``budget(mode)``; where a recipe trains a model that
+others share, the budget is the model's cache key (:func:`course_lib.train.cached`). ``shapes_task``
+holds what the two shared tokenizers of the prompted shapes and the transformers over their tokens
+have in common (the budgets' shared fields, the training images, the cached tokenizer).
+
 | notebook | recipe |
 | --- | --- |
 | 00 welcome | ``welcome`` |
