@@ -75,12 +75,15 @@ def fit(model: maskgit.MaskGIT, B: Budget, criterion=None, progress: bool = True
 
 def train_maskgit(B: Budget, criterion=None, progress: bool = True):
     """Build a MaskGIT and :func:`fit` it (``criterion`` as there). Returns (model in eval mode,
-    training History). The weights also go to the disk cache of :func:`trained_maskgit` when it has
-    none for this budget (notebook 05 trains with the learner's loss only once it passed its check,
-    else with the library's), so that notebook 06 reuses the model instead of training another."""
+    training History). Trained with the library's loss (``criterion=None``), the weights also go to
+    the disk cache of :func:`trained_maskgit` when it has none for this budget, so that notebook 06
+    reuses the model instead of training another. A model trained with another criterion (notebook
+    05's exercise: one mean over the batch's masked tokens, where MaskGIT averages per image) is not
+    shared: what notebook 06 and the benchmark measure must not depend on which notebook ran first."""
     model = build(B)
     hist = fit(model, B, criterion, progress)
-    _cached(B, fit=lambda m: m.load_state_dict(model.state_dict()), verbose=False)
+    if criterion is None:
+        _cached(B, fit=lambda m: m.load_state_dict(model.state_dict()), verbose=False)
     return model.eval(), hist
 
 
