@@ -22,10 +22,8 @@
   fraction of the training examples bypasses the quantizer (Moshi quantizes half the time).
 * :class:`Quantizer`, :class:`QuantOut`, :class:`CodeStats`: the contract every quantizer of the
   course keeps (here and in :mod:`course_lib.tokens.bitwise`): ``forward((..., D)) -> QuantOut``,
-  whose ``stats`` has the same fields for every quantizer.
-
-Vectors are channel-last: ``z`` has shape (..., D). Distances are computed in fp32 with autocast
-off (bf16 distances give argmin ties and NaNs).
+  whose ``stats`` has the same fields for every quantizer. Vectors are channel-last: ``z`` has shape
+  (..., D). Distances are computed in fp32 with autocast off (bf16 distances give argmin ties and NaNs).
 """
 from __future__ import annotations
 
@@ -71,6 +69,8 @@ def code_stats(codes: torch.Tensor, codebook_size: int, **terms) -> CodeStats:
     """:class:`CodeStats` of one codebook's integer codes (any shape), via :mod:`course_lib.metrics`."""
     if codebook_size > MAX_HISTOGRAM:
         return CodeStats(float("nan"), float("nan"), terms=terms)
+    if codes.numel() == 0:              # no vector used this codebook (a level dropped by quantizer dropout)
+        return CodeStats(1.0, 0.0, terms=terms)          # exp(entropy of nothing) = 1, no code used
     return CodeStats(perplexity(codes, codebook_size), usage(codes, codebook_size), terms=terms)
 
 
@@ -90,11 +90,8 @@ class QuantOut:
 
 
 class Quantizer(nn.Module):
-    """Base of every quantizer: ``forward(z (..., dim)) -> QuantOut`` over ``codebook_size`` codes.
-
-    :meth:`code_stats` turns codes into :class:`CodeStats` (residual VQ overrides it for its
-    levels), so a tokenizer can report codebook usage without knowing which quantizer it holds.
-    """
+    """Base of every quantizer: ``forward(z (..., dim)) -> QuantOut`` over ``codebook_size`` codes; :meth:`code_stats`
+    (per level in residual VQ) lets a tokenizer report codebook usage whatever quantizer it holds."""
     codebook_size: int
     dim: int
 
@@ -106,8 +103,7 @@ class Quantizer(nn.Module):
         return checks.tensor(z, "z", dim=self.dim, floating=True, shape=f"(..., {self.dim}) (channel last)")
 
 
-def _no_autocast(t: torch.Tensor):
-    return torch.autocast(device_type=t.device.type, enabled=False)
+def _no_autocast(t: torch.Tensor): return torch.autocast(device_type=t.device.type, enabled=False)
 
 
 # ----------------------------------------------------------------------------- the three lines
