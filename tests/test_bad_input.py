@@ -436,3 +436,16 @@ def test_more_recipe_functions_a_notebook_calls_name_their_arguments():
     raises(ValueError, "n", lambda: f2.guided_samples(lambda x, t, y=None: x, 2.0, 0))
     raises(ValueError, "threshold", lambda: limit_of_tokens.clean_rate(torch.rand(2, 3, 16, 16), threshold=-1))
     raises(ValueError, "kind", lambda: limit_of_tokens.build("MSE", limit_of_tokens.budget("quick")))
+
+
+def test_the_losses_name_p_null_and_refuse_a_prefix_of_an_image(parts):
+    tokens = torch.zeros(2, 5, dtype=torch.long)
+    raises(ValueError, "p_null", lambda: gpt.loss(parts["gpt"], tokens, _prompts(2), p_null=2.0))      # was "p"
+    raises(ValueError, "p_null", lambda: maskgit.loss(parts["maskgit"], torch.zeros(2, 16, dtype=torch.long),
+                                                      _prompts(2), p_null=-1.0))
+    raises(ValueError, "p_null", lambda: continuous.loss(parts["ar"], parts["head"], torch.randn(2, 5, 3), _prompts(2),
+                                                         p_null=1.5))
+    raises(ValueError, "p_null", lambda: backbone.loss(parts["mar"], parts["head"], torch.randn(2, 5, 3), _prompts(2),
+                                                       p_null=1.5))
+    raises(ValueError, "tokens", lambda: gpt.loss(parts["gpt"], tokens[:, :4], _prompts(2)))            # trained silently
+    raises(ValueError, "latents", lambda: continuous.loss(parts["ar"], parts["head"], torch.randn(2, 4, 3), _prompts(2)))

@@ -120,6 +120,7 @@ def loss(model: nn.Module, head: Head, latents: torch.Tensor, prompts: torch.Ten
     continuous.check_head(model, head)
     latents = model.check_x(latents)
     checks.same_rows(P.check_prompts(prompts), "prompts", latents.shape[0], "latents")
+    checks.number(p_null, "p_null", 0.0, 1.0)
     prompts = P.drop_prompts(prompts, p_null, checks.generator(generator))
     mask = mar_mask(latents.shape[0], model.cfg.n_tokens, generator, latents.device)   # (B, 16)
     z = model(latents, prompts, mask)                                                  # (B, 16, d)

@@ -96,7 +96,11 @@ def loss(model: ContinuousAR, head: nn.Module, latents: torch.Tensor, prompts: t
     probability ``p_null`` per image (classifier-free guidance training, as the GPT of 04)."""
     check_head(model, head)
     latents = model.check_x(latents)
+    if latents.shape[1] != model.cfg.n_tokens:                 # a prefix is for generation, not training
+        raise ValueError(f"latents: expected whole images, shape (B, {model.cfg.n_tokens}, {model.cfg.latent_dim}), "
+                         f"got {tuple(latents.shape)}")
     checks.same_rows(P.check_prompts(prompts), "prompts", latents.shape[0], "latents")
+    checks.number(p_null, "p_null", 0.0, 1.0)
     prompts = P.drop_prompts(prompts, p_null, checks.generator(generator))
     z = model(latents, prompts)                                                 # (B, 16, d)
     return head.loss(latents, z)

@@ -86,7 +86,10 @@ def loss(model: TokenGPT, tokens: torch.Tensor, prompts: torch.Tensor, *, p_null
     """Next-token cross-entropy (nats per token) on (B, 16) tokens, the prompt replaced by the null
     prompt with probability ``p_null`` per image (classifier-free guidance training)."""
     tokens = model.check_x(tokens)
+    if tokens.shape[1] != model.cfg.n_tokens:                  # a prefix is for generation, not training
+        raise ValueError(f"tokens: expected whole images, shape (B, {model.cfg.n_tokens}), got {tuple(tokens.shape)}")
     checks.same_rows(P.check_prompts(prompts), "prompts", tokens.shape[0], "tokens")
+    checks.number(p_null, "p_null", 0.0, 1.0)
     prompts = P.drop_prompts(prompts, p_null, checks.generator(generator))
     logits = model(tokens, prompts)                                            # (B, 16, K)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))

@@ -134,6 +134,7 @@ def loss(model: "MaskGIT", tokens: torch.Tensor, prompts: torch.Tensor, *, p_nul
     generator = checks.generator(generator)
     mask = random_mask(tokens.shape[0], tokens.shape[1], generator, tokens.device)   # (B, N)
     inputs = torch.where(mask, torch.full_like(tokens, model.cfg.mask_id), tokens)    # (B, N)
+    checks.number(p_null, "p_null", 0.0, 1.0)
     prompts = prompt_lib.drop_prompts(prompts, p_null, generator)
     return (criterion or masked_loss)(model(inputs, prompts), tokens, mask, label_smoothing)
 
