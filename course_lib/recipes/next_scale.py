@@ -33,7 +33,7 @@ from course_lib.tokens import tokenizers
 VERSION = 3                   # bump when the code changes what is trained (invalidates the cache)
 SIZE = 16
 SCALES = (1, 2, 3, 4)         # sides of the token maps, coarse to fine: 1 + 4 + 9 + 16 = 30 tokens
-CODEBOOK = 256                # VAR: one codebook shared by every scale (with 64, lecture: 0.86 of decoded shapes read right)
+CODEBOOK = 256                # VAR: one codebook shared by every scale (64: too few decoded shapes read right)
 LATENT_DIM = 8                # VAR's code size
 BITS = 8                      # Infinity's bits per token d: a vocabulary of 2^8 = 256
 TRAIN_SEED = 0
@@ -63,19 +63,22 @@ class Tokenizers:
 
 
 @dataclass(frozen=True)
+class Transformer:
+    """A next-scale transformer's budget (VAR's or Infinity's)."""
+    d_model: int              # width
+    n_layer: int              # blocks
+    n_head: int               # attention heads
+    steps: int                # training steps
+    lr: float                 # peak learning rate (AdamW, warmup, cosine decay)
+
+
+@dataclass(frozen=True)
 class Budget:
     """Notebook 06's budget in one mode; all of it is the transformers' cache key."""
     mode: str                 # the course mode this budget is for
     tokenizer: Tokenizers     # the tokenizers, and the training shapes and batch
-    d_model: int              # VAR's width
-    n_layer: int              # VAR's blocks
-    n_head: int               # attention heads (VAR and Infinity)
-    var_steps: int            # VAR's training steps
-    inf_d_model: int          # Infinity's width (smaller: the self-correction study trains six)
-    inf_layers: int           # Infinity's blocks
-    inf_steps: int            # Infinity's training steps
-    var_lr: float             # VAR's peak learning rate (AdamW, warmup, cosine decay)
-    inf_lr: float             # Infinity's peak learning rate
+    var: Transformer          # VAR's transformer
+    infinity: Transformer     # Infinity's (smaller in lecture mode: the self-correction study trains six)
     n_eval: int               # held-out prompts per score
     seeds: tuple              # the self-correction study's seeds
     version: int = VERSION    # the code's version
@@ -83,15 +86,18 @@ class Budget:
 
 BUDGETS = {
     "quick": Budget("quick", Tokenizers("quick", n_train=2048, batch=64, hidden=32, var_steps=150, bsq_steps=150),
-                    d_model=64, n_layer=2, n_head=4, var_steps=120, inf_d_model=64, inf_layers=2, inf_steps=60,
-                    var_lr=2e-3, inf_lr=2e-3, n_eval=128, seeds=(0, 1, 2)),
-    "lecture": Budget("lecture", Tokenizers("lecture", n_train=8192, batch=64, hidden=48, var_steps=2000,
+                    var=Transformer(d_model=64, n_layer=2, n_head=4, steps=120, lr=2e-3),
+                    infinity=Transformer(d_model=64, n_layer=2, n_head=4, steps=60, lr=2e-3),
+                    n_eval=128, seeds=(0, 1, 2)),
+    "lecture": Budget("lecture", Tokenizers("lecture", n_train=8192, batch=64, hidden=48, var_steps=1200,
                                             bsq_steps=1000),
-                      d_model=96, n_layer=3, n_head=4, var_steps=1600, inf_d_model=64, inf_layers=2, inf_steps=800,
-                      var_lr=1.5e-3, inf_lr=2e-3, n_eval=512, seeds=(0, 1, 2)),
+                      var=Transformer(d_model=96, n_layer=3, n_head=4, steps=1600, lr=1.5e-3),
+                      infinity=Transformer(d_model=64, n_layer=2, n_head=4, steps=800, lr=2e-3),
+                      n_eval=512, seeds=(0, 1, 2)),
     "full": Budget("full", Tokenizers("full", n_train=32768, batch=128, hidden=96, var_steps=4000, bsq_steps=4000),
-                   d_model=256, n_layer=6, n_head=8, var_steps=6000, inf_d_model=256, inf_layers=6, inf_steps=6000,
-                   var_lr=5e-4, inf_lr=5e-4, n_eval=2048, seeds=(0, 1, 2)),
+                   var=Transformer(d_model=256, n_layer=6, n_head=8, steps=6000, lr=5e-4),
+                   infinity=Transformer(d_model=256, n_layer=6, n_head=8, steps=6000, lr=5e-4),
+                   n_eval=2048, seeds=(0, 1, 2)),
 }
 
 
@@ -173,8 +179,8 @@ def model_config(B: Budget, kind: str = "var") -> Config:
     """The transformer's sizes: VAR's, or Infinity's (smaller in lecture mode, so that the six runs of
     the self-correction study fit the budget)."""
     if kind == "var":
-        return Config(d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
-    return Config(d_model=B.inf_d_model, n_layer=B.inf_layers, n_head=B.n_head)
+        return Config(d_model=B.var.d_model, n_layer=B.var.n_layer, n_head=B.var.n_head)
+    return Config(d_model=B.infinity.d_model, n_layer=B.infinity.n_layer, n_head=B.infinity.n_head)
 
 
 def _batches(B, n, seed):
@@ -194,7 +200,7 @@ def _fit_var(B, seed):
         def loss_fn(step):
             i = draw().to(codes.device)
             return model.loss(codes[i], inputs[i], drop_prompts(prompts[i], 0.1, g))
-        train.train(model, loss_fn, B.var_steps, lr=B.var_lr, schedule="cosine", warmup=B.var_steps // 20,
+        train.train(model, loss_fn, B.var.steps, lr=B.var.lr, schedule="cosine", warmup=B.var.steps // 20,
                     weight_decay=0.05, desc="VAR")
     return fit
 
@@ -211,7 +217,8 @@ def _fit_infinity(B, seed, p_max):
             i = draw().to(z.device)
             sc = infinity.self_correct(tok.quantizer, z[i], p_max, g)
             return model.loss(sc.labels, sc.inputs, drop_prompts(prompts[i], 0.1, g))
-        train.train(model, loss_fn, B.inf_steps, lr=B.inf_lr, schedule="cosine", warmup=B.inf_steps // 20,
+        train.train(model, loss_fn, B.infinity.steps, lr=B.infinity.lr, schedule="cosine",
+                    warmup=B.infinity.steps // 20,
                     weight_decay=0.05, desc=f"Infinity (self-correction {p_max})")
     return fit
 
