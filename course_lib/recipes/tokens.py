@@ -18,6 +18,13 @@ from course_lib.tokens import tokenizers, vq
 
 
 @dataclass(frozen=True)
+class Photo:
+    """Section 6's budget: one photo tokenized."""
+    size: int                 # its side in pixels
+    steps: int                # training steps on random crops of it
+
+
+@dataclass(frozen=True)
 class Budget:
     """Notebook 02's budget in one mode."""
     mode: str                 # the course mode this budget is for
@@ -29,18 +36,17 @@ class Budget:
     sweep_steps: int          # steps per (patch, K) of the sweep
     clf_steps: int            # steps of the shapes feature network
     loss_steps: int           # steps per loss of the loss comparison
-    photo_size: int           # side of the photo tokenized
-    photo_steps: int          # steps on the photo
     bench_vq_steps: int       # steps of the bench's tokenizers
+    photo: Photo              # section 6
 
 
 BUDGETS = {
     "quick": Budget("quick", n_train=1024, batch=32, hidden=32, toy_steps=100, vq_steps=60, sweep_steps=30,
-                    clf_steps=60, loss_steps=40, photo_size=64, photo_steps=50, bench_vq_steps=100),
+                    clf_steps=60, loss_steps=40, bench_vq_steps=100, photo=Photo(size=64, steps=50)),
     "lecture": Budget("lecture", n_train=4096, batch=64, hidden=48, toy_steps=300, vq_steps=600, sweep_steps=300,
-                      clf_steps=300, loss_steps=400, photo_size=96, photo_steps=400, bench_vq_steps=800),
+                      clf_steps=300, loss_steps=400, bench_vq_steps=800, photo=Photo(size=96, steps=400)),
     "full": Budget("full", n_train=16384, batch=128, hidden=96, toy_steps=1000, vq_steps=4000, sweep_steps=2000,
-                   clf_steps=1000, loss_steps=3000, photo_size=160, photo_steps=3000, bench_vq_steps=4000),
+                   clf_steps=1000, loss_steps=3000, bench_vq_steps=4000, photo=Photo(size=160, steps=3000)),
 }
 
 SIZE = 16                     # the shapes images are 16 x 16
@@ -112,9 +118,9 @@ def sweep(B: Budget, configs=SWEEP, shapes=None) -> list[dict]:
 
 def train_photo(B: Budget, image: torch.Tensor, q, **fit_kw) -> tokenizers.Run:
     """Section 6: the 4x4-patch tokenizer around quantizer ``q`` (e.g. ``quantizer(B, 256)``, or
-    None: continuous tokens), trained B.photo_steps steps on random 16x16 crops of one (3, H, W)
+    None: continuous tokens), trained B.photo.steps steps on random 16x16 crops of one (3, H, W)
     photo, evaluated on the whole photo (the Run's result["recon"] is (1, 3, H, W))."""
     model = image_tokenizer(B, q)
     fit_kw.setdefault("lr", 2e-3)
     return tokenizers.train_and_evaluate(model, tokenizers.sample_crops(image, SIZE, B.batch), image[None],
-                                         B.photo_steps, **fit_kw)
+                                         B.photo.steps, **fit_kw)
