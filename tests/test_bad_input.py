@@ -449,3 +449,30 @@ def test_the_losses_name_p_null_and_refuse_a_prefix_of_an_image(parts):
                                                        p_null=1.5))
     raises(ValueError, "tokens", lambda: gpt.loss(parts["gpt"], tokens[:, :4], _prompts(2)))            # trained silently
     raises(ValueError, "latents", lambda: continuous.loss(parts["ar"], parts["head"], torch.randn(2, 4, 3), _prompts(2)))
+
+
+def test_quantizers_bits_and_pixel_helpers_refuse_silent_codes_and_raw_errors():
+    from course_lib.pixels import pixel_ar, wavenet
+    from course_lib.tokens import bitwise, losses, tokenizers
+    z = torch.randn(2, 4)
+    z[1, 2] = NAN
+    for q in (bitwise.BSQ(4), bitwise.LFQ(4), bitwise.FSQ(levels=(8, 5, 5, 5))):
+        raises(ValueError, "z", lambda: q(z))                       # was code 0 / bits 0 (FSQ: named 'codes')
+    raises(ValueError, "bits", lambda: bitwise.bits_to_index(torch.full((2, 4), 2)))       # silently 30
+    raises(TypeError, "bits", lambda: bitwise.bits_to_index(torch.rand(2, 4)))
+    raises(ValueError, "index", lambda: bitwise.index_to_bits(torch.tensor([300]), 4))      # cut to 4 bits
+    raises(ValueError, "index", lambda: bitwise.index_to_bits(torch.tensor([-1]), 4))
+    assert bitwise.index_to_bits(torch.tensor([-1]), 64).sum() == 64                     # int64's two's complement
+    net = pixel_ar.PixelCNN(levels=17, channels=8, n_layers=2, n_classes=10)
+    images = torch.zeros(2, 1, 8, 8, dtype=torch.long)
+    raises(TypeError, "images", lambda: pixel_ar.evaluate_bpd(net, images.float()))      # was named 'targets'
+    raises(ValueError, "images", lambda: pixel_ar.evaluate_bpd(net, images[:0]))          # ZeroDivisionError
+    raises(ValueError, "batch", lambda: pixel_ar.evaluate_bpd(net, images, batch=0))      # range() error
+    raises(ValueError, "labels", lambda: pixel_ar.evaluate_bpd(net, images, labels=torch.zeros(3, dtype=torch.long)))
+    raises(ValueError, "i", lambda: pixel_ar.dependence(lambda x: torch.zeros(1, 17, 8, 8), 8, 8, 9, 0))  # IndexError
+    raises(ValueError, "levels", lambda: wavenet.marginal_bits(torch.tensor([300]), torch.tensor([0, 1])))
+    raises(ValueError, "train_levels", lambda: wavenet.marginal_bits(torch.tensor([0]), torch.zeros(0, dtype=torch.long)))
+    raises(ValueError, "batch", lambda: wavenet.random_windows(torch.randn(2, 100), 0, 20, _g()))
+    raises(TypeError, "generator", lambda: wavenet.random_windows(torch.randn(2, 100), 4, 20, 0))
+    raises(ValueError, "codebook_size", lambda: tokenizers.bits_per_item(16, 0))          # math domain error
+    raises(ValueError, "x", lambda: losses.multi_resolution_stft_loss(torch.randn(2, 30), torch.randn(2, 30)))

@@ -264,8 +264,12 @@ def evaluate_bpd(model: nn.Module, images: torch.Tensor, labels: torch.Tensor | 
                  batch: int = 512) -> float:
     """Bits/dim of ``model`` on a whole split (images (N, 1, H, W) int64), evaluated in batches."""
     _check_images(images, "images")
+    checks.tensor(images, "images", floating=False, shape="(N, 1, H, W) int64 levels")
+    checks.rows(images, "images")
+    checks.positive_int(batch, "batch")
     checks.same_device(model, images, "images")
     if labels is not None:
+        checks.same_rows(labels, "labels", images.shape[0], "images")
         checks.same_device(model, labels, "labels")
     model.eval()
     total, count = 0.0, 0
@@ -347,6 +351,11 @@ def dependence(model_fn: Callable[[torch.Tensor], torch.Tensor], height: int, wi
     images for exactly this) through ``model_fn``, backpropagates the sum of the logits at (i, j)
     and returns the (H, W) bool map of nonzero input gradients.
     """
+    height, width = checks.positive_int(height, "height"), checks.positive_int(width, "width")
+    if not (isinstance(i, int) and 0 <= i < height):
+        raise ValueError(f"i: expected a row in [0, {height - 1}], got {i!r}")
+    if not (isinstance(j, int) and 0 <= j < width):
+        raise ValueError(f"j: expected a column in [0, {width - 1}], got {j!r}")
     g = torch.Generator().manual_seed(seed)
     x = torch.rand(1, 1, height, width, generator=g).mul(levels - 1).requires_grad_(True)
     out = model_fn(x)                                               # (1, K, H, W)

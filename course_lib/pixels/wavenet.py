@@ -205,6 +205,8 @@ def random_windows(waves: torch.Tensor, batch: int, length: int, generator: torc
     at a random start (both drawn with ``generator``, clips first). Returns (batch, length)."""
     checks.tensor(waves, "waves", ndim=2, shape="(N, L)")
     n, total = waves.shape
+    checks.positive_int(batch, "batch"), checks.positive_int(length, "length")
+    checks.generator(generator)
     if length > total:
         raise ValueError(f"window length {length} is longer than the clips ({total} samples)")
     rows = torch.randint(0, n, (batch,), generator=generator)
@@ -252,6 +254,11 @@ def evaluate_bits(model: WaveNet, levels: torch.Tensor, batch: int = 8) -> float
 def marginal_bits(levels: torch.Tensor, train_levels: torch.Tensor, n_levels: int = 256) -> float:
     """Bits per sample of the no-context baseline: the histogram of ``train_levels`` (add-one),
     evaluated on ``levels``."""
+    n_levels = checks.positive_int(n_levels, "n_levels")
+    checks.index_range(train_levels, "train_levels", n_levels)
+    checks.index_range(levels, "levels", n_levels)
+    if train_levels.numel() == 0 or levels.numel() == 0:
+        raise ValueError(f"{'train_levels' if train_levels.numel() == 0 else 'levels'}: expected at least one level, got none")
     counts = torch.bincount(train_levels.flatten().cpu(), minlength=n_levels).float() + 1
     logp = (counts / counts.sum()).log2()
     return float(-logp[levels.flatten().cpu()].mean())

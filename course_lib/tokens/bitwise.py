@@ -59,13 +59,24 @@ def round_ste(x: torch.Tensor) -> torch.Tensor:
 
 def bits_to_index(bits: torch.Tensor) -> torch.Tensor:
     """(..., d) bits in {0, 1} (or bools) -> (...,) int64 index sum_i 2^i b_i."""
+    checks.tensor(bits, "bits", shape="(..., d) in {0, 1}")
+    if bits.dtype != torch.bool:
+        checks.tensor(bits, "bits", floating=False, shape="(..., d) in {0, 1} (int or bool)")
+        checks.binary(bits, "bits")
     d = bits.shape[-1]
     weights = 2 ** torch.arange(d, device=bits.device)
     return (bits.long() * weights).sum(-1)
 
 
 def index_to_bits(index: torch.Tensor, d: int) -> torch.Tensor:
-    """(...,) int64 -> (..., d) bits in {0, 1}, least significant first."""
+    """(...,) int64 in [0, 2^d) -> (..., d) bits in {0, 1}, least significant first (d = 64: any int64,
+    read as two's complement)."""
+    d = checks.positive_int(d, "d")
+    checks.tensor(index, "index", floating=False, shape="(...,) int64")
+    if d > 64:
+        raise ValueError(f"d: an int64 index holds at most 64 bits, got {d}")
+    if d < 64:
+        checks.index_range(index, "index", 2 ** d)              # more bits than d would be cut silently
     return (index.long()[..., None] >> torch.arange(d, device=index.device)) & 1
 
 

@@ -143,6 +143,9 @@ def multi_resolution_stft_loss(x: torch.Tensor, y: torch.Tensor, ffts=(64, 128, 
     x: reference waves (B, L), y: reconstructions (B, L)."""
     if x.shape != y.shape or x.dim() != 2:
         raise ValueError(f"expected two (B, L) waves of equal shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape[1] <= max(ffts) // 2:                          # the STFT pads n_fft / 2 on each side
+        raise ValueError(f"x: waves of {x.shape[1]} samples are too short for an FFT of {max(ffts)} (more than "
+                         f"{max(ffts) // 2} needed): pass shorter ffts=")
     total = x.new_zeros(())
     for n in ffts:
         mx, my = stft_magnitude(x, n), stft_magnitude(y, n)

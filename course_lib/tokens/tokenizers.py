@@ -344,4 +344,6 @@ def train_and_evaluate(model: nn.Module, batch_fn, test: torch.Tensor, steps: in
 
 def bits_per_item(n_tokens: int, codebook_size: int, levels: int = 1) -> float:
     """n_tokens x levels x log2(codebook_size): bits needed to store one image or clip."""
+    checks.positive_int(n_tokens, "n_tokens"), checks.positive_int(codebook_size, "codebook_size")
+    checks.positive_int(levels, "levels")
     return n_tokens * levels * math.log2(codebook_size)

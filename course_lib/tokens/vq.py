@@ -99,8 +99,10 @@ class Quantizer(nn.Module):
         return code_stats(codes, self.codebook_size, **terms)
 
     def check_input(self, z) -> torch.Tensor:
-        """z must be a floating tensor of shape (..., dim), channel last."""
-        return checks.tensor(z, "z", dim=self.dim, floating=True, shape=f"(..., {self.dim}) (channel last)")
+        """z must be a floating tensor of shape (..., dim), channel last, without NaN or infinity (a NaN
+        vector would silently become code 0, or bits all 0)."""
+        checks.tensor(z, "z", dim=self.dim, floating=True, shape=f"(..., {self.dim}) (channel last)")
+        return checks.finite(z, "z")
 
 
 def _no_autocast(t: torch.Tensor): return torch.autocast(device_type=t.device.type, enabled=False)
