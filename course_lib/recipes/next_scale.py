@@ -74,7 +74,7 @@ class Transformer:
 
 @dataclass(frozen=True)
 class Budget:
-    """Notebook 06's budget in one mode; all of it is the transformers' cache key."""
+    """Notebook 06's budget in one mode; a transformer's cache key is its part, the tokenizers' and its seed."""
     mode: str                 # the course mode this budget is for
     tokenizer: Tokenizers     # the tokenizers, and the training shapes and batch
     var: Transformer          # VAR's transformer
@@ -230,7 +230,8 @@ def train_var(mode: str | None = None, seed: int = 0) -> var.VAR:
     def build():
         torch.manual_seed(seed)
         return var.VAR(CODEBOOK, LATENT_DIM, SCALES, model_config(B)).to(runtime.device())
-    return train.cached("next-scale-var", dict(budget=B, seed=seed), build, _fit_var(B, seed))
+    return train.cached("next-scale-var", dict(tokenizer=B.tokenizer, var=B.var, seed=seed), build,
+                        _fit_var(B, seed))          # the parts it is trained from: tuning Infinity keeps it
 
 
 def train_infinity(self_correction: float = 0.0, mode: str | None = None, seed: int = 0) -> infinity.Infinity:
@@ -241,7 +242,8 @@ def train_infinity(self_correction: float = 0.0, mode: str | None = None, seed: 
     def build():
         torch.manual_seed(seed)
         return infinity.Infinity(BITS, SCALES, model_config(B, "infinity")).to(runtime.device())
-    return train.cached("next-scale-infinity", dict(budget=B, seed=seed, p_max=self_correction), build,
+    return train.cached("next-scale-infinity", dict(tokenizer=B.tokenizer, infinity=B.infinity, seed=seed,
+                                                  p_max=self_correction), build,
                         _fit_infinity(B, seed, self_correction))
 
 
