@@ -47,6 +47,14 @@ def init() -> bool:
     return dist.get_world_size() > 1
 
 
+def close() -> None:
+    """Wait for every rank, then leave the process group (a rank that exits with gloo's threads still
+    running is aborted: "terminate called without an active exception"). Nothing in one process."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def active() -> bool:
     """Whether this process is one of several ranks of a started process group."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1

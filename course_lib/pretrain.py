@@ -149,10 +149,13 @@ def main(argv=None) -> int:
         print(listing(where if where is not None and where.is_dir() else None, args.mode))
         return 0
     distributed.init()
-    where = args.out or default_folder()
-    pretrain(args.names, args.mode, where)
-    if distributed.is_main():
-        print(listing(where, args.mode))
+    try:
+        where = args.out or default_folder()
+        pretrain(args.names, args.mode, where)
+        if distributed.is_main():
+            print(listing(where, args.mode))
+    finally:
+        distributed.close()                             # every rank waits for rank 0's files
     return 0
 
 

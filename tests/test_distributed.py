@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
@@ -74,7 +73,7 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
             got[kind] = _train(kind).state_dict()
         torch.save(got, f"{out}/rank{rank}.pt")
     finally:
-        dist.destroy_process_group()
+        distributed.close()
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +106,7 @@ def test_shards_are_disjoint_and_an_uneven_batch_is_named(ranks):
 
 def test_without_torchrun_everything_is_one_process():
     assert not distributed.init() and not distributed.active()
+    distributed.close()                                                         # nothing to leave
     assert (distributed.rank(), distributed.world(), distributed.is_main()) == (0, 1, True)
     x = torch.arange(6)
     assert distributed.shard(x) is x and distributed.mean(2.5) == 2.5
