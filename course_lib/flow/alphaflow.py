@@ -20,7 +20,8 @@ the (stop-gradient) network for the rest:
     u_tgt = α v + (1 - α) sg(u_θ(z', a', b))
 
 * α = 1: u_tgt = v for every interval: **trajectory flow matching** (no extra network pass);
-* α = 1/2: the Shortcut model's self-consistency (two half steps make one whole step);
+* 0 < α < 1: a consistency target over a finite step, of the Shortcut model's kind (at α = 1/2,
+  two half steps make one step), which the paper's family includes;
 * α -> 0: the finite difference becomes the derivative, and the target becomes MeanFlow's
   v + (b - a) du/da (:func:`course_lib.flow.meanflow.jvp_target`). The official code switches to that
   JVP target once α falls below ``clamp`` (0.005), and so does :func:`loss`.

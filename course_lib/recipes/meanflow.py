@@ -34,7 +34,8 @@ With the lecture budget (bench, 1 thread beside other jobs): flow matching 5000 
 MeanFlow 2584 steps in the same time (11.6 steps/s); SWD of MeanFlow 1 / 2 steps 0.054 / 0.054 against
 flow matching's 0.040 at 100 steps and 1.53 at 1 step (floor 0.019); grid TV 0.326 against 0.088 (floor
 0.052): the SWD bar is met, but the one-step samples are a filled disk with the spiral's rim, not yet
-the arms (the SWD's blind spot, notebook 08).
+the arms (the SWD's blind spot, notebook 08). Why, and what the α-Flow curriculum and an exact-target
+control do about it: :mod:`course_lib.recipes.meanflow_routes` (notebook 10, section 6).
 
 Seeds: every experiment seeds itself. Evaluation seed s samples from noise seed ``100 + s`` and
 compares with held-out spirals (notebook 08's :func:`~course_lib.recipes.flow_matching_2d.swd`).
