@@ -13,6 +13,8 @@ Everything that depends on how much compute a learner has is switched here, in o
   exists here, or a clear error;
 * **seeding** of python, numpy and torch (:func:`seed_everything`), and bf16 **autocast** on a CUDA
   GPU only (:func:`autocast`);
+* **eval mode for a block** (:func:`evaluating`, every submodule's mode restored after it) and
+  **timing** (:func:`seconds_per_step`, :func:`timed`: the GPU waited for before the clock is read);
 * the **cache folder** of trained models that several notebooks share (:func:`cache_dir`:
   ``$COURSE_CACHE``, else ``~/.cache/two-world-lines``).
 * the **weights switch** (:func:`weights`): load the trained weights the course ships in
