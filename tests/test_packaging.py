@@ -69,9 +69,10 @@ MAY_IMPORT = {
     "pretrain": GROUND | set(PARTS) | {"recipes", "pretrain"},    # trains every recipe's cached models
     "": set(),                                                   # course_lib/__init__.py
 }
-# inside course/: homework -> exercises -> checking; homework, assignments and runner -> folder
+# inside course/: homework -> exercises -> checking -> mistakes -> calling; homework, assignments and runner -> folder
 COURSE_MAY_IMPORT = {
-    "checking": set(), "folder": set(), "exercises": {"checking", "exercises"},
+    "calling": set(), "mistakes": {"calling"}, "checking": {"calling", "mistakes"},
+    "folder": set(), "exercises": {"checking", "exercises"},
     "homework": {"exercises", "checking", "folder"}, "assignments": {"folder"}, "runner": {"folder", "offline"}, "": set(),
     "site": {"runner", "assignments", "folder", "offline"},   # the course site; offline: its MathJax
 }
@@ -138,7 +139,7 @@ def test_imports_run_only_downward():
                 dst = target.split(".")[2] if target.count(".") > 1 else ""
                 if dst != src and dst not in COURSE_MAY_IMPORT.get(src, set()):
                     wrong.append(f"{name}:{line} imports {target}: inside course/, imports run "
-                                 "homework -> exercises -> checking, assignments/runner -> folder, "
+                                 "homework -> exercises -> checking -> mistakes -> calling, assignments/runner -> folder, "
                                  "site -> runner/assignments/folder")
     assert not wrong, "imports that run the wrong way:\n" + "\n".join(wrong)
 

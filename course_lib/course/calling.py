@@ -88,13 +88,13 @@ def is_reference(candidate, reference) -> bool:
     return bool(ref_codes) and bool(_code_of(candidate) & ref_codes)
 
 
-class _Timeout(BaseException):
+class Timeout(BaseException):
     """Raised inside the learner's function when its time is up (BaseException: a bare
     ``except Exception`` in the learner's code cannot swallow it)."""
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float):
+def time_limit(seconds: float):
     """SIGALRM-based limit (main thread of a Unix process, as in a Jupyter kernel or pytest);
     elsewhere no limit."""
     usable = (seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread())
@@ -103,7 +103,7 @@ def _time_limit(seconds: float):
         return
 
     def on_alarm(signum, frame):
-        raise _Timeout()
+        raise Timeout()
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
@@ -145,15 +145,15 @@ def _tensors(obj, path: str):
             yield from _tensors(o, f"{path}[{k!r}]")
 
 
-def _clone(obj):
+def clone_inputs(obj):
     """A deep copy of the tensors in an argument (modules and functions are shared)."""
     if isinstance(obj, torch.Tensor):
         out = obj.detach().clone()
         return out.requires_grad_(obj.requires_grad) if obj.is_leaf else out
     if isinstance(obj, (list, tuple)):
-        return type(obj)(_clone(o) for o in obj)
+        return type(obj)(clone_inputs(o) for o in obj)
     if isinstance(obj, dict):
-        return {k: _clone(o) for k, o in obj.items()}
+        return {k: clone_inputs(o) for k, o in obj.items()}
     return obj
 
 
@@ -195,11 +195,11 @@ def call(candidate: Callable, *args, case: str = "", seconds: float | None = Non
     limit = CALL_SECONDS if seconds is None else seconds
     codes = _code_of(_progress.reference) if _progress.reference is not None else set()
     try:
-        with _time_limit(limit), _watch_reference(codes):
+        with time_limit(limit), _watch_reference(codes):
             out = candidate(*args, **kwargs)
     except UsesReference:
         raise
-    except _Timeout:
+    except Timeout:
         raise Mismatch(f"{where}your function did not finish within {limit:g} s (an endless loop, or "
                        f"far more work than the exercise needs?)") from None
     except Mismatch:

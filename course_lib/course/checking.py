@@ -30,7 +30,7 @@ from typing import Callable
 
 import torch
 
-from course_lib.course.calling import (CALL_SECONDS, Mismatch, Progress, UsesReference, _clone,  # noqa: F401
+from course_lib.course.calling import (CALL_SECONDS, Mismatch, Progress, UsesReference, clone_inputs,  # noqa: F401
                                        call, is_reference, tracking)
 from course_lib.course.mistakes import (Mistake, explain, gradients, name_mistake, name_mistake_in,  # noqa: F401
                                         naming)
@@ -177,8 +177,8 @@ def compare(candidate: Callable, reference_fn: Callable, cases: list[Case], atol
     mistake in ``mistakes`` that reproduces it, if one does. Outputs may be tensors, numbers or tuples
     of them."""
     for case in cases:
-        want = reference_fn(*_clone(case.args), **_clone(case.kwargs))
-        got = call(candidate, *_clone(case.args), case=case.description, **_clone(case.kwargs))
+        want = reference_fn(*clone_inputs(case.args), **clone_inputs(case.kwargs))
+        got = call(candidate, *clone_inputs(case.args), case=case.description, **clone_inputs(case.kwargs))
         with naming(mistakes, got, *case.args, atol=atol, rtol=rtol, **case.kwargs):
             expect_output(got, want, f"on {case.description}", atol, rtol, check_dtype)
 

@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from course_lib.course.calling import CALL_SECONDS, Mismatch, _clone, _time_limit, _Timeout, call
+from course_lib.course.calling import CALL_SECONDS, Mismatch, clone_inputs, time_limit, Timeout, call
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def name_mistake(got, mistakes: Sequence[Mistake], *args, wrt: Sequence = (), at
     with grads the learner's gradients w.r.t. those arguments (None where no gradient reached one, read
     as zeros). A mistake whose impl raises is skipped. Each impl runs under :func:`call`'s time limit."""
     for m in mistakes:
-        a, k = _clone(args), _clone(kwargs)
+        a, k = clone_inputs(args), clone_inputs(kwargs)
         inputs = [k[w] if isinstance(w, str) else a[w] for w in wrt]
         if wrt:
             inputs = [x.detach().requires_grad_(True) if isinstance(x, torch.Tensor) else x for x in inputs]
@@ -92,11 +92,11 @@ def name_mistake(got, mistakes: Sequence[Mistake], *args, wrt: Sequence = (), at
                 else:
                     a = a[:w] + (x,) + a[w + 1:]
         try:
-            with _time_limit(CALL_SECONDS):
+            with time_limit(CALL_SECONDS):
                 out = m.impl(*a, **k)
                 if wrt:
                     out = (out, gradients(out, inputs))
-        except (Exception, _Timeout):
+        except (Exception, Timeout):
             continue
         if wrt:
             if (isinstance(got, (tuple, list)) and len(got) == 2 and _same(got[0], out[0], atol, rtol)
@@ -116,7 +116,7 @@ def name_mistake_in(candidate: Callable, mistakes: Sequence[Mistake], cases: Seq
     seen = []
     for args in cases:
         try:
-            seen.append((call(candidate, *_clone(args), case="a case the check names mistakes with"), args))
+            seen.append((call(candidate, *clone_inputs(args), case="a case the check names mistakes with"), args))
         except Mismatch:
             return None
     left = list(mistakes)
