@@ -200,7 +200,9 @@ def train_mf(B, rule: Callable | None = None, steps: int | None = None, progress
     return model, _train(B, model, rule or mf_rule(B), steps, "MeanFlow", progress, curve)
 
 
-def _seconds_per_step(B, mean_flow: bool, rule, n: int) -> float:
+def step_seconds(B, mean_flow: bool, rule, n: int) -> float:
+    """Seconds per training step of ``rule(model, x1)`` on this budget's network (``mean_flow``: MeanFlow's)
+    and batch, timed over ``n`` steps after 3 warm-up steps."""
     model = build(B, mean_flow, seed=1)
     opt = torch.optim.AdamW(model.parameters(), lr=B.lr)
 
@@ -216,8 +218,8 @@ def equal_time_steps(B, mf_rule_fn: Callable | None = None) -> int:
     """How many MeanFlow steps cost as much time as ``B.fm_steps`` flow-matching steps here: both
     timed over ``B.calib_steps`` steps of the same network and batch (a MeanFlow step also pays for
     the JVP on the rows with b > a)."""
-    fm_s = _seconds_per_step(B, False, fm_rule, B.calib_steps)
-    mf_s = _seconds_per_step(B, True, mf_rule_fn or mf_rule(B), B.calib_steps)
+    fm_s = step_seconds(B, False, fm_rule, B.calib_steps)
+    mf_s = step_seconds(B, True, mf_rule_fn or mf_rule(B), B.calib_steps)
     return max(1, int(round(B.fm_steps * fm_s / mf_s)))
 
 

@@ -138,8 +138,8 @@ def alpha_equal_time_steps(B) -> int:
     grid = [af.alpha_schedule(k, 1000, start=start, end=end) for k in range(1000)]
     share = {1.0: sum(a == 1.0 for a in grid) / 1000, 0.0: sum(a == 0.0 for a in grid) / 1000}
     share[0.5] = 1.0 - share[1.0] - share[0.0]
-    fm_s = recipe._seconds_per_step(B, False, recipe.fm_rule, B.calib_steps)
-    cost = sum(w * recipe._seconds_per_step(B, True, lambda u, x1, al=al: _alpha_loss(B, u, x1, al), B.calib_steps)
+    fm_s = recipe.step_seconds(B, False, recipe.fm_rule, B.calib_steps)
+    cost = sum(w * recipe.step_seconds(B, True, lambda u, x1, al=al: _alpha_loss(B, u, x1, al), B.calib_steps)
                for al, w in share.items() if w > 0)
     return max(1, int(round(B.fm_steps * fm_s / cost)))
 
