@@ -94,11 +94,13 @@ class MeanFlowNet(nn.Module):
 
 
 def _times(t, name: str, z: torch.Tensor, z_name: str = "z") -> torch.Tensor:
-    """A time for every row of z: a number, or a floating tensor of shape (B,) (no other shape, which
-    would broadcast silently in b - a). Returns (B,) in z's dtype."""
+    """A time for every row of z: a number, a 0-d tensor, or a floating tensor of shape (B,) (no other
+    shape, which would broadcast silently in b - a). Returns (B,) in z's dtype."""
     if isinstance(t, (int, float)) and not isinstance(t, bool):
         return torch.full((z.shape[0],), float(t), device=z.device, dtype=z.dtype)
-    checks.tensor(t, name, ndim=1, floating=True, shape=f"({z.shape[0]},), one time per row of {z_name}")
+    checks.tensor(t, name, ndim=(0, 1), floating=True, shape=f"({z.shape[0]},), one time per row of {z_name}")
+    if t.dim() == 0:
+        return t.to(z.dtype).expand(z.shape[0])                              # one time for every row
     checks.same_rows(t, name, z.shape[0], z_name)
     return t.to(z.dtype)
 
