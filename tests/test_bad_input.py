@@ -476,3 +476,16 @@ def test_quantizers_bits_and_pixel_helpers_refuse_silent_codes_and_raw_errors():
     raises(TypeError, "generator", lambda: wavenet.random_windows(torch.randn(2, 100), 4, 20, 0))
     raises(ValueError, "codebook_size", lambda: tokenizers.bits_per_item(16, 0))          # math domain error
     raises(ValueError, "x", lambda: losses.multi_resolution_stft_loss(torch.randn(2, 30), torch.randn(2, 30)))
+
+
+def test_generation_heads_toy_and_build_name_their_arguments():
+    from course_lib.recipes import generation_heads as R
+    head = heads.make("mse", 2, 3)
+    for call, name in [(lambda: R.toy_data(0), "n"), (lambda: R.toy_data(4, generator=0), "generator"),
+                       (lambda: R.fit_toy(head, steps=0), "steps"), (lambda: R.fit_toy(head, 1, batch=0), "batch"),
+                       (lambda: R.on_modes(head, n=0), "n"), (lambda: R.on_modes(head, steps=0), "steps"),
+                       (lambda: R.build(R.budget("quick"), "raster", "diffusion"), "kind"),
+                       (lambda: R.build(R.budget("quick"), "zigzag", "mse"), "order")]:
+        with pytest.raises((ValueError, TypeError)) as e:
+            call()
+        assert str(e.value).startswith(f"{name}"), (name, str(e.value))

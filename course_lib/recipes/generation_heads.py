@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from course_lib import data, evaluator, heads, metrics, runtime, train
+from course_lib import checks, data, evaluator, heads, metrics, runtime, train
 from course_lib.heads import backbone
 from course_lib.nets import count_parameters
 from course_lib.orders import prompt as P
@@ -103,6 +103,7 @@ class Pair(nn.Module):
 
 def build(B: Budget, order: str, kind: str) -> Pair:
     """A transformer of ``order`` and a head ``kind`` of this budget's sizes, seeded, on the course device."""
+    checks.one_of(order, "order", ORDERS), checks.one_of(kind, "kind", KINDS)
     torch.manual_seed(SEED)
     cfg = ContinuousConfig(latent_dim=shape_latents.LATENT_DIM, n_tokens=shape_latents.N_TOKENS,
                            d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
@@ -171,6 +172,7 @@ def toy_data(n: int, generator: torch.Generator | None = None) -> tuple[torch.Te
     """Three conditions, two right answers each: c in {0, 1, 2} as a one-hot z (n, 3); the token x
     (n, 2) is centre(c) = (c - 1, 0) plus (0, +1) or (0, -1) with probability 1/2, plus noise of std
     0.05. Returns (z, x, centre)."""
+    checks.positive_int(n, "n"), checks.generator(generator)
     c = torch.randint(3, (n,), generator=generator)
     z = torch.nn.functional.one_hot(c, 3).float()                                   # (n, 3)
     centre = torch.stack([c.float() - 1, torch.zeros(n)], 1)                        # (n, 2)
@@ -182,6 +184,7 @@ def toy_data(n: int, generator: torch.Generator | None = None) -> tuple[torch.Te
 def fit_toy(head: heads.Head, steps: int, batch: int = 256, lr: float = 2e-3, seed: int = SEED,
             progress: bool = False) -> train.History:
     """Train ``head`` alone (z is given, no transformer) on :func:`toy_data` for ``steps`` steps (CPU)."""
+    checks.positive_int(steps, "steps"), checks.positive_int(batch, "batch")
     g = torch.Generator().manual_seed(seed)
 
     def loss_fn(step):
@@ -193,6 +196,7 @@ def fit_toy(head: heads.Head, steps: int, batch: int = 256, lr: float = 2e-3, se
 def on_modes(head: heads.Head, n: int = 2000, steps: int = 8, seed: int = 1) -> dict:
     """Samples of ``head`` for n toy conditions: the share within 0.3 of one of the two right
     answers, the share in the upper one, and the samples and conditions themselves."""
+    checks.positive_int(n, "n"), checks.positive_int(steps, "steps")
     z, _, centre = toy_data(n, torch.Generator().manual_seed(seed))
     x = head.sample(z, steps=steps, generator=torch.Generator().manual_seed(seed + 1))       # (n, 2)
     d = x - centre
