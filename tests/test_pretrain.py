@@ -80,6 +80,15 @@ def test_an_unknown_model_is_named(tmp_path):
         pretrain.main(["--out", str(tmp_path), "no-such-model"])
 
 
+def _forget_models_in_memory():
+    """Clear every lru_cache of course_lib (the evaluator, the recipes' trained models)."""
+    for module in list(sys.modules.values()):
+        if getattr(module, "__name__", "").startswith("course_lib."):
+            for value in list(vars(module).values()):
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
+
+
 def test_every_registered_model_is_the_one_its_recipe_caches(monkeypatch):
     """Each registry entry's function asks the cache first for a model of that very name (the fake
     cache stops there, so nothing trains)."""
@@ -95,6 +104,7 @@ def test_every_registered_model_is_the_one_its_recipe_caches(monkeypatch):
     monkeypatch.setattr(train, "cached", fake)
     for model in pretrain.MODELS.values():
         asked.clear()
+        _forget_models_in_memory()          # an earlier test may have left the model in an lru_cache
         with pytest.raises(Asked):
             model.make("quick")
         assert asked[0][0] == model.name and asked[0][1] in ("quick", None), (model.name, asked)
