@@ -4,13 +4,11 @@
 * digits: :func:`digits`, scikit-learn's 8x8 handwritten digits (values 0..16), fixed 80/20 split;
 * shapes: :func:`shapes`, procedural RGB images of a coloured shape with a caption and attributes;
 * video: :func:`moving_shapes`, short clips of a shape moving in a straight line;
-* audio: :func:`audio_clips` (notes with harmonics and envelopes, chords, chirps, melodies);
-* photos: :func:`photo`, the two photos scikit-learn bundles;
+* audio: :func:`audio_clips` (notes with harmonics and envelopes, chords, chirps, melodies); photos:
+  :func:`photo`, the two photos scikit-learn bundles;
 * files: :func:`data_file`, a file the package ships in ``course_lib/assets/``, checked against its
   SHA-256 and found with :mod:`importlib.resources`, so it works from a clone and from a wheel.
-
-Every generator takes a ``seed`` and returns tensors on :func:`course_lib.runtime.device`.
-"""
+Every generator takes a ``seed`` and returns tensors on :func:`course_lib.runtime.device`."""
 from __future__ import annotations
 
 import atexit

@@ -13,10 +13,9 @@ keeps the plumbing: which network, how long to train, with which seeds, and how 
 | conditional flow and guidance (section 7) | :func:`train_conditional`, :func:`class_centres`, :func:`guided_samples`, :func:`class_accuracy` |
 | digits as 64-D points (section 8) | :func:`digit_vectors`, :func:`train_digits`, :func:`digit_judge`, :func:`to_images` |
 
-Seeds: every experiment seeds itself (model initialisation and training draws), so the figures do
-not depend on what ran before it. Evaluation seed s samples from noise seed ``100 + s`` and compares
-with held-out data (:data:`course_lib.metrics.HELD_OUT_SEED` + s) along projections drawn from s.
-"""
+Seeds: every experiment seeds itself (initialisation and training draws), so no figure depends on what ran
+before it. Evaluation seed s samples from noise seed ``100 + s`` and compares with held-out data
+(:data:`course_lib.metrics.HELD_OUT_SEED` + s) along projections drawn from s."""
 from __future__ import annotations
 
 import copy

@@ -99,8 +99,7 @@ class Quantizer(nn.Module):
         return code_stats(codes, self.codebook_size, **terms)
 
     def check_input(self, z) -> torch.Tensor:
-        """z must be a floating tensor of shape (..., dim), channel last, without NaN or infinity (a NaN
-        vector would silently become code 0, or bits all 0)."""
+        """z: floating (..., dim), channel last, finite (a NaN vector would silently become code 0 or bits 0)."""
         checks.tensor(z, "z", dim=self.dim, floating=True, shape=f"(..., {self.dim}) (channel last)")
         return checks.finite(z, "z")
 
