@@ -53,7 +53,7 @@ import time
 
 import torch
 
-from course_lib import flow
+from course_lib import flow, runtime
 from course_lib.flow import alphaflow as af
 from course_lib.recipes import meanflow as recipe
 
@@ -76,11 +76,8 @@ class Curve:
             self._t0 = now
         if seconds is None and step % max(1, total // self.points):
             return
-        was_training = model.training
-        model.eval()
-        with torch.no_grad():
+        with runtime.evaluating(model), torch.no_grad():
             self.tv.append(recipe.tv(model, 1, True, n=self.n))
-        model.train(was_training)
         self.steps.append(step)
         self.seconds.append(seconds if seconds is not None else now - self._t0 - self.eval_seconds)
         self.eval_seconds += time.perf_counter() - now
