@@ -27,14 +27,15 @@ from typing import Callable
 import torch
 from torch import nn
 
-from course_lib import checks, distributed, runtime, weights
+from course_lib import checks, distributed, record, runtime, weights
 from course_lib.weights import plain as _plain
 
 
 # Bumped when a change of the course's code (not of a budget) changes what training produces, so that a
 # learner's cache retrains instead of loading weights of the old code. 2: FSQ's bound, BSQ's straight-through
 # and MaskGIT's per-image loss as their official code, MAR's AdaLN init, Infinity's bilinear next-scale inputs.
-CODE_VERSION = 2
+# 3: the file keeps what training returned (course_lib.record: the loss curve), which notebooks now read back.
+CODE_VERSION = 3
 
 
 def cache_path(name: str, config) -> "os.PathLike":
@@ -77,13 +78,19 @@ def _why_unreadable(path, error: Exception) -> str:
 
 
 def _load_into(model: nn.Module, path) -> tuple[str, str] | None:
-    """Load the weights at ``path`` into ``model``: None if they fit, else (kind, what is wrong) with
-    kind "unreadable" (not a weights file torch can read with weights_only) or "mismatch" (readable,
-    but not this model's keys and shapes; the model may then be half-loaded)."""
+    """Load the weights at ``path`` into ``model``: None if they fit (``model.record`` then holds what
+    training returned), else (kind, what is wrong) with kind "unreadable" (not a weights file torch can
+    read with weights_only) or "mismatch" (readable, but not this model's keys and shapes; the model
+    may then be half-loaded)."""
     try:
         state = torch.load(path, map_location=checks.model_device(model) or "cpu", weights_only=True)
     except Exception as e:      # random bytes, text, a truncated zip, a pickle weights_only refuses, a folder
         return "unreadable", f"cannot be read as weights: {_why_unreadable(path, e)}"
+    text = None
+    if isinstance(state, dict) and set(state) == {"state_dict", "record"}:     # weights + what fit returned
+        state, text = state["state_dict"], state["record"]
+        if not isinstance(text, str):
+            return "mismatch", f"hold a record of type {type(text).__name__}, not JSON text"
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         return "mismatch", f"hold a {type(state).__name__}, not a state_dict of tensors"
     want = model.state_dict()
@@ -95,7 +102,8 @@ def _load_into(model: nn.Module, path) -> tuple[str, str] | None:
         return "mismatch", "do not fit the model (" + "; ".join(wrong) + ")"
     try:
         model.load_state_dict(state)
-    except (RuntimeError, ValueError, TypeError) as e:
+        model.record = record.loads(text)
+    except (RuntimeError, ValueError, TypeError, KeyError) as e:
         return "mismatch", f"do not fit the model ({_first_line(e)})"
     return None
 
@@ -114,8 +122,13 @@ def _move_aside(path, kind: str):
     return aside
 
 
+def _finish(model: nn.Module, from_cache: bool, rec) -> nn.Module:
+    model.from_cache, model.record, model.history = from_cache, rec, record.history_of(rec)
+    return model.eval()
+
+
 def cached(name: str, config, build: Callable[[], nn.Module], fit: Callable[[nn.Module], object],
-           verbose: bool = True) -> nn.Module:
+           verbose: bool = True, *, share: bool = True) -> nn.Module:
     """``build()`` a model, then load its weights from the disk cache if they are there, else
     ``fit(model)`` and save them. Returns the model in eval mode, on the device ``build`` put it on.
 
@@ -134,6 +147,16 @@ def cached(name: str, config, build: Callable[[], nn.Module], fit: Callable[[nn.
     notebook keeps running. If the file cannot be moved, a RuntimeError names it.
     ``fit`` runs with gradients enabled even if the caller is inside ``torch.no_grad()``.
 
+    What ``fit`` returns (None, a ``train.History``, or a dict of Histories and JSON values: a loss
+    curve, figures measured while training; :mod:`course_lib.record`) is kept in the same file and
+    comes back as ``model.record`` (``model.history``: its History), so that a notebook that loads
+    a model still plots the curve of the run that made it.
+
+    ``share=False``: the model is trained with a learner's own function (a loss written in an
+    exercise). Shipped weights (the course's, trained with the course's function) are still loaded
+    when the weights switch says "load"; otherwise it trains and is written nowhere, so that what
+    another notebook or a benchmark reads from the cache never depends on a learner's answer.
+
     First of all, shipped weights (:func:`course_lib.weights.find`): a checked file is loaded
     (``model.from_cache`` is True, ``model.shipped`` its path); a shipped file that is missing,
     corrupted or stale stops with a :class:`~course_lib.weights.WeightsError` and is never replaced.
@@ -145,41 +168,44 @@ def cached(name: str, config, build: Callable[[], nn.Module], fit: Callable[[nn.
         raise TypeError(f"build: expected a function returning an nn.Module, got {type(model).__name__}")
     shipped = weights.find(path.stem, name, config)
     if shipped is not None:
-        weights.load_into(model, shipped)
-        model.from_cache, model.shipped = True, shipped
+        rec = weights.load_into(model, shipped)
+        model.shipped = shipped
         if verbose:
-            print(f"{name}: loaded the shipped weights ({shipped})")
-        return model.eval()
+            print(f"{name}: loaded the course's trained weights ({shipped}); WEIGHTS = \"train\" trains it here")
+        return _finish(model, True, rec)
     export = weights.export_folder()
+    if not share:
+        with torch.enable_grad():
+            rec = fit(model)
+        return _finish(model, False, record.loads(record.dumps(rec)))
     if path.exists() and export is None:
         problem = _load_into(model, path)
         if problem is None:
-            model.from_cache = True
             if verbose:
                 print(f"{name}: loaded from the cache ({path})")
-            return model.eval()
+            return _finish(model, True, model.record)
         kind, what = problem
         aside = _move_aside(path, kind)
         warnings.warn(f"{name}: the cached weights {path} {what}; kept as {aside}, training again",
                       RuntimeWarning, stacklevel=2)
         model = build()                                     # from scratch, not half-loaded
-    with torch.enable_grad(), weights.recording() as record:   # even when called under no_grad
-        fit(model)
-    model.from_cache = False
+    with torch.enable_grad(), weights.recording() as rec_time:   # even when called under no_grad
+        text = record.dumps(fit(model))
+    rec = record.loads(text)                   # the same structure a later load gives back
     if not distributed.is_main():
-        return model.eval()
+        return _finish(model, False, rec)
     if export is not None:
-        weights.save(model, export, path.stem, name, config, steps=record["steps"], seconds=record["seconds"],
-                     fp16=weights.stores_fp16(name))
-        return model.eval()
+        weights.save(model, export, path.stem, name, config, steps=rec_time["steps"], seconds=rec_time["seconds"],
+                     fp16=weights.stores_fp16(name), record=text)
+        return _finish(model, False, rec)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(model.state_dict(), tmp)
+        state = model.state_dict()
+        torch.save(state if text is None else {"state_dict": state, "record": text}, tmp)
         os.chmod(tmp, 0o644)                                # mkstemp makes it private
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-    model.from_cache = False
-    return model.eval()
+    return _finish(model, False, rec)

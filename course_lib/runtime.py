@@ -280,7 +280,8 @@ def cache_dir() -> Path:
 
 
 def describe() -> dict:
-    """Print and return where the course runs: device, mode, torch version, CPU threads."""
+    """Print and return where the course runs: device, mode, torch version, CPU threads, and whether
+    trained models are loaded from the course's weights or trained here (:func:`weights`)."""
     dev = device()
     info = {
         "device": str(dev),
@@ -288,7 +289,9 @@ def describe() -> dict:
         "mode": mode(),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "weights": weights(),
     }
     print(f"device {info['device']} ({info['device_name']}) · mode {info['mode']} · "
-          f"torch {info['torch']} · {info['threads']} CPU threads")
+          f"torch {info['torch']} · {info['threads']} CPU threads · weights: {info['weights']}"
+          + (" (quick mode always trains)" if info["mode"] == "quick" else ""))
     return info

@@ -201,15 +201,18 @@ def find(stem: str, name: str, config) -> Path | None:
     return path
 
 
-def load_into(model: nn.Module, path) -> nn.Module:
+def load_into(model: nn.Module, path):
     """Load the safetensors file ``path`` into ``model`` (strict: the same keys and shapes; tensors
-    stored as float16 are cast to the model's dtype). Tied parameters are stored once."""
+    stored as float16 are cast to the model's dtype). Tied parameters are stored once. Returns what
+    training returned (:mod:`course_lib.record`: a History, a dict of figures; None if nothing)."""
+    from course_lib import record
     from safetensors import safe_open
     path = Path(path)
     want = model.state_dict()
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            aliases = json.loads((f.metadata() or {}).get("aliases", "{}"))
+            course = json.loads((f.metadata() or {}).get("course", "{}"))
+            aliases, text = course.get("aliases", {}), course.get("record")
             state = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:                      # not a safetensors file: never parsed any other way
         raise WeightsError(f"{path} is not a safetensors file ({type(e).__name__}: {e}); rebuild it with "
@@ -222,7 +225,11 @@ def load_into(model: nn.Module, path) -> nn.Module:
         raise WeightsError(f"{path} does not fit the model ({'; '.join(wrong[:4])}): the file is not this "
                            "model's; rebuild it with make pretrain")
     model.load_state_dict({k: state[k].to(v.dtype) for k, v in want.items()})
-    return model
+    try:
+        return record.loads(text)
+    except (ValueError, KeyError, TypeError) as e:
+        raise WeightsError(f"{path}: the training record in its metadata is not readable ({e}); rebuild it "
+                           "with make pretrain") from e
 
 
 def _storable(model: nn.Module, fp16: bool) -> tuple[dict, dict]:
@@ -248,14 +255,34 @@ def machine() -> dict:
                 device_name=torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type)
 
 
+@contextlib.contextmanager
+def _manifest_lock(where: Path):
+    """Hold ``where/.manifest.lock`` (flock) while the manifest is read, changed and written: two
+    pretrain processes (or torchrun jobs) writing models into one folder never lose each other's entries."""
+    import fcntl
+    with open(where / ".manifest.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def save(model: nn.Module, where, stem: str, name: str, config, *, steps: int, seconds: float,
-         fp16: bool = False, figures: dict | None = None) -> Path:
-    """Write ``model``'s weights to ``where/<stem>.safetensors`` and its manifest entry. Refuses (a
-    :class:`WeightsError`) a file that is already there: only an entry of the same model, mode and
-    settings with another budget (stale) is replaced, and that is said."""
-    from safetensors.torch import save_file
+         fp16: bool = False, figures: dict | None = None, record: str | None = None) -> Path:
+    """Write ``model``'s weights to ``where/<stem>.safetensors`` and its manifest entry; ``record``:
+    what training returned, as :func:`course_lib.record.dumps` wrote it (kept in the file's metadata).
+    Refuses (a :class:`WeightsError`) a file that is already there: only an entry of the same model,
+    mode and settings with another budget (stale) is replaced, and that is said."""
     where = Path(where)
     where.mkdir(parents=True, exist_ok=True)
+    with _manifest_lock(where):
+        return _save(model, where, stem, name, config, steps=steps, seconds=seconds, fp16=fp16,
+                     figures=figures, record=record)
+
+
+def _save(model, where: Path, stem, name, config, *, steps, seconds, fp16, figures, record) -> Path:
+    from safetensors.torch import save_file
     path = where / (stem + SUFFIX)
     files = read_manifest(where)
     if path.exists():
@@ -271,7 +298,8 @@ def save(model: nn.Module, where, stem: str, name: str, config, *, steps: int, s
     state, aliases = _storable(model, fp16)
     # one metadata key: safetensors keeps metadata in a hash map, whose order (so the file's bytes and
     # sha256) would change from one process to the next with two
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"aliases": json.dumps(aliases, sort_keys=True)}))
+    course = json.dumps({"aliases": aliases, "record": record}, sort_keys=True)
+    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={"course": course}))
     files[path.name] = dict(sha256=sha256(path), name=name, mode=me["mode"], budget=me["budget"],
                             budget_type=me["budget_type"], settings=me["settings"],
                             dtype="float16" if fp16 else "float32", bytes=path.stat().st_size, steps=int(steps),
@@ -284,11 +312,12 @@ def save(model: nn.Module, where, stem: str, name: str, config, *, steps: int, s
 
 def set_figures(where, file: str, figures: dict) -> None:
     """Record the bench ``figures`` the weights ``file`` (a name in ``where``'s manifest) reach."""
-    files = read_manifest(where)
-    if file not in files:
-        raise WeightsError(f"file: {file!r} is not in {Path(where) / MANIFEST}")
-    files[file]["figures"] = {**files[file].get("figures", {}), **json.loads(json.dumps(figures))}
-    _write_manifest(Path(where), files)
+    with _manifest_lock(Path(where)):
+        files = read_manifest(where)
+        if file not in files:
+            raise WeightsError(f"file: {file!r} is not in {Path(where) / MANIFEST}")
+        files[file]["figures"] = {**files[file].get("figures", {}), **json.loads(json.dumps(figures))}
+        _write_manifest(Path(where), files)
 
 
 @contextlib.contextmanager

@@ -155,7 +155,8 @@ def test_fp16_storage_ties_and_buffers_round_trip(lecture, tmp_path):
         assert sorted(f.keys()) == ["emb.weight", "scale"]                 # the tied head stored once
         assert f.get_tensor("emb.weight").dtype == torch.float16
     assert weights.read_manifest(lecture)[path.name]["dtype"] == "float16"
-    fresh = weights.load_into(Tied(), path)
+    fresh = Tied()
+    assert weights.load_into(fresh, path) is None                       # this fit returned nothing
     assert fresh.out.weight is fresh.emb.weight and fresh.emb.weight.dtype == torch.float32
     assert torch.equal(fresh.emb.weight, model.emb.weight.half().float()) and torch.equal(fresh.scale, model.scale)
 
@@ -236,3 +237,64 @@ def test_manifest_is_plain_json_with_sorted_entries(lecture):
     _export(lecture, Budget("lecture", 2))
     data = json.loads((lecture / "manifest.json").read_text())
     assert data["format"] == weights.FORMAT and list(data["files"]) == sorted(data["files"])
+
+
+def _fit_with_record(calls, steps=3):
+    def fit(m):
+        calls.append(1)
+        x = torch.randn(8, 3, generator=torch.Generator().manual_seed(0))
+        hist = train.train(m, lambda s: {"loss": m(x).pow(2).mean(), "norm": m.weight.detach().norm()}, steps, progress=False)
+        return {"history": hist, "curve": [[1, 0.5], [2, float("nan")]], "note": "ok", "final": torch.tensor(2.5)}
+    return fit
+
+
+def _same_record(got, want_hist):
+    assert got["curve"][0] == [1, 0.5] and got["curve"][1][1] != got["curve"][1][1]      # NaN survives
+    assert got["note"] == "ok" and got["final"] == 2.5
+    h = got["history"]
+    assert isinstance(h, train.History) and h.losses == want_hist.losses and h.logs == want_hist.logs
+    assert h.seconds == pytest.approx(want_hist.seconds)
+
+
+def test_what_training_returned_comes_back_with_cached_and_shipped_weights(lecture, tmp_path):
+    B = Budget("lecture", 4)
+    calls = []
+    with weights.exporting(lecture):
+        made = cache.cached("rec", B, lambda: nn.Linear(3, 2), _fit_with_record(calls), verbose=False)
+    assert calls == [1] and made.history is made.record["history"] and len(made.history.losses) == 3
+    shipped = cache.cached("rec", B, lambda: nn.Linear(3, 2), _fit_with_record(calls), verbose=False)
+    assert calls == [1] and shipped.from_cache
+    _same_record(shipped.record, made.history)
+    assert shipped.history.logs["norm"] == made.history.logs["norm"]
+    runtime.set_weights("train")                            # the disk cache: the same record comes back
+    try:
+        trained = cache.cached("rec", B, lambda: nn.Linear(3, 2), _fit_with_record(calls), verbose=False)
+        again = cache.cached("rec", B, lambda: nn.Linear(3, 2), _fit_with_record(calls), verbose=False)
+    finally:
+        runtime.set_weights(None)
+    assert calls == [1, 1] and not trained.from_cache and again.from_cache
+    _same_record(again.record, trained.history)
+
+
+def test_a_record_that_is_not_json_is_refused_before_anything_is_written(lecture):
+    with pytest.raises(TypeError, match=r"fit's return value\['x'\].*shape \(2,\)"):
+        cache.cached("bad", Budget("lecture", 1), lambda: nn.Linear(3, 2), lambda m: {"x": torch.zeros(2)},
+                     verbose=False)
+    with pytest.raises(TypeError, match="got object"):
+        cache.cached("bad", Budget("lecture", 2), lambda: nn.Linear(3, 2), lambda m: object(), verbose=False)
+    assert not list((lecture.parent / "cache").glob("bad-*"))
+
+
+def test_a_learners_model_loads_the_course_weights_or_trains_without_writing(lecture):
+    B = Budget("lecture", 3)
+    calls = []
+    runtime.set_weights("train")
+    try:
+        m = cache.cached("mine", B, lambda: nn.Linear(3, 2), _fit(calls), verbose=False, share=False)
+    finally:
+        runtime.set_weights(None)
+    assert calls == [1] and not m.from_cache and not list((lecture.parent / "cache").glob("mine-*"))
+    _export(lecture, B, name="mine")                        # the course's weights of it
+    calls.clear()
+    m = cache.cached("mine", B, lambda: nn.Linear(3, 2), _fit(calls), verbose=False, share=False)
+    assert calls == [] and m.from_cache and m.shipped.parent == lecture
