@@ -15,38 +15,20 @@ this code's) and writes the safetensors file and its manifest entry. A model alr
 matching manifest entry is checked and kept; one whose budget changed is replaced (said on stdout).
 Under torchrun every rank trains (:mod:`course_lib.distributed`) and rank 0 writes.
 
-Only models a recipe keeps with ``cached(...)`` can be shipped; a notebook that trains its models in
-its own cells (``--list`` says which) trains them while the learner watches.
+The models are listed by the recipes themselves (``PRETRAINED`` in each recipe module,
+:mod:`course_lib.recipes.registry`); only models a recipe keeps with ``cached(...)`` can be shipped.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from course_lib import distributed, evaluator, runtime, weights
-from course_lib.recipes import (chaining_tokens, limit_of_tokens, maskgit, next_scale, shape_latents,
-                                shape_tokens)
+from course_lib.recipes.registry import RECIPES, Pretrained
 
-
-@dataclass(frozen=True)
-class Model:
-    """One model the notebooks share, as a recipe makes it."""
-    name: str                       # its name in the cache (cached(name, ...)); variants share it
-    notebooks: tuple                # the notebooks that use it (their number)
-    make: Callable[[str], object]   # mode -> calls the recipe function(s) that build, train and cache it
-    fp16: bool = False              # stored in float16 (only where the notebook's figures do not move)
-    figures: Callable[[str], dict] | None = None   # mode -> figures the weights reach (into the manifest)
-
-
-def _infinity(mode: str) -> None:
-    """Every Infinity notebook 06 trains: self-correction off and on, over the study's seeds."""
-    B = next_scale.budget(mode)
-    for p in (0.0, next_scale.P_MAX):
-        for s in B.seeds:
-            next_scale.train_infinity(p, mode, s)
+Model = Pretrained                  # the name this module used before the recipes listed their own
 
 
 def _evaluator_figures(mode: str) -> dict:
@@ -54,25 +36,23 @@ def _evaluator_figures(mode: str) -> dict:
     return {"held_out_prompt_accuracy": evaluator.prompt_accuracy(ref.images, ref.prompts)}
 
 
-def _gpt_figures(mode: str) -> dict:
-    return {"held_out_loss_nats": chaining_tokens.held_out_loss(chaining_tokens.trained_gpt(mode), mode=mode)}
+def collect() -> dict:
+    """{name: Pretrained} of the shapes evaluator and every recipe's ``PRETRAINED`` list, in the
+    notebooks' order; a name listed twice is an error."""
+    found = [Pretrained("shapes-evaluator", ("04", "05", "06", "07", "09", "10"),
+                        lambda mode: evaluator.shapes_evaluator(), figures=_evaluator_figures)]
+    for module in RECIPES:
+        found += list(getattr(importlib.import_module(f"course_lib.recipes.{module}"), "PRETRAINED", ()))
+    models = {}
+    for m in found:
+        if m.name in models:
+            raise RuntimeError(f"pretrain: the model {m.name!r} is listed twice (recipes' PRETRAINED)")
+        models[m.name] = m
+    return models
 
 
-MODELS = {m.name: m for m in (
-    Model("shapes-evaluator", ("04", "05", "06", "07", "09", "10"), lambda mode: evaluator.shapes_evaluator(),
-          figures=_evaluator_figures),
-    Model("shape-tokenizer", ("04", "05", "06", "07"), shape_tokens.tokenizer),
-    Model("shape-latents", ("07", "09", "10"), shape_latents.tokenizer),
-    Model("token-gpt", ("04", "06", "07"), chaining_tokens.trained_gpt, figures=_gpt_figures),
-    Model("maskgit", ("05", "06"), maskgit.trained_maskgit),
-    Model("next-scale-var-tokenizer", ("06",), next_scale.var_tokenizer),
-    Model("next-scale-bsq-tokenizer", ("06",), next_scale.bsq_tokenizer),
-    Model("next-scale-var", ("06",), lambda mode: next_scale.train_var(mode)),
-    Model("next-scale-infinity", ("06",), _infinity),
-    Model("continuous-ar-mse", ("07",), lambda mode: limit_of_tokens.trained_continuous("mse", mode)),
-    Model("continuous-ar-gaussian", ("07",), lambda mode: limit_of_tokens.trained_continuous("gaussian", mode)),
-)}
-NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10")
+MODELS = collect()
+NOTEBOOKS = ("00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11")
 
 
 def default_folder() -> Path:
@@ -101,6 +81,10 @@ def pretrain(names, mode: str, where: Path) -> dict:
         for m in chosen:
             _, seconds = runtime.timed(lambda: m.make(mode))
             done[m.name] = seconds
+            if distributed.is_main() and not any(e.get("name") == m.name and e.get("mode") in (mode, None)
+                                                 for e in weights.read_manifest(where).values()):
+                raise SystemExit(f"pretrain: {m.name} wrote nothing to {where}: its recipe did not train it "
+                                 "through course_lib.cache.cached (or trained it with share=False)")
             if distributed.is_main():
                 _record_figures(m, mode, where)
                 print(f"{m.name}: ready in {where} ({seconds:.1f} s)", flush=True)

@@ -72,7 +72,7 @@ def test_pretrain_writes_the_model_once_and_lists_it(toy, tmp_path, capsys):
     assert "toy-mlp: shipped for lecture mode" in text and file in text
     assert "token-gpt: not shipped for lecture mode" in text
     assert "04: shapes-evaluator, shape-tokenizer, token-gpt, toy-mlp" in text
-    assert "08: none: its models train in its own cells" in text
+    assert "00: none: its models train in its own cells" in text
 
 
 def test_an_unknown_model_is_named(tmp_path):

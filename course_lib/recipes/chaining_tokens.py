@@ -29,6 +29,7 @@ from course_lib.nets import count_parameters
 from course_lib.orders import gpt
 from course_lib.orders import prompt as P
 from course_lib.recipes import shape_tokens, shapes_task
+from course_lib.recipes.registry import Pretrained
 
 VERSION = 1
 CFG_SCALE = 2.0                 # the guidance scale the notebook and the bench use
@@ -231,3 +232,7 @@ def gpt_results(mode: str | None = None, cfg_scale: float = CFG_SCALE) -> dict:
 def log_k() -> float:
     """The loss of a uniform guess over the codebook, log K nats."""
     return math.log(shape_tokens.CODEBOOK)
+
+
+PRETRAINED = (Pretrained("token-gpt", ("04", "06", "07"), trained_gpt,
+                         figures=lambda mode: {"held_out_loss_nats": held_out_loss(trained_gpt(mode), mode=mode)}),)

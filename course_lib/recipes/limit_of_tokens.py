@@ -32,6 +32,7 @@ from course_lib.orders import continuous, gpt
 from course_lib.orders import prompt as P
 from course_lib.recipes import chaining_tokens, shape_latents, shape_tokens, shapes_task
 from course_lib.tokens.rounding import round_to_bits  # noqa: F401  (07's exercise 1; used below)
+from course_lib.recipes.registry import Pretrained
 
 VERSION = 1
 # notebook 07's two heads, heads of course_lib.heads: the MSE head a single linear map (hidden=0)
@@ -280,3 +281,7 @@ def trap_figures(res: dict) -> dict:
                 if v is not None:
                     out[f"{cond}_{name}_{k}"] = v
     return out
+
+
+PRETRAINED = (Pretrained("continuous-ar-mse", ("07",), lambda mode: trained_continuous("mse", mode)),
+              Pretrained("continuous-ar-gaussian", ("07",), lambda mode: trained_continuous("gaussian", mode)))

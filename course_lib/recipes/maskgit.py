@@ -22,6 +22,7 @@ from course_lib import checks, evaluator, runtime, train
 from course_lib.nets import count_parameters
 from course_lib.orders import maskgit
 from course_lib.recipes import shape_tokens, shapes_task
+from course_lib.recipes.registry import Pretrained
 
 
 @dataclass(frozen=True)
@@ -213,3 +214,6 @@ def bench_results(mode: str | None = None) -> dict:
     n = int(gpt.get("n", B.n_eval))
     keys = ("prompt_accuracy", "frechet", "nfe", "seconds_per_image", "params", "latency")
     return {f"maskgit_{r['steps']}": {**{k: r[k] for k in keys}, "frechet_floor": floor, "n": n} for r in rows}
+
+
+PRETRAINED = (Pretrained("maskgit", ("05", "06"), trained_maskgit),)

@@ -29,6 +29,7 @@ from course_lib.orders.prompt import check_prompts, drop_prompts
 from course_lib.recipes import chaining_tokens
 from course_lib.recipes import maskgit as maskgit_recipe
 from course_lib.tokens import tokenizers
+from course_lib.recipes.registry import Pretrained
 
 VERSION = 3                   # bump when the code changes what is trained (invalidates the cache)
 SIZE = 16
@@ -352,3 +353,16 @@ def bench_results(mode: str | None = None) -> dict:
         out[name]["seeds"] = list(study["seeds"])
     out["four_orders"] = four_orders(B.mode)
     return out
+
+
+def _all_infinity(mode: str) -> None:
+    """Every Infinity notebook 06 trains: self-correction off and on, over the study's seeds."""
+    for p in (0.0, P_MAX):
+        for s in budget(mode).seeds:
+            train_infinity(p, mode, s)
+
+
+PRETRAINED = (Pretrained("next-scale-var-tokenizer", ("06",), var_tokenizer),
+              Pretrained("next-scale-bsq-tokenizer", ("06",), bsq_tokenizer),
+              Pretrained("next-scale-var", ("06",), lambda mode: train_var(mode)),
+              Pretrained("next-scale-infinity", ("06",), _all_infinity))

@@ -37,6 +37,7 @@ from course_lib import checks, runtime, train
 from course_lib.recipes import shapes_task
 from course_lib.recipes.shapes_task import GRID, N_TOKENS, SIZE, TRAIN_SEED  # noqa: F401  (re-exported)
 from course_lib.tokens import losses, tokenizers
+from course_lib.recipes.registry import Pretrained
 
 VERSION = 1                   # bump when the architecture or training changes (invalidates the cache)
 LATENT_DIM = 4                # real numbers per token: 64 per image
@@ -163,3 +164,6 @@ def decode(latents: torch.Tensor, mode: str | None = None, batch: int = 1024) ->
 def latent_data(n: int, seed: int = TRAIN_SEED, mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` shapes drawn with ``seed``, as (latents (n, 16, LATENT_DIM) float32, prompts (n, 4) int64)."""
     return shapes_task.shapes_as(n, seed, lambda images: encode(images, mode))
+
+
+PRETRAINED = (Pretrained("shape-latents", ("07", "09", "10"), tokenizer),)

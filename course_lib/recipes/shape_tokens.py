@@ -22,6 +22,7 @@ from course_lib import checks, runtime
 from course_lib.recipes import shapes_task
 from course_lib.recipes.shapes_task import GRID, N_TOKENS, SIZE, TRAIN_SEED  # noqa: F401  (re-exported)
 from course_lib.tokens import tokenizers, vq
+from course_lib.recipes.registry import Pretrained
 
 VERSION = 1                   # bump when the architecture or training changes (invalidates the cache)
 CODEBOOK = 256                # K codes (64 lose the small shapes: 0.65 prompt accuracy after decoding)
@@ -94,3 +95,6 @@ def decode(tokens: torch.Tensor, mode: str | None = None, batch: int = 1024) -> 
 def token_data(n: int, seed: int = TRAIN_SEED, mode: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` shapes drawn with ``seed``, as (tokens (n, 16) int64, prompts (n, 4) int64)."""
     return shapes_task.shapes_as(n, seed, lambda images: encode(images, mode))
+
+
+PRETRAINED = (Pretrained("shape-tokenizer", ("04", "05", "06", "07"), tokenizer),)
