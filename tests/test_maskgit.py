@@ -125,6 +125,16 @@ def test_decode_decides_every_token_exactly_once_and_never_changes_it(steps):
         assert ((out.order == torch.arange(16)[:, None, None]).sum((1, 2)) == 5).all()   # one per step
 
 
+@pytest.mark.parametrize("training", [True, False])
+def test_generate_samples_in_eval_mode_and_gives_the_callers_mode_back(training):
+    m = small().train(training)
+    seen = []
+    m.register_forward_hook(lambda mod, *a: seen.append(mod.training))
+    maskgit.generate(m, prompts(2), steps=2, cfg_scale=2.0, generator=torch.Generator().manual_seed(0))
+    assert seen and not any(seen)                              # every pass with dropout off
+    assert all(sub.training == training for sub in m.modules())
+
+
 def test_decode_is_seeded_and_guidance_changes_the_logits_only_when_scale_is_not_one():
     m = small()
     p = prompts(4)

@@ -129,6 +129,21 @@ def test_var_generation_uses_exactly_one_forward_pass_per_scale():
         assert out["latent"].shape == (5, 4, 4, 4) and out["codes"].shape == (5, 30)
 
 
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("order", ["var", "infinity"])
+def test_generate_samples_in_eval_mode_and_gives_the_callers_mode_back(order, training):
+    if order == "var":
+        m, q, sample = var.VAR(16, 4, SCALES, TINY), var.MultiScaleVQ(16, 4, SCALES).eval(), var.generate
+    else:
+        m, q, sample = infinity.Infinity(6, SCALES, TINY), infinity.MultiScaleBSQ(6, SCALES), infinity.generate
+    m.train(training)
+    seen = []
+    m.register_forward_hook(lambda mod, *a: seen.append(mod.training))
+    sample(m, q, _prompts(2), cfg_scale=2.0, generator=torch.Generator().manual_seed(0))
+    assert len(seen) == len(SCALES) and not any(seen)          # every pass with dropout off
+    assert all(sub.training == training for sub in m.modules())
+
+
 def test_var_guidance_ramps_over_scales():
     assert [var.guidance_scale(1.5, k, 4) for k in range(4)] == [1.0, 1.5, 2.0, 2.5]
 

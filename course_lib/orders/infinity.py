@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib import checks
+from course_lib import checks, runtime
 from course_lib.nets.transformer import Config
 from course_lib.orders.prompt import cfg_logits, check_prompts, with_null
 from course_lib.orders.var import NextScaleTransformer, area_down, check_parts, check_scales, upsample
@@ -239,24 +239,24 @@ def generate(model: Infinity, quantizer: MultiScaleBSQ, prompts: torch.Tensor, *
     cfg_scale, temperature, _, generator = checks.sampling(cfg_scale=cfg_scale, temperature=temperature,
                                                            generator=generator)
     checks.number(temperature, "temperature", 1e-6)
-    model.eval()
-    N, S, d = prompts.shape[0], len(model.scales), quantizer.dim
-    guided = cfg_scale != 1.0
-    rows = with_null(prompts, guided)                                             # (N or 2N, 4)
-    cum = model.pos.new_zeros(N, d, model.scales[-1], model.scales[-1])
-    inputs = cum.new_zeros(rows.shape[0], 0, d)
-    bits, nfe, start = [], 0, 0
-    for k, p in enumerate(model.scales):
-        out = model(inputs, rows)[:, start:start + p * p]                          # (rows, p^2, d)
-        nfe += 1
-        logits = cfg_logits(out[:N], out[N:], cfg_scale) if guided else out
-        prob = torch.sigmoid(logits.float() / temperature).cpu()
-        b = (torch.rand(prob.shape, generator=generator) < prob).long().to(prompts.device)  # (N, p^2, d)
-        bits.append(b)
-        cum = cum + quantizer.codes_of(k, b)
-        start += p * p
-        if k + 1 < S:
-            nxt = next_input(cum, model.scales[k + 1])                             # (N, p'^2, d)
-            inputs = torch.cat([inputs, torch.cat([nxt, nxt]) if guided else nxt], 1)
-    bits = torch.cat(bits, 1)
-    return {"latent": cum.permute(0, 2, 3, 1), "bits": bits, "codes": bits_to_index(bits), "nfe": nfe}
+    with runtime.evaluating(model):        # the caller's train/eval mode comes back after
+        N, S, d = prompts.shape[0], len(model.scales), quantizer.dim
+        guided = cfg_scale != 1.0
+        rows = with_null(prompts, guided)                                             # (N or 2N, 4)
+        cum = model.pos.new_zeros(N, d, model.scales[-1], model.scales[-1])
+        inputs = cum.new_zeros(rows.shape[0], 0, d)
+        bits, nfe, start = [], 0, 0
+        for k, p in enumerate(model.scales):
+            out = model(inputs, rows)[:, start:start + p * p]                          # (rows, p^2, d)
+            nfe += 1
+            logits = cfg_logits(out[:N], out[N:], cfg_scale) if guided else out
+            prob = torch.sigmoid(logits.float() / temperature).cpu()
+            b = (torch.rand(prob.shape, generator=generator) < prob).long().to(prompts.device)  # (N, p^2, d)
+            bits.append(b)
+            cum = cum + quantizer.codes_of(k, b)
+            start += p * p
+            if k + 1 < S:
+                nxt = next_input(cum, model.scales[k + 1])                             # (N, p'^2, d)
+                inputs = torch.cat([inputs, torch.cat([nxt, nxt]) if guided else nxt], 1)
+        bits = torch.cat(bits, 1)
+        return {"latent": cum.permute(0, 2, 3, 1), "bits": bits, "codes": bits_to_index(bits), "nfe": nfe}

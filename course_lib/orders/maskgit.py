@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import checks
+from course_lib import checks, runtime
 from course_lib.nets.transformer import Config as TransformerConfig
 from course_lib.nets.transformer import Transformer
 from course_lib.orders import prompt as prompt_lib
@@ -272,28 +272,28 @@ def generate(model: MaskGIT, prompts: torch.Tensor, *, steps: int = 8, cfg_scale
         cfg_scale=cfg_scale, temperature=temperature, steps=steps, generator=generator)
     checks.number(choice_temperature, "choice_temperature", low=0.0)
     checks.number(temperature, "temperature", low=1e-6)
-    model.eval()
-    B, N, dev = prompts.shape[0], model.cfg.n_tokens, prompts.device
-    tokens = torch.full((B, N), model.cfg.mask_id, dtype=torch.long, device=dev)               # (B, N)
-    order = torch.full((B, N), -1, dtype=torch.long, device=dev)
-    unknown = torch.ones(B, N, dtype=torch.bool, device=dev)
-    guesses, masked = [], [N]
-    for t in range(steps):
-        logits = logits_with_guidance(model, tokens, prompts, cfg_scale=cfg_scale) / temperature         # (B, N, K)
-        logp = F.log_softmax(logits.float(), -1)                                              # (B, N, K)
-        sampled = (logp + gumbel(logp.shape, generator, dev)).argmax(-1)                       # (B, N) ~ softmax
-        sampled = torch.where(unknown, sampled, tokens)                                        # keep decided
-        guesses.append(sampled)
-        ratio = (t + 1) / steps
-        n_mask = masked_after_step(t, steps, N, int(unknown.sum(1).max()))
-        confidence = logp.gather(-1, sampled[..., None])[..., 0]                                  # (B, N)
-        confidence = confidence + choice_temperature * (1 - ratio) * gumbel((B, N), generator, dev)
-        still = choose_to_mask(confidence, unknown, n_mask)                                     # (B, N)
-        order = torch.where(unknown & ~still, torch.full_like(order, t), order)
-        tokens = torch.where(still, torch.full_like(tokens, model.cfg.mask_id), sampled)
-        unknown = still
-        masked.append(int(still.sum(1)[0]))
-    return Decoded(tokens, order, torch.stack(guesses), masked, steps)
+    with runtime.evaluating(model):        # the caller's train/eval mode comes back after
+        B, N, dev = prompts.shape[0], model.cfg.n_tokens, prompts.device
+        tokens = torch.full((B, N), model.cfg.mask_id, dtype=torch.long, device=dev)               # (B, N)
+        order = torch.full((B, N), -1, dtype=torch.long, device=dev)
+        unknown = torch.ones(B, N, dtype=torch.bool, device=dev)
+        guesses, masked = [], [N]
+        for t in range(steps):
+            logits = logits_with_guidance(model, tokens, prompts, cfg_scale=cfg_scale) / temperature         # (B, N, K)
+            logp = F.log_softmax(logits.float(), -1)                                              # (B, N, K)
+            sampled = (logp + gumbel(logp.shape, generator, dev)).argmax(-1)                       # (B, N) ~ softmax
+            sampled = torch.where(unknown, sampled, tokens)                                        # keep decided
+            guesses.append(sampled)
+            ratio = (t + 1) / steps
+            n_mask = masked_after_step(t, steps, N, int(unknown.sum(1).max()))
+            confidence = logp.gather(-1, sampled[..., None])[..., 0]                                  # (B, N)
+            confidence = confidence + choice_temperature * (1 - ratio) * gumbel((B, N), generator, dev)
+            still = choose_to_mask(confidence, unknown, n_mask)                                     # (B, N)
+            order = torch.where(unknown & ~still, torch.full_like(order, t), order)
+            tokens = torch.where(still, torch.full_like(tokens, model.cfg.mask_id), sampled)
+            unknown = still
+            masked.append(int(still.sum(1)[0]))
+        return Decoded(tokens, order, torch.stack(guesses), masked, steps)
 
 
 decode = generate            # the paper's name for it: "iterative decoding"

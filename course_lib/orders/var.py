@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_lib import checks
+from course_lib import checks, runtime
 from course_lib.nets.sampling import sample_logits
 from course_lib.nets.transformer import Config, Transformer, make_mask
 from course_lib.orders.prompt import N_PROMPT, PromptEmbedding, cfg_logits, check_prompts, with_null
@@ -327,22 +327,22 @@ def generate(model: VAR, quantizer: MultiScaleVQ, prompts: torch.Tensor, *, cfg_
     cfg_scale, temperature, _, generator = checks.sampling(cfg_scale=cfg_scale, temperature=temperature,
                                                            generator=generator)
     checks.number(temperature, "temperature", 1e-6)
-    model.eval()
-    N, S, H = prompts.shape[0], len(model.scales), model.scales[-1]
-    cfg = cfg_scale - 1.0                                                         # VAR's t at the last scale
-    rows = with_null(prompts, cfg != 0)                                           # (N or 2N, 4)
-    f_hat = quantizer.codebook.new_zeros(N, quantizer.dim, H, H)                  # (N, D, H, H)
-    inputs = f_hat.new_zeros(rows.shape[0], 0, quantizer.dim)
-    codes, nfe, start = [], 0, 0
-    for k, p in enumerate(model.scales):
-        out = model(inputs, rows)[:, start:start + p * p]                          # (rows, p^2, K)
-        nfe += 1
-        logits = out if cfg == 0 else cfg_logits(out[:N], out[N:], guidance_scale(cfg, k, S))
-        idx = sample_logits(logits, temperature, top_k, generator).reshape(N, p, p)
-        f_hat = f_hat + quantizer.embed(k, idx)
-        codes.append(idx.flatten(1))
-        start += p * p
-        if k + 1 < S:
-            nxt = area_down(f_hat, model.scales[k + 1]).flatten(2).transpose(1, 2)  # (N, p'^2, D)
-            inputs = torch.cat([inputs, nxt if cfg == 0 else torch.cat([nxt, nxt])], 1)
-    return {"latent": f_hat.permute(0, 2, 3, 1), "codes": torch.cat(codes, 1), "nfe": nfe}
+    with runtime.evaluating(model):        # the caller's train/eval mode comes back after
+        N, S, H = prompts.shape[0], len(model.scales), model.scales[-1]
+        cfg = cfg_scale - 1.0                                                         # VAR's t at the last scale
+        rows = with_null(prompts, cfg != 0)                                           # (N or 2N, 4)
+        f_hat = quantizer.codebook.new_zeros(N, quantizer.dim, H, H)                  # (N, D, H, H)
+        inputs = f_hat.new_zeros(rows.shape[0], 0, quantizer.dim)
+        codes, nfe, start = [], 0, 0
+        for k, p in enumerate(model.scales):
+            out = model(inputs, rows)[:, start:start + p * p]                          # (rows, p^2, K)
+            nfe += 1
+            logits = out if cfg == 0 else cfg_logits(out[:N], out[N:], guidance_scale(cfg, k, S))
+            idx = sample_logits(logits, temperature, top_k, generator).reshape(N, p, p)
+            f_hat = f_hat + quantizer.embed(k, idx)
+            codes.append(idx.flatten(1))
+            start += p * p
+            if k + 1 < S:
+                nxt = area_down(f_hat, model.scales[k + 1]).flatten(2).transpose(1, 2)  # (N, p'^2, D)
+                inputs = torch.cat([inputs, nxt if cfg == 0 else torch.cat([nxt, nxt])], 1)
+        return {"latent": f_hat.permute(0, 2, 3, 1), "codes": torch.cat(codes, 1), "nfe": nfe}
