@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from course_lib import checks, evaluator, runtime, train
+from course_lib import checks, distributed, evaluator, runtime, train
 from course_lib.nets import count_parameters
 from course_lib.orders import gpt
 from course_lib.orders import prompt as P
@@ -75,18 +75,26 @@ def build(B: Budget) -> gpt.TokenGPT:
 
 def fit(model: gpt.TokenGPT, B: Budget, steps: int | None = None, progress: bool = True) -> train.History:
     """Train ``model`` on B.n_train tokenized shapes (seed 0), batches of B.batch, AdamW with warmup
-    and cosine decay; the prompt is dropped (null) 10% of the time."""
+    and cosine decay; the prompt is dropped (null) 10% of the time. Under torchrun each rank trains on
+    its rows of the same global batch (:func:`course_lib.distributed.shard`; the dropped prompts are
+    drawn for the whole batch first), so N ranks take the single process's steps; in one process the
+    draws and the weights are bit for bit those of a run without sharding."""
     tokens, prompts = shape_tokens.token_data(B.n_train, seed=shape_tokens.TRAIN_SEED, mode=B.mode)
     dev = runtime.device()
     tokens, prompts = tokens.to(dev), prompts.to(dev)
     g = torch.Generator().manual_seed(0)
 
-    def loss_fn(step):
-        idx = torch.randint(len(tokens), (B.batch,), generator=g).to(dev)
-        return gpt.loss(model, tokens[idx], prompts[idx], p_null=B.p_null, generator=g)
+    spare = torch.Generator()           # gpt.loss's own (p_null = 0) draw must not move g's stream
 
-    return train.train(model, loss_fn, steps or B.steps, lr=B.lr, weight_decay=0.01, schedule="cosine",
-                       warmup=min(100, (steps or B.steps) // 10), desc="token GPT", progress=progress)
+    def loss_fn(step):
+        idx = torch.randint(len(tokens), (B.batch,), generator=g).to(dev)           # the global batch
+        shown = P.drop_prompts(prompts[idx], B.p_null, g)                            # (batch, 4)
+        shard = distributed.shard                                                    # torchrun: this rank's rows
+        return gpt.loss(model, shard(tokens[idx]), shard(shown), p_null=0.0, generator=spare)
+
+    steps = B.steps if steps is None else checks.positive_int(steps, "steps")
+    return train.train(model, loss_fn, steps, lr=B.lr, weight_decay=0.01, schedule="cosine",
+                       warmup=min(100, steps // 10), desc="token GPT", progress=progress)
 
 
 @functools.lru_cache(maxsize=None)
