@@ -220,3 +220,26 @@ def test_maskgit_learns_tokens_from_the_prompt_and_from_the_visible_tokens():
     out = maskgit.generate(m, p, steps=4, generator=torch.Generator().manual_seed(0))
     follows = ((out.tokens[:, 1:] - out.tokens[:, :-1]) % 16 == 1).float().mean()
     assert follows > 0.6, follows
+
+
+def test_train_maskgit_goes_through_the_cache_and_a_learners_loss_writes_nothing(tmp_path, monkeypatch):
+    from course_lib import cache
+    from course_lib.recipes import maskgit as recipe
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(recipe, "build", lambda B: small(K=recipe.shape_tokens.CODEBOOK))
+    tokens, p = torch.randint(0, recipe.shape_tokens.CODEBOOK, (8, 16)), prompts(8)
+
+    def tiny_fit(model, B, criterion=None, progress=True):       # 3 steps, not the budget's
+        return train.train(model, lambda s: maskgit.loss(model, tokens, p, criterion=criterion), 3, progress=False)
+    monkeypatch.setattr(recipe, "fit", tiny_fit)
+    B = recipe.budget("quick")
+    path = cache.cache_path("maskgit", dict(budget=B, seed=recipe.SEED))
+    def mine(logits, targets, mask, label_smoothing=0.1):                  # the token-level mean
+        return torch.nn.functional.cross_entropy(logits[mask], targets[mask])
+    model, hist = recipe.train_maskgit(B, criterion=mine, progress=False)   # a learner's loss: written nowhere
+    assert not model.from_cache and len(hist.losses) == 3 and not model.training and not path.exists()
+    model, hist = recipe.train_maskgit(B, progress=False)                   # the library's loss: cached
+    assert not model.from_cache and path.exists()
+    again, hist2 = recipe.train_maskgit(B, progress=False)                  # loaded, with its loss curve
+    assert again.from_cache and hist2.losses == hist.losses
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))

@@ -75,27 +75,34 @@ def fit(model: maskgit.MaskGIT, B: Budget, criterion=None, progress: bool = True
 
 
 def train_maskgit(B: Budget, criterion=None, progress: bool = True):
-    """Build a MaskGIT and :func:`fit` it (``criterion`` as there). Returns (model in eval mode,
-    training History). Trained with the library's loss (``criterion=None``), the weights also go to
-    the disk cache of :func:`trained_maskgit` when it has none for this budget, so that notebook 06
-    reuses the model instead of training another. A model trained with another criterion (notebook
-    05's exercise: one mean over the batch's masked tokens, where MaskGIT averages per image) is not
-    shared: what notebook 06 and the benchmark measure must not depend on which notebook ran first."""
-    model = build(B)
-    hist = fit(model, B, criterion, progress)
-    if criterion is None:
-        _cached(B, fit=lambda m: m.load_state_dict(model.state_dict()), verbose=False)
-    return model.eval(), hist
+    """The MaskGIT of notebook 05, through the cache of :func:`trained_maskgit` (same name and key):
+    built and :func:`fit` with ``criterion`` (as there) unless its weights are shipped or cached.
+    Returns (model in eval mode, the History of the run that made it: ``model.history``, None only
+    for a file written without one).
+
+    With the library's loss (``criterion=None``) the model is shared: shipped weights, else the disk
+    cache, else trained now and cached, so notebook 06 and the benchmark reuse it. A model trained
+    with another criterion (notebook 05's exercise: one mean over the batch's masked tokens, where
+    MaskGIT averages per image) is not shared (``share=False``): what notebook 06 and the benchmark
+    measure must not depend on a learner's answer. With ``runtime.weights() == "load"`` the course's
+    shipped MaskGIT (trained with the library's loss) is loaded instead, and a line says so; with
+    "train" the model trains with ``criterion`` and is written nowhere."""
+    model = _cached(B, fit=lambda m: fit(m, B, criterion, progress), share=criterion is None)
+    if criterion is not None and model.from_cache:
+        print("MaskGIT: these are the course's weights, trained with the library's maskgit.masked_loss; "
+              'WEIGHTS = "train" trains it here with your loss')
+    return model, model.history
 
 
-def _cached(B: Budget, fit, verbose: bool = True) -> maskgit.MaskGIT:
-    return train.cached("maskgit", dict(budget=B, seed=SEED), build=lambda: build(B), fit=fit, verbose=verbose)
+def _cached(B: Budget, fit, verbose: bool = True, share: bool = True) -> maskgit.MaskGIT:
+    return train.cached("maskgit", dict(budget=B, seed=SEED), build=lambda: build(B), fit=fit, verbose=verbose,
+                        share=share)
 
 
 def trained_maskgit(mode: str | None = None) -> maskgit.MaskGIT:
-    """The MaskGIT of this mode (masked loss of :func:`fit`), from the disk cache (where notebook 05
-    or an earlier call left it), else built and :func:`fit` now: the benchmark and notebook 06's
-    table of the four orders reuse one model."""
+    """The MaskGIT of this mode (masked loss of :func:`fit`; its History kept with the weights),
+    shipped, else from the disk cache (where notebook 05 or an earlier call left it), else built and
+    :func:`fit` now: the benchmark and notebook 06's table of the four orders reuse one model."""
     B = budget(mode)
     return _cached(B, fit=lambda model: fit(model, B, progress=False))
 
