@@ -298,3 +298,16 @@ def test_a_learners_model_loads_the_course_weights_or_trains_without_writing(lec
     calls.clear()
     m = cache.cached("mine", B, lambda: nn.Linear(3, 2), _fit(calls), verbose=False, share=False)
     assert calls == [] and m.from_cache and m.shipped.parent == lecture
+
+
+def test_every_notebook_has_the_weights_switch_in_its_first_code_cell():
+    """WEIGHTS = "load" / "train" (issue: one switch per notebook), set before any model is asked for."""
+    import nbformat
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    for path in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")):
+        first = next(c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code").source
+        lines = [ln.split("#")[0].strip() for ln in first.splitlines()]
+        assert 'WEIGHTS = "load"' in lines and "runtime.set_weights(WEIGHTS)" in lines, path.name
+        assert lines.index("runtime.set_weights(WEIGHTS)") < next(
+            (i for i, ln in enumerate(lines) if "recipe" in ln and "import" not in ln), len(lines)), path.name
