@@ -300,8 +300,7 @@ class VectorQuantizer(Quantizer):
         if self.training:
             terms.update(self._update(active, c_act))
         z_q_st = straight_through(flat, z_q)                                      # (N, D)
-        return QuantOut(z_q_st.reshape(z.shape), codes.reshape(z.shape[:-1]), loss,
-                        self.code_stats(c_act, **terms))
+        return QuantOut(z_q_st.reshape(z.shape), codes.reshape(z.shape[:-1]), loss, self.code_stats(c_act, **terms))
 
 
 def ema_vq(codebook_size: int, dim: int, vectors_per_batch: int, dead_fraction: float = 0.1,
@@ -344,8 +343,7 @@ class ResidualVQ(Quantizer):
 
     def code_stats(self, codes: torch.Tensor, **terms) -> CodeStats:
         """codes (..., L) -> per-level perplexity and usage, and their means."""
-        return _level_stats([code_stats(codes[..., i], self.codebook_size) for i in range(codes.shape[-1])],
-                            terms)
+        return _level_stats([code_stats(c, self.codebook_size) for c in codes.unbind(-1)], terms)    # per level
 
     def _draw_levels(self, z: torch.Tensor):
         """Training-time draws: levels per example (B,) (0 = bypass) and the bypass mask (B,)."""
