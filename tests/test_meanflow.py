@@ -8,6 +8,7 @@ from course_lib import nets
 from course_lib.flow import alphaflow as af
 from course_lib.flow import meanflow as mf
 from course_lib.recipes import meanflow as recipe
+from course_lib.recipes import meanflow_toy
 
 # ----------------------------------------------------------------------------- an exactly solvable flow
 # x_0 ~ N(0, I) -> x_1 ~ N(mu, diag(sig^2)): v and u in closed form (recipe.GaussianFlow).
@@ -53,24 +54,10 @@ def test_identity_residual_of_the_exact_u_is_zero():
     assert mf.identity_residual(exact_u, exact_v, z, a, b) < 1e-12
 
 
-# The pitfalls: each broken target rule must fail the very assertion the library passes.
+# The pitfalls (recipe.PITFALLS, notebook 10 section 9): each broken target rule must fail the very
+# assertion the library passes.
 
-def swapped_tangent(u, z, a, b, v):
-    _, du = torch.func.jvp(u, (z, a, b), (v, torch.zeros_like(a), torch.ones_like(b)))   # (v, 0, 1)
-    return u(z, a, b), (v + (b - a)[:, None] * du).detach()
-
-
-def no_v_on_z(u, z, a, b, v):
-    _, du = torch.func.jvp(u, (z, a, b), (torch.zeros_like(z), torch.ones_like(a), torch.zeros_like(b)))
-    return u(z, a, b), (v + (b - a)[:, None] * du).detach()
-
-
-def paper_sign(u, z, a, b, v):                            # the paper's minus sign, unconverted
-    _, du = torch.func.jvp(u, (z, a, b), (v, torch.ones_like(a), torch.zeros_like(b)))
-    return u(z, a, b), (v - (b - a)[:, None] * du).detach()
-
-
-@pytest.mark.parametrize("broken", [swapped_tangent, no_v_on_z, paper_sign])
+@pytest.mark.parametrize("broken", [recipe.PITFALLS[k][0] for k in ("swapped tangent", "no tangent on z", "paper's sign")])
 def test_a_wrong_tangent_or_sign_breaks_the_identity(broken):
     assert _residual(broken) > 0.05, broken.__name__
 
@@ -89,17 +76,6 @@ def test_a_rounded_time_embedding_breaks_the_identity_silently():
     assert mf.time_derivative_error(rounded_time_u, z, a, b) > 0.5
 
 
-class RoundedFourierTime(torch.nn.Module):
-    """FourierTime of a time rounded to 1/1000: the same features, a zero derivative."""
-
-    def __init__(self, inner):
-        super().__init__()
-        self.inner = inner
-
-    def forward(self, t):
-        return self.inner(torch.round(t * 1000) / 1000)
-
-
 def _net(seed=0, **kw):
     torch.manual_seed(seed)
     cfg = dict(dim=2, hidden=64, depth=3, time_inputs=2, max_freq=3.0)
@@ -113,8 +89,7 @@ def test_the_network_is_differentiable_in_time_and_a_rounded_embedding_is_caught
         torch.nn.init.normal_(p, std=0.3)
     z, a, b = (t.float() for t in _points())
     assert mf.time_derivative_error(u, z, a, b) < 1e-2
-    u.net.time_embed[0] = RoundedFourierTime(u.net.time_embed[0])
-    u.net.time_embed[1] = RoundedFourierTime(u.net.time_embed[1])
+    meanflow_toy.round_time(u)
     assert mf.time_derivative_error(u, z, a, b) > 0.5
 
 
@@ -320,11 +295,46 @@ def test_meanflow_learns_the_exact_one_step_map():
 
 
 def test_with_a_rounded_time_embedding_it_does_not_learn():
-    u = recipe.toy_net()
-    u.net.time_embed[0] = RoundedFourierTime(u.net.time_embed[0])
-    u.net.time_embed[1] = RoundedFourierTime(u.net.time_embed[1])
+    u = meanflow_toy.round_time(recipe.toy_net())
     recipe.train_toy(u, GF, LEARN_STEPS)
     assert recipe.one_step_error(u, GF) > 2 * ONE_STEP_BOUND
+
+
+def test_models_go_through_the_cache_with_their_record_and_a_learners_target_is_written_nowhere(tmp_path, monkeypatch):
+    from course_lib import runtime
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    runtime.set_mode("quick")
+    u = recipe.trained_toy(GF, 5, "swapped tangent", mode="quick")
+    assert not u.from_cache and len(u.history.losses) == 5
+    again = recipe.trained_toy(GF, 5, "swapped tangent", mode="quick")
+    assert again.from_cache and again.history.losses == u.history.losses
+    assert all(torch.equal(x, y) for x, y in zip(u.state_dict().values(), again.state_dict().values()))
+    files = sorted(tmp_path.iterdir())
+    mine = recipe.trained_toy(GF, 5, "correct", target=mf.jvp_target, mode="quick")      # "the learner's"
+    assert not mine.from_cache and sorted(tmp_path.iterdir()) == files
+    with pytest.raises(ValueError, match="target"):
+        recipe.trained_toy(GF, 5, "paper's sign", target=mf.jvp_target, mode="quick")
+    with pytest.raises(ValueError, match="pitfall"):
+        recipe.trained_toy(GF, 5, "no such pitfall", mode="quick")
+    with pytest.raises(ValueError, match="steps"):
+        recipe.trained_toy(GF, 0, mode="quick")
+
+
+def test_spirals_models_refuse_zero_steps_and_keep_their_curve(tmp_path, monkeypatch):
+    from course_lib import runtime
+    from course_lib.recipes import meanflow_routes as routes
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    runtime.set_mode("quick")
+    B = recipe.budget("quick")
+    for call in (lambda: recipe.train_fm(B, steps=0), lambda: recipe.train_mf(B, steps=0),
+                 lambda: routes.train_alpha(B, steps=0), lambda: routes.train_exact(B, steps=0)):
+        with pytest.raises(ValueError, match="steps"):
+            call()
+    m = recipe.train_mf(B, steps=6, progress=False)
+    curve = m.record["curve"]
+    assert len(m.history.losses) == 6 and curve["steps"][-1] == 6 and len(curve["tv"]) == len(curve["seconds"]) >= 2
+    again = recipe.train_mf(B, steps=6, progress=False)
+    assert again.from_cache and again.record["curve"] == curve
 
 
 def test_bench_meanflow_quick_reports_every_key():

@@ -6,7 +6,9 @@ Both methods train the same network (:func:`course_lib.recipes.meanflow.build`; 
 second time input) on the same batches: flow matching for ``B.fm_steps`` steps, MeanFlow for as many
 steps as take the same time on this machine (:func:`~course_lib.recipes.meanflow.equal_time_steps`:
 both timed over a few steps first; a MeanFlow step also pays for the JVP). Both training times and
-steps/s are reported.
+steps/s are reported. The models are the notebook's (:func:`course_lib.train.cached`: shipped or
+cached weights are loaded, ``weights`` says which; the training figures are those of the run that made
+them, kept with the weights).
 
 Every SWD uses ``--n`` samples (default 16384) and 256 projections, averaged over ``--seeds``
 evaluation seeds; the grid TV (32 x 32 cells over [-4, 4]^2) uses ``--tv-n`` samples and one seed.
@@ -56,13 +58,14 @@ def run(args: list[str]) -> dict:
         out[f"train_steps_{key}"] = len(h.losses)
         out[f"train_seconds_{key}"] = round(h.seconds, 1)
         out[f"train_steps_per_second_{key}"] = round(h.steps_per_second, 2)
-    al_model, al_hist = routes.train_alpha(B, progress=False)
-    x0, x1, pair_seconds = routes.exact_pairs(pair.fm, B.routes.exact_pairs)
-    ex_model, ex_hist = routes.train_exact(B, x0, x1, progress=False)
-    for key, h in (("alphaflow", al_hist), ("exact", ex_hist)):
-        out[f"train_steps_{key}"] = len(h.losses)
-        out[f"train_seconds_{key}"] = round(h.seconds, 1)
-    out["exact_pairs_seconds"] = round(pair_seconds, 1)
+    al_model = routes.train_alpha(B, progress=False)
+    ex_model = routes.train_exact(B, progress=False)
+    for key, m in (("alphaflow", al_model), ("exact", ex_model)):
+        out[f"train_steps_{key}"] = len(m.history.losses)
+        out[f"train_seconds_{key}"] = round(m.history.seconds, 1)
+    out["exact_pairs_seconds"] = round(ex_model.record["pair_seconds"], 1)
+    out["weights"] = {k: "loaded" if m.from_cache else "trained here"
+                      for k, m in (("fm", pair.fm), ("meanflow", pair.mf), ("alphaflow", al_model), ("exact", ex_model))}
     out["alphaflow_window"] = list(B.routes.alpha_window)
     bars = {}
     res = recipe.compare(pair.fm, pair.mf, n=a.n, n_tv=a.tv_n, seeds=seeds, progress=False)

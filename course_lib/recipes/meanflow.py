@@ -10,7 +10,16 @@ recipe keeps the plumbing: which network, how long to train, and how to evaluate
 | quality against steps (both on one plot) | :func:`swd`, :func:`tv`, :func:`compare`, :data:`STEP_LIST` |
 | the average-velocity field over (a, b) | :func:`average_field` |
 | one step: the exact-target control, the α-Flow curriculum, TV against training time | :mod:`course_lib.recipes.meanflow_routes` |
-| the exactly solvable Gaussian flow | :mod:`course_lib.recipes.meanflow_toy` (:class:`GaussianFlow`, :func:`toy_net`, :func:`train_toy`, :func:`one_step_error`) |
+| the exactly solvable Gaussian flow and its pitfalls | :mod:`course_lib.recipes.meanflow_toy` (:class:`GaussianFlow`, :func:`toy_net`, :func:`train_toy`, :func:`trained_toy`, :data:`PITFALLS`, :func:`one_step_error`) |
+| prompted shapes in the latent space of notebook 07 | :mod:`course_lib.recipes.meanflow_latent` (:func:`train_latent`, :func:`latent_scores`, :func:`latent_images`) |
+
+**Trained weights.** Every model of the notebook goes through the model cache
+(:func:`course_lib.train.cached`; the names are in :data:`PRETRAINED` here and in
+:mod:`~course_lib.recipes.meanflow_routes`): in lecture mode the course's weights are loaded, with
+what the run that made them returned (``model.record``: the History, the one-step TV curve). Step
+counts that equalise training time are timed when a model trains, so they are part of that record,
+not of the cache key. A model asked for with the learner's exercise functions (``train_mf(B,
+target=..., weighting=...)``) is trained with them and written nowhere, or the course's is loaded.
 
 **The network** is notebook 08's (:func:`course_lib.recipes.flow_matching_2d.build_model`: an MLP
 with Fourier features of x), with two changes: MeanFlow's gets a second time input (b - a), and both
@@ -42,6 +51,7 @@ compares with held-out spirals (notebook 08's :func:`~course_lib.recipes.flow_ma
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Callable
@@ -51,7 +61,12 @@ import torch
 from course_lib import checks, flow, metrics, nets, runtime, train
 from course_lib.flow import meanflow as mf
 from course_lib.recipes import flow_matching_2d as fm2d
-from course_lib.recipes.meanflow_toy import GaussianFlow, one_step_error, toy_net, train_toy  # noqa: F401 (the toy flow, here for the notebook)
+from course_lib.recipes.meanflow_latent import (latent_images, latent_scores, prompt_class,  # noqa: F401 (section 8,
+                                                train_latent)                                 # here for the notebook)
+from course_lib.recipes.meanflow_toy import (PITFALLS, GaussianFlow, note_course_model,  # noqa: F401 (the toy flow,
+                                             one_step_error, toy_name, toy_net, train_toy,
+                                             trained_toy)                                 # for the notebook)
+from course_lib.recipes.registry import Pretrained
 
 @dataclass(frozen=True)
 class Latent:
@@ -161,43 +176,96 @@ def mf_rule(B, target: Callable | None = None, weighting: Callable | None = None
     return rule
 
 
-def train_on_spirals(B, model, loss_at: Callable, steps: int, desc: str, progress: bool = True, curve=None):
+class Curve:
+    """The one-step grid TV of a MeanFlow-type model (x0 + u(x0, 0, 1)) along its training: ``points``
+    evaluations on ``n`` samples (noise seed ``NOISE_SEED``), each with the training seconds and steps
+    spent so far. The time spent evaluating is kept in ``eval_seconds``, out of ``seconds``.
+    :meth:`as_record` gives the lists that go into the model's record (``model.record["curve"]``)."""
+
+    def __init__(self, n: int, points: int = 8):
+        self.n, self.points = checks.positive_int(n, "n"), checks.positive_int(points, "points")
+        self.steps, self.seconds, self.tv = [], [], []
+        self.eval_seconds, self._t0 = 0.0, None
+
+    def record(self, model, step: int, total: int, seconds: float | None = None):
+        """Called before every step by :func:`train_on_spirals` (evaluates at ``points`` evenly spaced
+        steps), and once after training with its final ``seconds``."""
+        now = time.perf_counter()
+        if self._t0 is None:
+            self._t0 = now
+        if seconds is None and step % max(1, total // self.points):
+            return
+        with runtime.evaluating(model), torch.no_grad():
+            self.tv.append(tv(model, 1, True, n=self.n))
+        self.steps.append(step)
+        self.seconds.append(seconds if seconds is not None else now - self._t0 - self.eval_seconds)
+        self.eval_seconds += time.perf_counter() - now
+
+    def as_record(self) -> dict:
+        """{"steps", "seconds", "tv"}: lists of numbers, one entry per evaluation."""
+        return {"steps": list(self.steps), "seconds": list(self.seconds), "tv": list(self.tv)}
+
+
+def train_on_spirals(B, model, loss_at: Callable, steps: int, desc: str, progress: bool = True,
+                     curve: bool = False) -> dict:
     """Train ``model`` for ``steps`` steps of ``loss_at(step, x1)`` on fresh spiral batches (data seed =
-    step), AdamW with cosine decay. ``curve`` (a :class:`~course_lib.recipes.meanflow_routes.Curve`)
-    records the one-step grid TV along the way; its evaluations are not counted as training time."""
+    step), AdamW with cosine decay. ``curve``: record the one-step grid TV along the way (a
+    :class:`Curve` of ``B.n_tv`` samples at ``B.routes.curve_points`` steps; its evaluations are not
+    counted as training time). Returns {"history": History} and, with ``curve``, "curve":
+    :meth:`Curve.as_record`: what :func:`course_lib.train.cached` keeps with the weights."""
+    checks.positive_int(steps, "steps")
+    tracker = Curve(B.n_tv, B.routes.curve_points) if curve else None
+
     def loss_fn(step):
-        if curve is not None:
-            curve.record(model, step, steps)
+        if tracker is not None:
+            tracker.record(model, step, steps)
         return loss_at(step, spirals(B.batch, step))
     hist = train.train(model, loss_fn, steps, lr=B.lr, schedule="cosine", progress=progress, desc=desc,
                        ema_decay=B.ema)
     if hist.ema is not None:
         model.load_state_dict(hist.ema.model.state_dict())
-    if curve is not None:
-        hist.seconds -= curve.eval_seconds
-        curve.record(model, steps, steps, hist.seconds)
-    return hist
+    if tracker is None:
+        return {"history": hist}
+    hist.seconds -= tracker.eval_seconds
+    tracker.record(model, steps, steps, hist.seconds)
+    return {"history": hist, "curve": tracker.as_record()}
 
 
-def _train(B, model, rule, steps, desc, progress, curve=None):
-    return train_on_spirals(B, model, lambda step, x1: rule(model, x1), steps, desc, progress, curve)
+def spirals_model(name: str, B, mean_flow: bool, fit: Callable, steps: int | None, *, share: bool = True):
+    """The spirals model ``name`` (``meanflow-spirals-*``) through the model cache: config = the budget
+    and ``steps`` (None: the default the recipe picks, timed when it trains). ``fit(model)`` returns
+    what :func:`train_on_spirals` does; the model comes back with it as ``model.record``."""
+    if steps is not None:
+        checks.positive_int(steps, "steps")
+    return train.cached(name, {"budget": B, "steps": steps}, lambda: build(B, mean_flow), fit, share=share)
 
 
-def train_fm(B, rule: Callable | None = None, steps: int | None = None, progress: bool = True):
-    """Seed, build and train flow matching on fresh spiral batches (data seed = step) for
-    ``steps`` (default ``B.fm_steps``). Returns (model, History)."""
-    model = build(B, mean_flow=False)
-    return model, _train(B, model, rule or fm_rule, steps or B.fm_steps, "flow matching", progress)
+def train_fm(B, steps: int | None = None, progress: bool = True):
+    """Flow matching on fresh spiral batches (data seed = step) for ``steps`` (None: ``B.fm_steps``),
+    through the model cache (``meanflow-spirals-fm``). Returns the model; ``model.history`` is the
+    History of the run that made it."""
+    return spirals_model("meanflow-spirals-fm", B, False, lambda m: train_on_spirals(
+        B, m, lambda step, x1: fm_rule(m, x1), B.fm_steps if steps is None else steps, "flow matching", progress),
+        steps)
 
 
-def train_mf(B, rule: Callable | None = None, steps: int | None = None, progress: bool = True, curve=None):
-    """Seed, build and train MeanFlow on the same batches for ``steps`` steps (default: as many as
-    fit in flow matching's training time, :func:`equal_time_steps`). ``rule(u, x1) -> loss`` (the
-    notebook passes its own; default :func:`mf_rule`); ``curve``: as :func:`train_on_spirals`.
-    Returns (model, History)."""
-    model = build(B, mean_flow=True)
-    steps = steps or equal_time_steps(B)
-    return model, _train(B, model, rule or mf_rule(B), steps, "MeanFlow", progress, curve)
+def train_mf(B, target: Callable | None = None, weighting: Callable | None = None, steps: int | None = None,
+             progress: bool = True):
+    """MeanFlow on the same batches for ``steps`` (None: as many as fit in flow matching's training
+    time, :func:`equal_time_steps`, timed when it trains) with :func:`mf_rule` (``target``,
+    ``weighting``: the notebook's exercises; None: the library's), recording the one-step TV curve,
+    through the model cache (``meanflow-spirals-mf``). With the learner's functions the model is
+    trained with them and written nowhere, or the course's weights (made with the library's) are
+    loaded. Returns the model; ``model.record``: {"history", "curve"}."""
+    rule = mf_rule(B, target, weighting)
+
+    def fit(m):
+        n = equal_time_steps(B, rule) if steps is None else steps
+        return train_on_spirals(B, m, lambda step, x1: rule(m, x1), n, "MeanFlow", progress, curve=True)
+    learners = target is not None or weighting is not None
+    model = spirals_model("meanflow-spirals-mf", B, True, fit, steps, share=not learners)
+    note_course_model(model, learners, "MeanFlow target and loss")
+    return model
 
 
 def step_seconds(B, mean_flow: bool, rule, n: int) -> float:
@@ -224,12 +292,10 @@ def equal_time_steps(B, mf_rule_fn: Callable | None = None) -> int:
 
 
 def train_pair(B, progress: bool = True) -> SimpleNamespace:
-    """Both methods at equal training time: flow matching for ``B.fm_steps``, MeanFlow for
-    :func:`equal_time_steps`. Returns SimpleNamespace(fm, fm_hist, mf, mf_hist)."""
-    mf_steps = equal_time_steps(B)
-    fm_model, fm_hist = train_fm(B, progress=progress)
-    mf_model, mf_hist = train_mf(B, steps=mf_steps, progress=progress)
-    return SimpleNamespace(fm=fm_model, fm_hist=fm_hist, mf=mf_model, mf_hist=mf_hist)
+    """Both methods at equal training time (:func:`train_fm`, :func:`train_mf` with the library's
+    functions). Returns SimpleNamespace(fm, fm_hist, mf, mf_hist)."""
+    fm_model, mf_model = train_fm(B, progress=progress), train_mf(B, progress=progress)
+    return SimpleNamespace(fm=fm_model, fm_hist=fm_model.history, mf=mf_model, mf_hist=mf_model.history)
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -255,15 +321,23 @@ def tv(model, steps: int, mean_flow: bool, *, n: int, seeds=(0,)) -> float:
 def compare(fm_model, mf_model, *, n: int, n_tv: int, seeds=(0,), fm_steps=STEP_LIST, mf_steps=MF_STEPS,
             progress: bool = True) -> dict:
     """SWD and grid TV of flow matching at ``fm_steps`` Euler steps and MeanFlow at ``mf_steps``, with
-    both floors. Returns {"swd_fm": {k: ..}, "tv_fm": .., "swd_mf": .., "tv_mf": .., "noise_floor",
+    both floors. Each entry samples once per seed (the first seed: max(n, n_tv) points, the TV's, whose
+    first n the SWD scores too), which halves the sampling of two separate draws. Returns {"swd_fm": {k: ..}, "tv_fm": .., "swd_mf": .., "tv_mf": .., "noise_floor",
     "tv_floor"}."""
+    seeds = tuple(seeds)
     entries = [(False, k) for k in fm_steps] + [(True, k) for k in mf_steps]
     bar = train.progress_bar(len(entries), "evaluation") if progress else None
     out = {"swd_fm": {}, "tv_fm": {}, "swd_mf": {}, "tv_mf": {}}
     for is_mf, k in entries:
         model, key = (mf_model, "mf") if is_mf else (fm_model, "fm")
-        out[f"swd_{key}"][k] = swd(model, k, is_mf, n=n, seeds=seeds)
-        out[f"tv_{key}"][k] = tv(model, k, is_mf, n=n_tv, seeds=seeds[:1])
+        draws, draw = {}, sampler(model, k, is_mf)
+
+        def sample_fn(m, s):                          # one draw per seed: the TV's points start the SWD's
+            if s not in draws:
+                draws[s] = draw(max(n, n_tv) if s == seeds[0] else n, s)
+            return draws[s][:m]
+        out[f"swd_{key}"][k] = metrics.swd_to_data(sample_fn, spirals, n, seeds)
+        out[f"tv_{key}"][k] = metrics.grid_tv_to_data(sample_fn, spirals, n_tv, seeds[:1])
         if bar is not None:
             bar.update()
     if bar is not None:
@@ -282,118 +356,15 @@ def average_field(u, a: float, b: float) -> Callable:
     return v
 
 
-# ----------------------------------------------------------------------------- prompted shapes in latent space
-#
-# Flow matching in the latent space of a learned autoencoder, as Stable Diffusion 3, Movie Gen and
-# Flux do it, here with notebook 07's continuous tokenizer (:mod:`course_lib.recipes.shape_latents`):
-# a 16x16 shape is 16 tokens of LATENT_DIM numbers, flattened to one 64-D vector. The prompt (shape,
-# colour, position, size: 432 combinations) is one class label of the MLP, with a null class for
-# guidance. Flow matching samples with classifier-free guidance (2 network passes a step); MeanFlow has
-# the guidance baked into its target (:class:`course_lib.flow.meanflow.Guidance`) and samples with one
-# pass a step.
-#
-# Measured in lecture mode (issue 13; 1 CPU thread beside other jobs, 1000 held-out prompts, Fréchet
-# floor 22.0): 4 x 512, flow matching 2500 steps (98 s): Euler w = 1 at 1 / 2 / 8 / 32 steps: prompt
-# accuracy 0.95 / 0.98 / 0.98 / 0.98, Fréchet 58 / 30 / 26 / 27; with guidance w = 2 at 8 and 32 steps
-# accuracy 1.00 but Fréchet 174 and 141. MeanFlow for the same time (1322 steps) with omega = 2 baked
-# in: 1 / 2 steps accuracy 0.93 / 0.96, Fréchet 226 / 233. Guidance buys the last percent of accuracy
-# with most of the diversity on this task, so the budget trains both plainly conditional (omega = 1,
-# w = 1), and smaller (4 x 384, 1500 steps) to fit the lecture's time.
-
-def prompt_class(prompts: torch.Tensor) -> torch.Tensor:
-    """(N, 4) prompts (shape, colour, position, size) -> (N,) int64 class 0..431 (row-major). Every
-    attribute must be given: a null id would silently become another class."""
-    from course_lib import data
-    from course_lib.orders.prompt import check_prompts
-    prompts = check_prompts(prompts, allow_null=False)
-    out = torch.zeros(prompts.shape[0], dtype=torch.long, device=prompts.device)
-    for a, k in enumerate(data.N_VALUES):
-        out = out * k + prompts[:, a].long()
-    return out
+def _toys(mode: str) -> None:
+    B = budget(mode)
+    for pitfall in PITFALLS:
+        trained_toy(GaussianFlow(), B.toy_steps, pitfall, mode=B.mode)
 
 
-def latent_set(B):
-    """The training set: (x (n, 64) flattened latents, y (n,) prompt classes) of ``B.latent.n`` shapes."""
-    from course_lib.recipes import shape_latents
-    lat, prompts = shape_latents.latent_data(B.latent.n, mode=B.mode)
-    return lat.flatten(1).to(runtime.device()), prompt_class(prompts).to(runtime.device())
-
-
-def build_latent(B, mean_flow: bool, seed: int = 0):
-    """The latent model: a 64-D :class:`~course_lib.nets.VelocityMLP` with the 432 prompts as classes
-    (plus the null class); MeanFlow's wrapped in :class:`~course_lib.flow.meanflow.MeanFlowNet`."""
-    from course_lib import data
-    runtime.seed_everything(seed)
-    n_classes = 1
-    for k in data.N_VALUES:
-        n_classes *= k
-    cfg = nets.MLPConfig(dim=64, hidden=B.latent.hidden, depth=4, max_freq=B.max_freq, n_classes=n_classes,
-                         class_dim=64, time_inputs=2 if mean_flow else 1)
-    net = nets.VelocityMLP(cfg)
-    return (mf.MeanFlowNet(net=net) if mean_flow else net).to(runtime.device())
-
-
-def latent_rule(B, mean_flow: bool) -> Callable:
-    """The loss on a batch (x1 (B, 64), y (B,)): flow matching with 10% of labels dropped, or MeanFlow
-    with the same dropout and guidance baked in (omega = ``B.latent.guidance``, kappa = 0)."""
-    if mean_flow:
-        g = mf.Guidance(omega=B.latent.guidance, kappa=0.0) if B.latent.guidance != 1.0 else None
-        return lambda u, x1, y: mf.loss(u, x1, y=y, p_uncond=0.1, guidance=g, share_equal=B.share_equal,
-                                        mean=B.time_mean, std=B.time_std, p=B.p, c=B.c)
-    return lambda v, x1, y: flow.loss(v, x1, y=y, p_uncond=0.1)
-
-
-def _latent_seconds_per_step(B, X, Y, mean_flow: bool, n: int) -> float:
-    model = build_latent(B, mean_flow, seed=1)
-    rule = latent_rule(B, mean_flow)
-    opt = torch.optim.AdamW(model.parameters(), lr=B.lr)
-
-    def step(k):
-        idx = torch.randint(0, X.shape[0], (B.latent.batch,), generator=torch.Generator().manual_seed(k)).to(X.device)
-        loss = rule(model, X[idx], Y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-    return runtime.seconds_per_step(step, n, warmup=3)
-
-
-def train_latent(B, progress: bool = True) -> SimpleNamespace:
-    """Flow matching for ``B.latent.steps`` steps and MeanFlow for the same training time (both timed
-    first) on the latents of ``B.latent.n`` shapes. Returns SimpleNamespace(fm, fm_hist, mf, mf_hist)."""
-    X, Y = latent_set(B)
-    ratio = _latent_seconds_per_step(B, X, Y, False, B.calib_steps) / _latent_seconds_per_step(B, X, Y, True, B.calib_steps)
-    out = {}
-    for key, is_mf, steps in (("fm", False, B.latent.steps), ("mf", True, max(1, round(B.latent.steps * ratio)))):
-        model = build_latent(B, is_mf)
-        rule = latent_rule(B, is_mf)
-
-        def loss_fn(step, model=model, rule=rule):
-            idx = torch.randint(0, X.shape[0], (B.latent.batch,), generator=torch.Generator().manual_seed(step)).to(X.device)
-            return rule(model, X[idx], Y[idx])
-        out[key] = model
-        out[f"{key}_hist"] = train.train(model, loss_fn, steps, lr=B.lr, schedule="cosine", progress=progress,
-                                         desc=f"{'MeanFlow' if is_mf else 'flow matching'} on latents")
-    return SimpleNamespace(**out)
-
-
-@torch.no_grad()
-def latent_images(model, prompts: torch.Tensor, steps: int, mean_flow: bool, w: float = 1.0, seed: int = 0, *,
-                  mode: str):
-    """Images (N, 3, 16, 16) for ``prompts`` (N, 4): noise (seed) -> ``steps`` steps in latent space
-    (MeanFlow's sampler, or Euler with classifier-free guidance w) -> the decoder of the tokenizer of
-    ``mode`` (the budget's: ``B.mode``, the one the model was trained on)."""
-    from course_lib.recipes import shape_latents
-    y = prompt_class(prompts).to(runtime.device())
-    x0 = flow.prior(len(prompts), 64, seed=seed)
-    x1 = mf.sample(model, x0, steps, y=y) if mean_flow else flow.integrate(flow.field(model, y, w), x0, steps)
-    return shape_latents.decode(x1.view(-1, 16, 64 // 16), mode=mode)
-
-
-def latent_scores(model, steps: int, mean_flow: bool, *, n: int, mode: str, w: float = 1.0) -> dict:
-    """Prompt accuracy and Fréchet distance (:mod:`course_lib.evaluator`) of ``steps``-step samples for
-    the prompts of n held-out shapes, against those shapes (decoded by the tokenizer of ``mode``)."""
-    from course_lib import evaluator
-    ref = evaluator.reference(n)
-    imgs = latent_images(model, ref.prompts, steps, mean_flow, w, mode=mode)
-    return {"prompt_accuracy": evaluator.prompt_accuracy(imgs, ref.prompts),
-            "frechet": evaluator.frechet(imgs, ref.images)}
+# the models of notebook 10 the course ships (make pretrain); the routes' in meanflow_routes
+PRETRAINED = (Pretrained("meanflow-spirals-fm", ("10",), lambda mode: train_fm(budget(mode))),
+              Pretrained("meanflow-spirals-mf", ("10",), lambda mode: train_mf(budget(mode))),
+              Pretrained("meanflow-latent-fm", ("10",), lambda mode: train_latent(budget(mode))),
+              Pretrained("meanflow-latent-mf", ("10",), lambda mode: train_latent(budget(mode))),
+              *(Pretrained(toy_name(p), ("10",), _toys) for p in PITFALLS))

@@ -7,7 +7,7 @@ One MeanFlow step trained from scratch on the spirals draws a filled disk with t
 | --- | --- |
 | the exact-target control: the same network regressed on flow matching's own 100-step map | :func:`exact_pairs`, :func:`train_exact` |
 | the α-Flow curriculum (:mod:`course_lib.flow.alphaflow`) at MeanFlow's training time | :func:`alpha_rule`, :func:`alpha_equal_time_steps`, :func:`train_alpha` |
-| the one-step grid TV against training time, for every route | :class:`Curve` |
+| the one-step grid TV against training time, for every route | :class:`~course_lib.recipes.meanflow.Curve` |
 
 **The control** learns only u(x_0, 0, 1), from pairs (x_0, x_1) where x_1 is where the notebook's
 flow-matching model takes x_0 in 100 Euler steps: a plain regression, with no bootstrapped target. If
@@ -53,34 +53,10 @@ import time
 
 import torch
 
-from course_lib import flow, runtime
+from course_lib import flow
 from course_lib.flow import alphaflow as af
 from course_lib.recipes import meanflow as recipe
-
-
-class Curve:
-    """The one-step grid TV of a MeanFlow-type model (x0 + u(x0, 0, 1)) along its training: ``points``
-    evaluations on ``n`` samples (noise seed ``recipe.NOISE_SEED``), each with the training seconds
-    and steps spent so far. The time spent evaluating is kept in ``eval_seconds``, out of ``seconds``."""
-
-    def __init__(self, n: int, points: int = 8):
-        self.n, self.points = n, points
-        self.steps, self.seconds, self.tv = [], [], []
-        self.eval_seconds, self._t0 = 0.0, None
-
-    def record(self, model, step: int, total: int, seconds: float | None = None):
-        """Called before every step by :func:`~course_lib.recipes.meanflow.train_on_spirals` (evaluates
-        at ``points`` evenly spaced steps), and once after training with its final ``seconds``."""
-        now = time.perf_counter()
-        if self._t0 is None:
-            self._t0 = now
-        if seconds is None and step % max(1, total // self.points):
-            return
-        with runtime.evaluating(model), torch.no_grad():
-            self.tv.append(recipe.tv(model, 1, True, n=self.n))
-        self.steps.append(step)
-        self.seconds.append(seconds if seconds is not None else now - self._t0 - self.eval_seconds)
-        self.eval_seconds += time.perf_counter() - now
+from course_lib.recipes.registry import Pretrained
 
 
 # ----------------------------------------------------------------------------- the exact-target control
@@ -95,19 +71,25 @@ def exact_pairs(fm_model, n: int, steps: int = 100, seed: int = 7):
     return x0, x1, time.perf_counter() - t0
 
 
-def train_exact(B, x0, x1, steps: int | None = None, progress: bool = True, curve: Curve | None = None):
+def train_exact(B, steps: int | None = None, progress: bool = True):
     """MeanFlow's network (same build and seed as :func:`~course_lib.recipes.meanflow.train_mf`) trained
-    on u(x0, 0, 1) -> x1 - x0 alone, batches of ``B.batch`` pairs (seed = step), for ``steps`` (default
-    ``B.routes.exact_steps``). Returns (model, History)."""
-    model = recipe.build(B, mean_flow=True)
-    n = x0.shape[0]
+    on u(x0, 0, 1) -> x1 - x0 alone, for ``steps`` (None: ``B.routes.exact_steps``), batches of
+    ``B.batch`` pairs (seed = step) from :func:`exact_pairs` of ``B.routes.exact_pairs`` noise points
+    through the flow-matching model of the same budget (:func:`~course_lib.recipes.meanflow.train_fm`),
+    recording the one-step TV curve, through the model cache (``meanflow-spirals-exact``). Returns the
+    model; ``model.record``: {"history", "curve", "pair_seconds"} (the seconds the pairs took)."""
+    def fit(model):
+        x0, x1, pair_seconds = exact_pairs(recipe.train_fm(B, progress=progress), B.routes.exact_pairs)
+        n = x0.shape[0]
 
-    def loss_at(step, _x1):
-        idx = torch.randint(0, n, (B.batch,), generator=torch.Generator().manual_seed(step))
-        z0, z1 = x0[idx].to(_x1.device), x1[idx].to(_x1.device)             # (batch, 2) each
-        return (model(z0, 0.0, 1.0) - (z1 - z0)).pow(2).sum(1).mean()
-    return model, recipe.train_on_spirals(B, model, loss_at, steps or B.routes.exact_steps, "exact target",
-                                          progress, curve)
+        def loss_at(step, _x1):
+            idx = torch.randint(0, n, (B.batch,), generator=torch.Generator().manual_seed(step))
+            z0, z1 = x0[idx].to(_x1.device), x1[idx].to(_x1.device)             # (batch, 2) each
+            return (model(z0, 0.0, 1.0) - (z1 - z0)).pow(2).sum(1).mean()
+        out = recipe.train_on_spirals(B, model, loss_at, B.routes.exact_steps if steps is None else steps,
+                                      "exact target", progress, curve=True)
+        return {**out, "pair_seconds": pair_seconds}
+    return recipe.spirals_model("meanflow-spirals-exact", B, True, fit, steps)
 
 
 # ----------------------------------------------------------------------------- the α-Flow curriculum
@@ -141,11 +123,17 @@ def alpha_equal_time_steps(B) -> int:
     return max(1, int(round(B.fm_steps * fm_s / cost)))
 
 
-def train_alpha(B, steps: int | None = None, progress: bool = True, curve: Curve | None = None):
-    """Seed, build (as MeanFlow) and train with the α-Flow curriculum for ``steps`` (default
-    :func:`alpha_equal_time_steps`). Returns (model, History)."""
-    model = recipe.build(B, mean_flow=True)
-    steps = steps or alpha_equal_time_steps(B)
-    rule = alpha_rule(B, steps)
-    return model, recipe.train_on_spirals(B, model, lambda step, x1: rule(step, x1, model), steps, "α-Flow",
-                                          progress, curve)
+def train_alpha(B, steps: int | None = None, progress: bool = True):
+    """Seed, build (as MeanFlow) and train with the α-Flow curriculum for ``steps`` (None:
+    :func:`alpha_equal_time_steps`, timed when it trains), recording the one-step TV curve, through the
+    model cache (``meanflow-spirals-alpha``). Returns the model; ``model.record``: {"history", "curve"}."""
+    def fit(model):
+        n = alpha_equal_time_steps(B) if steps is None else steps
+        rule = alpha_rule(B, n)
+        return recipe.train_on_spirals(B, model, lambda step, x1: rule(step, x1, model), n, "α-Flow", progress,
+                                       curve=True)
+    return recipe.spirals_model("meanflow-spirals-alpha", B, True, fit, steps)
+
+
+PRETRAINED = (Pretrained("meanflow-spirals-exact", ("10",), lambda mode: train_exact(recipe.budget(mode))),
+              Pretrained("meanflow-spirals-alpha", ("10",), lambda mode: train_alpha(recipe.budget(mode))))

@@ -6,12 +6,18 @@ Usage::
 
     gf = GaussianFlow((2.0, -1.0), (0.5, 1.5))
     u = toy_net();  train_toy(u, gf, 1500);  one_step_error(u, gf)   # RMS error of u(z, 0, 1)
+    u = trained_toy(gf, 1500, "swapped tangent", mode="lecture")      # the same through the model cache
+
+The pitfalls of section 9 (:data:`PITFALLS`): each trains without an error and without a NaN, and
+learns the wrong map. :func:`trained_toy` trains (or loads: the course ships their lecture-mode
+weights) the small network with one of them.
 """
 from __future__ import annotations
 
 from typing import Callable
 
 import torch
+from torch import nn
 
 from course_lib import checks, nets, runtime, train
 from course_lib.flow import meanflow as mf
@@ -81,3 +87,84 @@ def one_step_error(u, gflow: GaussianFlow, n: int = 4096) -> float:
         got = u(z, zeros, ones)
     want = gflow.u(z.double(), zeros.double(), ones.double()).float()
     return float((got - want).pow(2).sum(1).mean().sqrt())
+
+
+# ----------------------------------------------------------------------------- the pitfalls, each broken once
+
+def _broken(u, z, a, b, v, tangents, sign: float = 1.0):
+    u_pred, du = torch.func.jvp(u, (z, a, b), tangents)                    # (B, D) each
+    return u_pred, (v + sign * (b - a)[:, None] * du).detach()
+
+
+def swapped_tangent(u, z, a, b, v):
+    """MeanFlow's target with the tangents (v, 0, 1) for (z, a, b): the derivative along the end b
+    instead of the anchor a."""
+    return _broken(u, z, a, b, v, (v, torch.zeros_like(a), torch.ones_like(b)))
+
+
+def paper_sign(u, z, a, b, v):
+    """MeanFlow's target with the paper's minus sign left unconverted: v - (b - a) du/da."""
+    return _broken(u, z, a, b, v, (v, torch.ones_like(a), torch.zeros_like(b)), sign=-1.0)
+
+
+def no_z_tangent(u, z, a, b, v):
+    """MeanFlow's target with the tangents (0, 1, 0): the partial d_a u, not the total derivative."""
+    return _broken(u, z, a, b, v, (torch.zeros_like(z), torch.ones_like(a), torch.zeros_like(b)))
+
+
+class RoundedTime(nn.Module):
+    """A time embedding fed t rounded to 1/1000 (what a lookup table or int(t * 1000) does): the same
+    features, and a derivative in t of zero."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, t):
+        return self.inner(torch.round(t * 1000) / 1000)
+
+
+def round_time(u: mf.MeanFlowNet) -> mf.MeanFlowNet:
+    """``u`` with both its time embeddings seeing a rounded time (:class:`RoundedTime`), in place."""
+    emb = u.net.time_embed
+    emb[0], emb[1] = RoundedTime(emb[0]), RoundedTime(emb[1])
+    return u
+
+
+# name -> (the target rule, None: MeanFlow's own; whether the network's time is rounded)
+PITFALLS = {"correct": (None, False), "rounded time": (None, True), "swapped tangent": (swapped_tangent, False),
+            "paper's sign": (paper_sign, False), "no tangent on z": (no_z_tangent, False)}
+
+
+def toy_name(pitfall: str) -> str:
+    """The model cache's name of the toy network trained with ``pitfall``: "meanflow-toy-swapped-tangent"."""
+    return "meanflow-toy-" + "".join(c if c.isalnum() else "-" for c in pitfall.replace("'", ""))
+
+
+def trained_toy(gflow: GaussianFlow, steps: int, pitfall: str = "correct", target: Callable | None = None, *,
+                mode: str) -> mf.MeanFlowNet:
+    """:func:`toy_net` (time rounded for "rounded time") trained :func:`train_toy` ``steps`` steps with
+    the target of ``pitfall`` (:data:`PITFALLS`), through the model cache as ``meanflow-toy-<pitfall>``
+    (``mode``: the budget's mode, for the manifest). For "correct" and "rounded time" ``target`` may
+    be the learner's own MeanFlow target (None: the library's :func:`~course_lib.flow.meanflow.jvp_target`):
+    then the model is trained with it and written nowhere, or the course's weights are loaded."""
+    checks.one_of(pitfall, "pitfall", tuple(PITFALLS))
+    steps = checks.positive_int(steps, "steps")
+    rule, rounded = PITFALLS[pitfall]
+    if target is not None and rule is not None:
+        raise ValueError(f"target: the pitfall {pitfall!r} trains with its own broken target; pass target only "
+                         "for 'correct' or 'rounded time'")
+    name = toy_name(pitfall)
+    config = {"mode": mode, "steps": steps, "mu": gflow.mu.tolist(), "sig": gflow.sig.tolist()}
+    model = train.cached(name, config, lambda: round_time(toy_net()) if rounded else toy_net(),
+                         lambda u: train_toy(u, gflow, steps, target=target or rule), share=target is None)
+    note_course_model(model, target is not None, "MeanFlow target")
+    return model
+
+
+def note_course_model(model, learners: bool, what: str) -> None:
+    """Print, for a model meant to train with the learner's ``what`` that was loaded instead, that it is
+    the course's model (trained with the course's function)."""
+    if learners and getattr(model, "shipped", None) is not None:
+        print(f"  this is the course's model, trained with the course's {what}; WEIGHTS = \"train\" trains it "
+              "with yours")
