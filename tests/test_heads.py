@@ -161,6 +161,31 @@ def test_generative_heads_reproduce_both_modes(kind):
     assert 0.3 < upper < 0.7, f"{kind}: {upper:.2f} of the samples in the upper mode (both modes hold half)"
 
 
+def test_toy_head_goes_through_the_cache_and_a_learners_head_is_written_nowhere(tmp_path, monkeypatch):
+    """toy_head trains once per budget (a second call loads it, with its loss curve); a learner's
+    subclass (share=False) trains with its own loss and leaves no file behind."""
+    import dataclasses
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    B = dataclasses.replace(recipe.budget("quick"), toy_steps=5)
+    first = recipe.toy_head("flow", B)
+    again = recipe.toy_head("flow", B)
+    assert not first.from_cache and again.from_cache and len(list(tmp_path.glob("heads-toy-*.pt"))) == 1
+    assert again.history.losses == first.history.losses and len(again.history.losses) == 5
+    for k, v in first.state_dict().items():
+        assert torch.equal(v, again.state_dict()[k]), k
+    calls = []
+
+    class LearnersFlowHead(heads.FlowHead):
+        def flat_loss(self, x, z, generator=None):
+            calls.append(1)
+            return super().flat_loss(x, z, generator)
+    mine = recipe.toy_head("flow", dataclasses.replace(B, toy_steps=3), head_class=LearnersFlowHead)
+    assert isinstance(mine, LearnersFlowHead) and len(calls) == 3 and not mine.from_cache
+    assert len(list(tmp_path.glob("heads-toy-*.pt"))) == 1
+    with pytest.raises(TypeError, match="head_class"):
+        recipe.toy_head("flow", B, head_class=heads.EnergyHead)
+
+
 def test_mse_head_collapses_to_the_mean():
     on_mode, _ = _fit_and_sample("mse")
     assert on_mode < 0.05, f"the MSE head put {on_mode:.2f} of its outputs on a mode; its optimum is the mean"
@@ -226,8 +251,8 @@ def test_notes_heads_learn_a_note_not_noise():
     """The audio example of notebook 09: with notes normalised to the noise's scale, the generative
     heads draw notes close to real ones (raw waveforms, a fifth of that scale, left the flow head at
     about 0.12, i.e. noise)."""
-    from types import SimpleNamespace
-    res = recipe.audio_heads(SimpleNamespace(audio_steps=300), n_train=1024)
+    import dataclasses
+    res = recipe.audio_heads(dataclasses.replace(recipe.budget("quick"), audio_steps=300), n_train=1024)
     for kind in ("flow", "energy"):
         assert res[kind]["similarity"] > 0.4, f"{kind} head: similarity {res[kind]['similarity']:.2f} to a real note"
     assert res["real"]["samples"].shape == (12, 1000)

@@ -6,11 +6,13 @@ the compute between transformer and head.
 Budgets per mode and the experiments that the notebook and ``python -m course_lib.bench heads`` both
 call:
 
-* :func:`toy_data` / :func:`fit_toy` / :func:`on_modes`: the trap in two dimensions, a condition
-  with two right answers, for the first picture of the notebook (and tests/test_heads.py);
-* :func:`train_pair`: a transformer of an order (:mod:`course_lib.heads.backbone`) and a head
-  (:mod:`course_lib.heads`) trained together on the shared continuous tokenizer's latents
-  (:mod:`course_lib.recipes.shape_latents`), B.steps steps;
+* :func:`toy_head` / :func:`fit_toy` / :func:`on_modes` (:mod:`~course_lib.recipes.head_toys`):
+  the trap in two dimensions, a condition with two right answers, for the first picture of the
+  notebook (and tests/test_heads.py);
+* :func:`trained_pair`: a transformer of an order (:mod:`course_lib.heads.backbone`) and a head
+  (:mod:`course_lib.heads`) trained together (:func:`fit_pair`) on the shared continuous tokenizer's
+  latents (:mod:`course_lib.recipes.shape_latents`), B.steps steps, through the model cache: the
+  course's shipped weights (``data/weights``), else the disk cache, else trained now;
 * :func:`evaluate`: generate for held-out prompts, decode, score with the shapes evaluator
   (prompt accuracy, Fréchet distance) and notebook 07's judge of one clean shape, count the passes,
   time the transformer and the head apart;
@@ -18,7 +20,7 @@ call:
   whole prompt (one right answer, up to a half-pixel jitter) or the prompt with the place left open
   (:func:`leave_place_open`: nine right places, the case where an average is none of them);
 * :func:`head_steps_sweep`: the flow head's Euler steps against quality and time;
-* :func:`note_data` / :func:`audio_heads`: the audio example, one note as one continuous token,
+* :func:`note_data` / :func:`audio_heads` (:mod:`~course_lib.recipes.head_toys`): the audio example, one note as one continuous token,
   conditioned on its pitch class (the octave left open), for each head;
 * :func:`bench_results`: the figures of the benchmark.
 """
@@ -35,6 +37,9 @@ from course_lib.nets import count_parameters
 from course_lib.orders import prompt as P
 from course_lib.orders.continuous import ContinuousConfig
 from course_lib.recipes import limit_of_tokens, shape_latents
+from course_lib.recipes.head_toys import (NOTE_RATE, SEED, audio_heads, closest_note, fit_toy, head_kwargs,  # noqa: F401
+                                          note_data, note_head, on_modes, toy_data, toy_head)
+from course_lib.recipes.registry import Pretrained
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,21 @@ class Budget:
     head: HeadBudget          # the heads
 
 
+@dataclass(frozen=True)
+class PairBudget:
+    """What trains one (order, head) pair: :class:`Budget`'s training fields, the cache key of
+    :func:`trained_pair` (its evaluation sizes are not in it: changing them retrains nothing)."""
+    mode: str
+    n_train: int
+    batch: int
+    d_model: int
+    n_layer: int
+    n_head: int
+    steps: int
+    lr: float
+    head: HeadBudget
+
+
 BUDGETS = {
     "quick": Budget("quick", audio_steps=80, toy_steps=150, n_train=1024, batch=32, d_model=32, n_layer=1, n_head=2,
                     steps=100, lr=3e-3, n_eval=256, cfg_scale=1.0, mar_steps=8, sweep=(1, 2, 8),
@@ -78,7 +98,6 @@ BUDGETS = {
 }
 ORDERS = backbone.ORDERS                   # ("raster", "masked")
 KINDS = tuple(heads.KINDS)                 # ("mse", "flow", "energy")
-SEED = 0
 PLACE = data.ATTRIBUTES.index("position")  # the attribute that "the place left open" leaves open
 # The energy head draws 8 samples per token in training (SLED draws 2; the m-sample estimator of
 # heads.energy.energy_score_samples is the same loss with less variance, as the flow head learns from
@@ -93,6 +112,21 @@ def budget(mode: str | None = None) -> Budget:
     return runtime.pick(BUDGETS, mode)
 
 
+def pair_budget(B: Budget) -> PairBudget:
+    """The training part of ``B`` (:class:`PairBudget`)."""
+    return PairBudget(B.mode, B.n_train, B.batch, B.d_model, B.n_layer, B.n_head, B.steps, B.lr, B.head)
+
+
+def pair_head_kwargs(B: Budget | PairBudget, kind: str) -> dict:
+    """The sizes of the head ``kind`` under a transformer of this budget."""
+    kw = head_kwargs(kind, B.head.width, B.head.depth)
+    if kind == "flow":
+        kw["default_steps"] = B.head.flow_steps
+    if kind == "energy":
+        kw.update(ENERGY)
+    return kw
+
+
 class Pair(nn.Module):
     """A transformer (``backbone``) and its head (``head``), trained and saved together."""
 
@@ -101,18 +135,13 @@ class Pair(nn.Module):
         self.backbone, self.head, self.order, self.kind = backbone_, head, order, kind
 
 
-def build(B: Budget, order: str, kind: str) -> Pair:
+def build(B: Budget | PairBudget, order: str, kind: str) -> Pair:
     """A transformer of ``order`` and a head ``kind`` of this budget's sizes, seeded, on the course device."""
     checks.one_of(order, "order", ORDERS), checks.one_of(kind, "kind", KINDS)
     torch.manual_seed(SEED)
     cfg = ContinuousConfig(latent_dim=shape_latents.LATENT_DIM, n_tokens=shape_latents.N_TOKENS,
                            d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
-    kw = dict(width=B.head.width) if kind == "mse" else dict(width=B.head.width, depth=B.head.depth)
-    if kind == "flow":
-        kw["default_steps"] = B.head.flow_steps
-    if kind == "energy":
-        kw.update(ENERGY)
-    head = heads.make(kind, shape_latents.LATENT_DIM, B.d_model, **kw)
+    head = heads.make(kind, shape_latents.LATENT_DIM, B.d_model, **pair_head_kwargs(B, kind))
     return Pair(backbone.build(order, cfg), head, order, kind).to(runtime.device())
 
 
@@ -147,120 +176,35 @@ def open_floor(n: int, seed: int = 0) -> float:
     return evaluator.frechet(data.render_prompts(elsewhere, seed=metrics.FLOOR_SEED + seed), ref.images)
 
 
-def train_pair(B: Budget, order: str, kind: str, head: heads.Head | None = None, data=None,
-               progress: bool = True) -> tuple[Pair, train.History]:
-    """Build (or take ``head``) and train transformer + head together for B.steps steps (AdamW,
-    cosine learning rate) with :func:`course_lib.heads.backbone.loss` (10% null prompts). Returns
-    (pair in eval mode, History)."""
-    latents, prompts = data if data is not None else latent_data(B)
-    pair = build(B, order, kind)
-    if head is not None:
-        pair.head = head.to(runtime.device())
+def fit_pair(pair: Pair, B: Budget | PairBudget, open_place: bool = False, progress: bool = True) -> train.History:
+    """Train transformer + head together for B.steps steps (AdamW, cosine learning rate) with
+    :func:`course_lib.heads.backbone.loss` (10% null prompts) on :func:`latent_data`. Returns the History."""
+    latents, prompts = latent_data(B, open_place)
     g = torch.Generator().manual_seed(SEED)
 
     def loss_fn(step):
         idx = torch.randint(len(latents), (B.batch,), generator=g).to(latents.device)
         return backbone.loss(pair.backbone, pair.head, latents[idx], prompts[idx], generator=g)
-    hist = train.train(pair, loss_fn, B.steps, lr=B.lr, schedule="cosine", warmup=min(100, B.steps // 10),
-                       progress=progress, desc=f"{order} + {kind} head")
-    return pair.eval(), hist
+    return train.train(pair, loss_fn, B.steps, lr=B.lr, schedule="cosine", warmup=min(100, B.steps // 10),
+                       progress=progress, desc=f"{pair.order} + {pair.kind} head")
 
 
-# ----------------------------------------------------------------------------- the trap in 2-D
-
-def toy_data(n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Three conditions, two right answers each: c in {0, 1, 2} as a one-hot z (n, 3); the token x
-    (n, 2) is centre(c) = (c - 1, 0) plus (0, +1) or (0, -1) with probability 1/2, plus noise of std
-    0.05. Returns (z, x, centre)."""
-    checks.positive_int(n, "n"), checks.generator(generator)
-    c = torch.randint(3, (n,), generator=generator)
-    z = torch.nn.functional.one_hot(c, 3).float()                                   # (n, 3)
-    centre = torch.stack([c.float() - 1, torch.zeros(n)], 1)                        # (n, 2)
-    up = torch.randint(2, (n,), generator=generator).float() * 2 - 1                # +-1
-    x = centre + torch.stack([torch.zeros(n), up], 1) + 0.05 * torch.randn(n, 2, generator=generator)
-    return z, x, centre
+def pair_name(order: str, open_place: bool) -> str:
+    """The cache name of the pairs of ``order`` trained on whole prompts or with the place open."""
+    return f"heads-{order}-{'open' if open_place else 'whole'}"
 
 
-def fit_toy(head: heads.Head, steps: int, batch: int = 256, lr: float = 2e-3, seed: int = SEED,
-            progress: bool = False) -> train.History:
-    """Train ``head`` alone (z is given, no transformer) on :func:`toy_data` for ``steps`` steps (CPU)."""
-    checks.positive_int(steps, "steps"), checks.positive_int(batch, "batch")
-    g = torch.Generator().manual_seed(seed)
-
-    def loss_fn(step):
-        z, x, _ = toy_data(batch, g)
-        return head.loss(x, z, generator=g)
-    return train.train(head, loss_fn, steps, lr=lr, progress=progress, desc=type(head).__name__)
-
-
-def on_modes(head: heads.Head, n: int = 2000, steps: int = 8, seed: int = 1) -> dict:
-    """Samples of ``head`` for n toy conditions: the share within 0.3 of one of the two right
-    answers, the share in the upper one, and the samples and conditions themselves."""
-    checks.positive_int(n, "n"), checks.positive_int(steps, "steps")
-    z, _, centre = toy_data(n, torch.Generator().manual_seed(seed))
-    x = head.sample(z, steps=steps, generator=torch.Generator().manual_seed(seed + 1))       # (n, 2)
-    d = x - centre
-    near = ((d[:, 1].abs() - 1).abs() < 0.3) & (d[:, 0].abs() < 0.3)
-    return dict(on_modes=near.float().mean().item(), upper=(d[:, 1] > 0).float().mean().item(), samples=x, z=z)
-
-
-# ----------------------------------------------------------------------------- audio: a note as a token
-
-NOTE_RATE, NOTE_SECONDS = 8000, 0.125          # 1000 samples per note
-
-
-def note_data(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, list]:
-    """``n`` synthetic notes (:func:`course_lib.data.audio_clips`, C3..C6, 1/8 s at 8 kHz) as one
-    continuous token each, the waveform (n, 1000), with the condition z = one-hot pitch CLASS (n, 12):
-    C, C#, ... whatever the octave, so each condition has two or three right answers (its octaves).
-    Returns (z, waves, MIDI numbers)."""
-    clips = data.audio_clips(n, kind="note", sample_rate=NOTE_RATE, seconds=NOTE_SECONDS, seed=seed)
-    midi = [m[0] for m in clips.notes]
-    z = torch.nn.functional.one_hot(torch.tensor(midi) % 12, 12).float()                 # (n, 12)
-    return z, clips.waves.cpu(), midi
-
-
-def closest_note(samples: torch.Tensor, pitch_class: torch.Tensor, bank_waves: torch.Tensor,
-                 bank_midi: list) -> torch.Tensor:
-    """For each sample (n, L), the largest cosine similarity to a real note of its pitch class in the
-    bank: 1 for a copy of one note; about 1/sqrt(k) for the average of k octaves."""
-    bank_pc = torch.tensor(bank_midi) % 12                                               # (m,)
-    sim = torch.nn.functional.normalize(samples, dim=1) @ torch.nn.functional.normalize(bank_waves, dim=1).T
-    sim = sim.masked_fill(bank_pc[None, :] != pitch_class[:, None], -1.0)                # (n, m)
-    return sim.amax(1)
-
-
-def audio_heads(B: Budget, n_train: int = 2048, progress: bool = False) -> dict:
-    """Train the three heads (no transformer: z is the pitch class) on :func:`note_data` for
-    B.audio_steps steps and draw one note per pitch class from each. Returns {head: dict(samples
-    (12, 1000), similarity (mean :func:`closest_note` over 240 draws))}, plus the bank of real notes.
-
-    The heads see each note divided by the notes' standard deviation (about 0.19), as
-    :mod:`~course_lib.recipes.shape_latents` normalises its latents: a generative head starts from
-    N(0, I) noise, and at a fifth of that scale the notes were lost in it (the flow head's similarity
-    was 0.12 with raw waveforms, 0.59 normalised, at 400 steps)."""
-    z_all, waves, midi = note_data(n_train, seed=0)
-    scale = waves.std()                                                     # one number for all samples
-    bank = {}
-    for m, w in zip(midi, waves):
-        bank.setdefault(m, w)
-    bank_midi, bank_waves = sorted(bank), torch.stack([bank[m] for m in sorted(bank)])   # one wave per note
-    out = {"real": dict(samples=torch.stack([bank[next(m for m in bank_midi if m % 12 == pc)] for pc in range(12)]),
-                        sample_rate=NOTE_RATE)}
-    g = torch.Generator().manual_seed(SEED)
-    for kind in KINDS:
-        torch.manual_seed(SEED)
-        kw = dict(width=128) if kind == "mse" else dict(width=128, depth=2)
-        head = heads.make(kind, waves.shape[1], 12, **kw)
-
-        def loss_fn(step):
-            idx = torch.randint(n_train, (64,), generator=g)
-            return head.loss(waves[idx] / scale, z_all[idx], generator=g)
-        train.train(head, loss_fn, B.audio_steps, lr=1e-3, progress=progress, desc=f"{kind} head, notes")
-        pcs = torch.arange(240) % 12
-        draws = scale * head.sample(torch.nn.functional.one_hot(pcs, 12).float(), generator=torch.Generator().manual_seed(1))
-        out[kind] = dict(samples=draws[:12], similarity=closest_note(draws, pcs, bank_waves, bank_midi).mean().item())
-    return out
+def trained_pair(B: Budget, order: str, kind: str, open_place: bool = False, progress: bool = True) -> Pair:
+    """The pair (``order``, ``kind``) of :func:`build` trained by :func:`fit_pair`, through
+    :func:`course_lib.train.cached` (key: :func:`pair_budget`, order, head and its sizes, prompts):
+    the course's shipped weights, else the disk cache, else trained now. In eval mode;
+    ``pair.history`` is the loss curve of the run that made it."""
+    checks.one_of(order, "order", ORDERS), checks.one_of(kind, "kind", KINDS)
+    PB = pair_budget(B)
+    config = dict(budget=PB, order=order, kind=kind, head_kwargs=pair_head_kwargs(PB, kind),
+                  open_place=bool(open_place), seed=SEED)
+    return train.cached(pair_name(order, open_place), config, build=lambda: build(PB, order, kind),
+                        fit=lambda pair: fit_pair(pair, PB, open_place, progress))
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -292,6 +236,7 @@ def evaluate(pair: Pair, B: Budget, ref=None, head_steps: int | None = None,
     return dict(order=pair.order, head=pair.kind, head_steps=out.head_nfe, open_place=open_place,
                 frechet=evaluator.frechet(images, ref.images),
                 prompt_accuracy=evaluator.prompt_accuracy(images, prompts),
+                accuracy_no_place=evaluator.prompt_accuracy(images, leave_place_open(prompts)),
                 clean=limit_of_tokens.clean_rate(images),
                 head_nfe=out.head_nfe, passes=out.passes, seconds_per_image=seconds / len(ref.prompts),
                 head_share_of_time=out.head_share, seconds_backbone=out.seconds_backbone,
@@ -301,17 +246,16 @@ def evaluate(pair: Pair, B: Budget, ref=None, head_steps: int | None = None,
 
 def comparison(B: Budget, orders=ORDERS, kinds=KINDS, open_place: bool = False,
                progress: bool = True) -> tuple[dict, list[dict], float]:
-    """Train every (order, head) pair on the same latents and evaluate it on the same prompts: the
-    whole prompts, or with ``open_place`` prompts that leave the place open, in training and in
-    evaluation. Returns ({(order, kind): pair}, rows of :func:`evaluate` with ``train_seconds``
-    and ``final_loss``, the Fréchet floor at B.n_eval for these prompts)."""
-    data = latent_data(B, open_place)
+    """Every (order, head) pair of :func:`trained_pair` (the same latents), evaluated on the same
+    prompts: the whole prompts, or with ``open_place`` prompts that leave the place open, in training
+    and in evaluation. Returns ({(order, kind): pair}, rows of :func:`evaluate` with ``train_seconds``
+    and ``final_loss`` of the run that made the weights, the Fréchet floor at B.n_eval for these prompts)."""
     ref = evaluator.reference(B.n_eval)
     pairs, rows = {}, []
     for order in orders:
         for kind in kinds:
-            pair, hist = train_pair(B, order, kind, data=data, progress=progress)
-            pairs[order, kind] = pair
+            pair = pairs[order, kind] = trained_pair(B, order, kind, open_place, progress=progress)
+            hist = pair.history
             rows.append(dict(evaluate(pair, B, ref, open_place=open_place), train_seconds=hist.seconds,
                              final_loss=sum(hist.losses[-50:]) / len(hist.losses[-50:])))
     floor = open_floor(B.n_eval) if open_place else evaluator.frechet_floor(B.n_eval)
@@ -352,3 +296,17 @@ def bench_results(mode: str | None = None) -> dict:
                                                                               "seconds_per_image", "head_share_of_time")}
                                      for r in sweep}
     return res
+
+
+# the notebook's pairs, (order, place open), then the bench's fourth; every head of each
+PAIRS = (("masked", False), ("raster", False), ("raster", True), ("masked", True))
+
+
+def _make_pairs(order: str, open_place: bool):
+    return lambda mode: [trained_pair(budget(mode), order, k, open_place) for k in KINDS]
+
+
+PRETRAINED = (Pretrained("heads-toy", ("09",), lambda mode: [toy_head(k, budget(mode), progress=True) for k in KINDS]),
+              *(Pretrained(pair_name(o, op), ("09",) if (o, op) != ("masked", True) else (), _make_pairs(o, op))
+                for o, op in PAIRS),
+              Pretrained("heads-notes", ("09",), lambda mode: [note_head(k, budget(mode), progress=True) for k in KINDS]))
