@@ -14,6 +14,8 @@
   ``recipes.maskgit.bench_results(mode)`` (notebook 05: ``maskgit_<steps>``) and
   ``recipes.next_scale.bench_results(mode)`` (notebook 06: ``var``, ``infinity``,
   ``infinity_selfcorrect``) return, merged in when those recipes exist;
+* ``bars``: ``var_prompt_accuracy_ge_gpt_minus_0.1``, VAR's prompt accuracy at least the GPT's
+  minus 0.1, both from ``four_orders`` (the same held-out prompts), when notebook 06's part ran;
 * ``four_orders`` (from ``recipes.next_scale``): the table that closes notebook 06, computed by the
   same function (:func:`course_lib.recipes.next_scale.four_orders`): the GPT, MaskGIT at 4 and 8
   steps, VAR and Infinity on the same prompts, models from the disk cache.
@@ -27,6 +29,7 @@ import argparse
 import importlib
 
 from course_lib import evaluator, runtime
+from course_lib.bench import at_least
 from course_lib.recipes import chaining_tokens
 
 
@@ -75,4 +78,7 @@ def run(args: list[str]) -> dict:
             res.setdefault("missing", []).append(f"recipes.{name}")
             continue
         res.update(mod.bench_results(mode))
+    if "four_orders" in res:            # issue 22: VAR's prompt accuracy within 0.1 of the GPT's
+        acc = {r["method"]: r["prompt_accuracy"] for r in res["four_orders"]["rows"]}
+        res["bars"]["var_prompt_accuracy_ge_gpt_minus_0.1"] = at_least(acc["VAR"], acc["GPT, raster order"] - 0.1)
     return res
