@@ -90,17 +90,14 @@ def toy_2d(name: str, n: int, seed: int = 0, labels: bool = False):
         raise ValueError(f"unknown 2-D data set {name!r}: expected one of {', '.join(TOY_2D)}")
     n = checks.positive_int(n, "n")
     x, y = makers[name](n, _gen(seed))
-    dev = runtime.device()
-    x = x.float().to(dev)
+    x, dev = x.float().to(runtime.device()), runtime.device()
     return (x, y.long().to(dev)) if labels else x
 
 
 def toy_2d_classes(name: str) -> int:
     """How many labels :func:`toy_2d` gives for ``name``."""
     counts = {"spirals": 2, "moons": 2, "checkerboard": 8, "8gaussians": 8}
-    if name not in counts:
-        raise ValueError(f"unknown 2-D data set {name!r}: expected one of {', '.join(TOY_2D)}")
-    return counts[name]
+    return counts[checks.one_of(name, "name", TOY_2D)]
 
 
 # ----------------------------------------------------------------------------- digits
@@ -371,10 +368,10 @@ def photo(name: str = "china", size: int | None = None) -> torch.Tensor:
 
 
 def sha256(path: Path) -> str:
-    """The SHA-256 of a file, as hex."""
+    """The SHA-256 of a file, as hex (read in blocks: weights files are megabytes)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
+        while block := f.read(1 << 20):
             h.update(block)
     return h.hexdigest()
 

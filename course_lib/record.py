@@ -2,7 +2,7 @@
 figures it prints come back with a cached or shipped model, as if it had just trained.
 
 ``fit(model)`` (the function :func:`course_lib.cache.cached` trains with) may return None, a
-:class:`course_lib.train.History`, or a dict (nested dicts and lists too) of Histories and JSON values
+:class:`History` (what ``train.train`` returns), or a dict (nested dicts and lists too) of Histories and JSON values
 (numbers, strings, booleans, None, 0-d tensors). :func:`dumps` writes it as JSON text, Histories
 marked as such; :func:`loads` gives back the same structure with Histories rebuilt (losses, logs and
 training seconds; not the EMA copy: a recipe that samples from the EMA copies it into the model first).
@@ -10,14 +10,37 @@ training seconds; not the EMA copy: a recipe that samples from the EMA copies it
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import torch
+
+
+@dataclass
+class History:
+    """What a training run returns: per-step losses, other logged scalars, timing, the EMA model."""
+    losses: list = field(default_factory=list)
+    logs: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    ema: object | None = None      # train.EMA: the moving average of the weights (not kept with them)
+
+    @property
+    def steps_per_second(self) -> float:
+        return len(self.losses) / self.seconds if self.seconds > 0 else float("nan")
+
+    def smoothed(self, window: int = 50) -> list:
+        """Running mean of the loss over ``window`` steps (for plots)."""
+        out, acc = [], 0.0
+        for i, v in enumerate(self.losses):
+            acc += v
+            if i >= window:
+                acc -= self.losses[i - window]
+            out.append(acc / min(i + 1, window))
+        return out
 
 _HISTORY = "__history__"
 
 
 def _plain(value, where: str):
-    from course_lib.train import History
     if isinstance(value, History):
         return {_HISTORY: {"losses": [float(v) for v in value.losses], "seconds": float(value.seconds),
                            "logs": {k: [float(v) for v in vs] for k, vs in value.logs.items()}}}
@@ -45,7 +68,6 @@ def dumps(value) -> str | None:
 
 
 def _rebuilt(value):
-    from course_lib.train import History
     if isinstance(value, dict):
         if set(value) == {_HISTORY}:
             h = value[_HISTORY]
@@ -64,7 +86,6 @@ def loads(text: str | None):
 
 def history_of(record):
     """The History in ``record``: itself, or its one History entry at the top level; else None."""
-    from course_lib.train import History
     if isinstance(record, History):
         return record
     if isinstance(record, dict):

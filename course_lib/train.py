@@ -32,7 +32,7 @@ import copy
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -40,6 +40,7 @@ from torch import nn
 
 from course_lib import checks, distributed, runtime, weights
 from course_lib.cache import cache_path, cached  # noqa: F401  (the disk cache, re-exported)
+from course_lib.record import History  # noqa: F401  (what train() returns, re-exported)
 
 
 class EMA:
@@ -73,29 +74,6 @@ class Adversary:
     loss_fn: Callable[[int], torch.Tensor]
     optimizer: torch.optim.Optimizer
     start: int = 0
-
-
-@dataclass
-class History:
-    """What a training run returns: per-step losses, other logged scalars, timing, the EMA model."""
-    losses: list = field(default_factory=list)
-    logs: dict = field(default_factory=dict)
-    seconds: float = 0.0
-    ema: EMA | None = None
-
-    @property
-    def steps_per_second(self) -> float:
-        return len(self.losses) / self.seconds if self.seconds > 0 else float("nan")
-
-    def smoothed(self, window: int = 50) -> list:
-        """Running mean of the loss over ``window`` steps (for plots)."""
-        out, acc = [], 0.0
-        for i, v in enumerate(self.losses):
-            acc += v
-            if i >= window:
-                acc -= self.losses[i - window]
-            out.append(acc / min(i + 1, window))
-        return out
 
 
 def _lr_factor(schedule: str, step: int, steps: int, warmup: int) -> float:

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 import platform
@@ -42,6 +41,7 @@ import torch
 from torch import nn
 
 from course_lib import runtime
+from course_lib.data import sha256  # noqa: F401  (weights.sha256: the files' checksum)
 
 MANIFEST = "manifest.json"
 FORMAT = 1                                  # the manifest's layout version
@@ -106,14 +106,6 @@ def folder() -> Path | None:
         return Path(where).expanduser()
     root = course_root()
     return root / "data" / "weights" if root is not None and (root / "data" / "weights").is_dir() else None
-
-
-def sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_manifest(where) -> dict:

@@ -58,7 +58,7 @@ def test_ci_installs_torch_first_then_runs_the_readme_test_command():
 # (and the notebooks) imports recipes/, nothing but bench/ imports bench/.
 
 PACKAGE = ROOT / "course_lib"
-GROUND = {"runtime", "checks", "data", "train", "cache", "weights", "distributed", "metrics", "viz", "evaluator"}
+GROUND = {"runtime", "checks", "data", "train", "cache", "record", "weights", "distributed", "metrics", "viz", "evaluator"}
 PARTS = ("nets", "pixels", "tokens", "orders", "flow", "heads")   # in the syllabus' order
 MAY_IMPORT = {
     **{g: GROUND for g in GROUND},
