@@ -62,7 +62,7 @@ from course_lib import checks, flow, metrics, nets, runtime, train
 from course_lib.flow import meanflow as mf
 from course_lib.recipes import flow_matching_2d as fm2d
 from course_lib.recipes.meanflow_latent import (latent_images, latent_scores, prompt_class,  # noqa: F401 (section 8,
-                                                train_latent)                                 # here for the notebook)
+                                                train_latent, trained_latent)                 # here for the notebook)
 from course_lib.recipes.meanflow_toy import (PITFALLS, GaussianFlow, note_course_model,  # noqa: F401 (the toy flow,
                                              one_step_error, toy_name, toy_net, train_toy,
                                              trained_toy)                                 # for the notebook)
@@ -356,15 +356,15 @@ def average_field(u, a: float, b: float) -> Callable:
     return v
 
 
-def _toys(mode: str) -> None:
-    B = budget(mode)
-    for pitfall in PITFALLS:
-        trained_toy(GaussianFlow(), B.toy_steps, pitfall, mode=B.mode)
+def _toy(pitfall: str) -> Callable:
+    def make(mode: str):
+        return trained_toy(GaussianFlow(), budget(mode).toy_steps, pitfall, mode=budget(mode).mode)
+    return make
 
 
 # the models of notebook 10 the course ships (make pretrain); the routes' in meanflow_routes
 PRETRAINED = (Pretrained("meanflow-spirals-fm", ("10",), lambda mode: train_fm(budget(mode))),
               Pretrained("meanflow-spirals-mf", ("10",), lambda mode: train_mf(budget(mode))),
-              Pretrained("meanflow-latent-fm", ("10",), lambda mode: train_latent(budget(mode))),
-              Pretrained("meanflow-latent-mf", ("10",), lambda mode: train_latent(budget(mode))),
-              *(Pretrained(toy_name(p), ("10",), _toys) for p in PITFALLS))
+              Pretrained("meanflow-latent-fm", ("10",), lambda mode: trained_latent(budget(mode), "fm")),
+              Pretrained("meanflow-latent-mf", ("10",), lambda mode: trained_latent(budget(mode), "mf")),
+              *(Pretrained(toy_name(p), ("10",), _toy(p)) for p in PITFALLS))

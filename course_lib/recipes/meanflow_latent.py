@@ -27,7 +27,7 @@ from typing import Callable
 
 import torch
 
-from course_lib import flow, nets, runtime, train
+from course_lib import checks, flow, nets, runtime, train
 from course_lib.flow import meanflow as mf
 
 
@@ -110,17 +110,22 @@ def _fit_latent(B, mean_flow: bool, progress: bool) -> Callable:
     return fit
 
 
+def trained_latent(B, method: str, progress: bool = True):
+    """The latent model of ``method`` ("fm": flow matching, "mf": MeanFlow) through the model cache
+    (``meanflow-latent-<method>``; the course's weights in lecture mode). Returns it in eval mode,
+    ``model.history`` the History of the run that made it."""
+    is_mf = checks.one_of(method, "method", ("fm", "mf")) == "mf"
+    return train.cached(f"meanflow-latent-{method}", {"budget": B}, lambda: build_latent(B, is_mf),
+                        _fit_latent(B, is_mf, progress))
+
+
 def train_latent(B, progress: bool = True) -> SimpleNamespace:
     """Flow matching for ``B.latent.steps`` steps and MeanFlow for the same training time (both timed
-    first) on the latents of ``B.latent.n`` shapes, each through the model cache (the course's weights
-    in lecture mode). Returns SimpleNamespace(fm, fm_hist, mf, mf_hist): the models (eval mode) and
-    the Histories of the runs that made them."""
-    out = {}
-    for key, is_mf in (("fm", False), ("mf", True)):
-        model = train.cached(f"meanflow-latent-{key}", {"budget": B}, lambda is_mf=is_mf: build_latent(B, is_mf),
-                             _fit_latent(B, is_mf, progress))
-        out[key], out[f"{key}_hist"] = model, model.history
-    return SimpleNamespace(**out)
+    first) on the latents of ``B.latent.n`` shapes (:func:`trained_latent`). Returns
+    SimpleNamespace(fm, fm_hist, mf, mf_hist): the models (eval mode) and the Histories of the runs
+    that made them."""
+    fm_model, mf_model = trained_latent(B, "fm", progress), trained_latent(B, "mf", progress)
+    return SimpleNamespace(fm=fm_model, fm_hist=fm_model.history, mf=mf_model, mf_hist=mf_model.history)
 
 
 @torch.no_grad()
