@@ -5,6 +5,11 @@ Its budgets per mode and its experiments: :func:`train_codec` and :func:`codec_r
 and ``course_lib.bench tokens``), :func:`equal_bits_quantizers` and :func:`train_image` (section 3),
 :func:`train_titok` (section 4), :func:`train_video` (section 5). Every run seeds its weights and
 draws its own batches, so a figure does not depend on which cells ran before.
+
+Every model goes through the model cache (:func:`course_lib.train.cached`), keyed by the whole budget
+and the model's variant (quantizer, steps): in lecture mode the notebook loads the weights the course
+ships (``PRETRAINED``, ``make pretrain``); the loss curve comes back as ``model.history`` and the
+figures are measured again on the loaded model.
 """
 from __future__ import annotations
 
@@ -13,7 +18,8 @@ from types import SimpleNamespace
 
 import torch
 
-from course_lib import data, metrics, runtime
+from course_lib import checks, data, metrics, runtime, train
+from course_lib.recipes.registry import Pretrained
 from course_lib.tokens import bitwise, tokenizers, vq
 from course_lib.tokens.titok import TiTok
 
@@ -86,22 +92,30 @@ def audio_data(B: Budget) -> tuple[SimpleNamespace, SimpleNamespace]:
 def train_codec(B: Budget, clips, steps: int | None = None,
                 progress: bool = True) -> tuple[tokenizers.AudioTokenizer, tokenizers.History]:
     """The tiny residual-VQ codec of section 2, trained ``steps`` (default B.codec.steps) steps on
-    batches of 16 of ``clips.waves`` (B, L).
+    batches of 16 of ``clips.waves`` (B, L) (``audio_data(B)[0]``: the cache key is the budget, not
+    the clips), or loaded (model cache, shipped weights). Returns (codec, the History of its run).
 
     Encoder strides 4 x 4 x 2 (250 frames/s of 8 numbers); B.codec.n_quantizers levels of B.codec.codes
     codes, EMA, k-means init, restart under an EMA count of 1; quantizer dropout (SoundStream) and
     Mimi's no-quantization rate 0.5; loss = MSE / Var(data) + 0.01 x multi-resolution STFT loss,
     cosine schedule from lr 2e-3.
     """
-    torch.manual_seed(0)
-    rvq = vq.ResidualVQ(B.codec.n_quantizers, B.codec.codes, CODEC_DIM, quantizer_dropout=True,
-                        no_quantization_rate=0.5, ema=True, kmeans_init=True, dead_threshold=1.0)
-    codec = tokenizers.AudioTokenizer(hidden=16, latent_dim=CODEC_DIM, strides=(4, 4, 2), quantizer=rvq)
-    codec = codec.to(runtime.device())
-    hist = tokenizers.fit(codec, tokenizers.sample_batch(clips.waves, 16), steps or B.codec.steps, lr=2e-3,
-                          schedule="cosine", data_variance=clips.waves.var().item(), stft_weight=0.01,
-                          desc="audio codec", progress=progress)
-    return codec, hist
+    steps = B.codec.steps if steps is None else checks.positive_int(steps, "steps")
+
+    def build():
+        torch.manual_seed(0)
+        rvq = vq.ResidualVQ(B.codec.n_quantizers, B.codec.codes, CODEC_DIM, quantizer_dropout=True,
+                            no_quantization_rate=0.5, ema=True, kmeans_init=True, dead_threshold=1.0)
+        return tokenizers.AudioTokenizer(hidden=16, latent_dim=CODEC_DIM, strides=(4, 4, 2),
+                                         quantizer=rvq).to(runtime.device())
+
+    def fit(codec):
+        return tokenizers.fit(codec, tokenizers.sample_batch(clips.waves, 16), steps, lr=2e-3, schedule="cosine",
+                              data_variance=clips.waves.var().item(), stft_weight=0.01, desc="audio codec",
+                              progress=progress)
+
+    codec = train.cached("audio-rvq-codec", dict(budget=B, steps=steps), build, fit, verbose=progress)
+    return codec, codec.history
 
 
 @torch.no_grad()
@@ -143,31 +157,48 @@ def equal_bits_quantizers(B: Budget) -> dict:
     }
 
 
-def train_image(B: Budget, q: vq.Quantizer, shapes, **fit_kw) -> tokenizers.Run:
-    """The 4x4-patch image tokenizer around quantizer ``q`` (weights seeded), trained B.bits_steps
-    steps on ``shapes`` = (train, test) with the MSE divided by the data variance, evaluated on test."""
-    train, test = shapes
-    torch.manual_seed(0)
-    model = tokenizers.ImageTokenizer(3, B.hidden, q.dim, 2, quantizer=q).to(runtime.device())
-    batches = tokenizers.sample_batch(train.images, B.batch)
-    return tokenizers.train_and_evaluate(model, batches, test.images, B.bits_steps, lr=2e-3,
-                                         data_variance=train.images.var().item(), **fit_kw)
+def train_image(B: Budget, quantizer: str, shapes, progress: bool = True) -> tokenizers.Run:
+    """The 4x4-patch image tokenizer around the quantizer named ``quantizer`` (a key of
+    :func:`equal_bits_quantizers`; weights seeded), trained B.bits_steps steps on ``shapes`` =
+    (train, test) with the MSE divided by the data variance (or loaded), evaluated on test."""
+    kinds = equal_bits_quantizers(B)
+    if quantizer not in kinds:
+        raise ValueError(f"quantizer: expected one of {', '.join(map(repr, kinds))}, got {quantizer!r}")
+    train_set, test = shapes
+
+    def build():
+        torch.manual_seed(0)
+        q = kinds[quantizer]()
+        return tokenizers.ImageTokenizer(3, B.hidden, q.dim, 2, quantizer=q).to(runtime.device())
+
+    def fit(model):
+        return tokenizers.fit(model, tokenizers.sample_batch(train_set.images, B.batch), B.bits_steps, lr=2e-3,
+                              data_variance=train_set.images.var().item(), desc=quantizer, progress=progress)
+
+    model = train.cached("equal-bits-tokenizer", dict(budget=B, quantizer=quantizer), build, fit, verbose=progress)
+    return tokenizers.Run(model, model.history, tokenizers.evaluate(model, test.images))
 
 
-def train_titok(B: Budget, shapes, **fit_kw) -> tuple[TiTok, tokenizers.History, dict]:
+def train_titok(B: Budget, shapes, progress: bool = True) -> tuple[TiTok, tokenizers.History, dict]:
     """Section 4: one TiTok with K = max(B.titok.tokens) latents of 8 numbers (VQ, 256 codes) and
-    tail drop, trained B.titok.steps steps (warm-up 30, cosine, MSE / Var(data)). Returns
+    tail drop, trained B.titok.steps steps (warm-up 30, cosine, MSE / Var(data)) or loaded. Returns
     (model, history, {k: evaluate(...) decoding from the first k tokens}) for k in B.titok.tokens."""
-    train, test = shapes
+    train_set, test = shapes
     K_max = max(B.titok.tokens)
-    torch.manual_seed(0)
-    q = vq.ema_vq(256, 8, vectors_per_batch=B.batch * K_max)
-    titok = TiTok(image_size=SIZE, patch=4, n_tokens=K_max, token_dim=8, d_model=64, n_layer=2, quantizer=q,
-                  tail_drop=True).to(runtime.device())
-    hist = tokenizers.fit(titok, tokenizers.sample_batch(train.images, B.batch), B.titok.steps, lr=2e-3,
-                          warmup=30, schedule="cosine", data_variance=train.images.var().item(),
-                          desc=f"TiTok, up to {K_max} tokens", **fit_kw)
-    return titok, hist, {k: tokenizers.evaluate(titok, test.images, n_tokens=k) for k in B.titok.tokens}
+
+    def build():
+        torch.manual_seed(0)
+        q = vq.ema_vq(256, 8, vectors_per_batch=B.batch * K_max)
+        return TiTok(image_size=SIZE, patch=4, n_tokens=K_max, token_dim=8, d_model=64, n_layer=2, quantizer=q,
+                     tail_drop=True).to(runtime.device())
+
+    def fit(titok):
+        return tokenizers.fit(titok, tokenizers.sample_batch(train_set.images, B.batch), B.titok.steps, lr=2e-3,
+                              warmup=30, schedule="cosine", data_variance=train_set.images.var().item(),
+                              desc=f"TiTok, up to {K_max} tokens", progress=progress)
+
+    titok = train.cached("titok-shapes", B, build, fit, verbose=progress)
+    return titok, titok.history, {k: tokenizers.evaluate(titok, test.images, n_tokens=k) for k in B.titok.tokens}
 
 
 def video_data(B: Budget) -> tuple[torch.Tensor, torch.Tensor]:
@@ -176,14 +207,20 @@ def video_data(B: Budget) -> tuple[torch.Tensor, torch.Tensor]:
             data.moving_shapes(64, frames=2, size=SIZE, seed=1))
 
 
-def train_video(B: Budget, clips, test, **fit_kw) -> tokenizers.Run:
+def train_video(B: Budget, clips, test, progress: bool = True) -> tokenizers.Run:
     """Section 5: tube tokens of 2 frames x 4 x 4 pixels (VQ, 256 codes), trained B.video_steps
-    steps on batches of ``clips``, evaluated on ``test``."""
-    torch.manual_seed(0)
-    q = vq.ema_vq(256, 8, vectors_per_batch=B.batch * (SIZE // 4) ** 2)
-    vtok = tokenizers.VideoTokenizer(3, B.hidden, 8, t=2, p=4, quantizer=q).to(runtime.device())
-    return tokenizers.train_and_evaluate(vtok, tokenizers.sample_batch(clips, B.batch), test, B.video_steps,
-                                         lr=2e-3, desc="video tokens", **fit_kw)
+    steps on batches of ``clips`` (``video_data(B)[0]``) or loaded, evaluated on ``test``."""
+    def build():
+        torch.manual_seed(0)
+        q = vq.ema_vq(256, 8, vectors_per_batch=B.batch * (SIZE // 4) ** 2)
+        return tokenizers.VideoTokenizer(3, B.hidden, 8, t=2, p=4, quantizer=q).to(runtime.device())
+
+    def fit(vtok):
+        return tokenizers.fit(vtok, tokenizers.sample_batch(clips, B.batch), B.video_steps, lr=2e-3,
+                              desc="video tokens", progress=progress)
+
+    vtok = train.cached("video-tube-tokenizer", B, build, fit, verbose=progress)
+    return tokenizers.Run(vtok, vtok.history, tokenizers.evaluate(vtok, test))
 
 
 def colour_accuracy(recon: torch.Tensor, shapes) -> float:
@@ -195,3 +232,21 @@ def colour_accuracy(recon: torch.Tensor, shapes) -> float:
     mean_rgb = (recon.clamp(0, 1) * covered).sum((2, 3)) / covered.sum((2, 3)).clamp_min(1)   # (N, 3)
     nearest = torch.cdist(mean_rgb, palette).argmin(1)                                # (N,)
     return (nearest == shapes.color.to(recon.device)).float().mean().item()
+
+
+# ----------------------------------------------------------------------------- shipped weights
+
+def _make_all_images(mode: str) -> None:
+    B = budget(mode)
+    shapes = shapes_data(B)
+    for name in equal_bits_quantizers(B):
+        train_image(B, name, shapes, progress=False)
+
+
+# the models notebook 03 loads in lecture mode, made by the functions it calls (``make pretrain``)
+PRETRAINED = (
+    Pretrained("audio-rvq-codec", ("03",), lambda mode: train_codec(budget(mode), audio_data(budget(mode))[0])),
+    Pretrained("equal-bits-tokenizer", ("03",), _make_all_images),
+    Pretrained("titok-shapes", ("03",), lambda mode: train_titok(budget(mode), shapes_data(budget(mode)))),
+    Pretrained("video-tube-tokenizer", ("03",), lambda mode: train_video(budget(mode), *video_data(budget(mode)))),
+)
