@@ -218,3 +218,29 @@ def test_learning_beats_the_histogram_baseline():
     train.train(model, loss_fn, 300, lr=3e-3, progress=False)
     bpd = P.evaluate_bpd(model, te.images)
     assert bpd < hist - 0.2, f"test bits/dim {bpd:.3f} after 300 steps, histogram baseline {hist:.3f}"
+
+
+def test_recipe_trains_through_the_model_cache(tmp_path, monkeypatch):
+    """trained_pixelcnn / trained_conditional keep the model and its training run (history) in the cache;
+    with a learner's loss (bpd=...) nothing is written, and the model trains with that loss."""
+    import dataclasses
+    from course_lib import runtime
+    from course_lib.recipes import pixels_and_samples as recipe
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(runtime, "_state", {"mode": "quick", "device": None})   # quick: never shipped weights
+    B = dataclasses.replace(recipe.budget("quick"), channels=8, layers=2, steps=4, cond_steps=3)
+    first = recipe.trained_pixelcnn(B, progress=False)
+    again = recipe.trained_pixelcnn(B, progress=False)
+    assert not first.from_cache and again.from_cache
+    assert len(first.history.losses) == 4 and again.history.losses == first.history.losses
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), again.state_dict().values()))
+    cond = recipe.trained_conditional(B, again, progress=False)
+    assert len(cond.history.losses) == 3 and recipe.trained_conditional(B, again, progress=False).from_cache
+    files = sorted(tmp_path.iterdir())
+    calls = []
+
+    def learners(logits, targets):
+        calls.append(1)
+        return P.bits_per_dim(logits, targets)
+    mine = recipe.trained_pixelcnn(B, bpd=learners, progress=False)
+    assert not mine.from_cache and len(calls) == 4 and sorted(tmp_path.iterdir()) == files

@@ -166,3 +166,21 @@ def test_learning_beats_the_marginal_distribution():
     with torch.no_grad():
         bits = W.wavenet_loss(m, q[:, :2048], skip=63).item()
     assert bits < marginal - 1.5, f"{bits:.2f} bits/sample vs {marginal:.2f} for the marginal"
+
+
+def test_recipe_trains_through_the_model_cache(tmp_path, monkeypatch):
+    """trained_wavenet keeps the model and its history in the cache; a learner's encode is kept nowhere."""
+    import dataclasses
+    from course_lib import runtime
+    from course_lib.recipes import pixels_and_samples as recipe
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(runtime, "_state", {"mode": "quick", "device": None})   # quick: never shipped weights
+    B = recipe.budget("quick")
+    B = dataclasses.replace(B, wave=dataclasses.replace(B.wave, channels=4, skip=8, dilations=(1, 2), clips=4,
+                                                         steps=3, batch=2, crop=32))
+    first, again = recipe.trained_wavenet(B, progress=False), recipe.trained_wavenet(B, progress=False)
+    assert not first.from_cache and again.from_cache and again.history.losses == first.history.losses
+    files = sorted(tmp_path.iterdir())
+    encoded = []
+    mine = recipe.trained_wavenet(B, encode=lambda x: encoded.append(x.shape) or W.mu_law_encode(x), progress=False)
+    assert not mine.from_cache and encoded == [(4, recipe.SAMPLE_RATE)] and sorted(tmp_path.iterdir()) == files

@@ -5,17 +5,22 @@ both call these functions, so a benchmark figure is the figure the notebook show
 
     B = budget()
     train, test = digits()
-    model = pixelcnn(B)                                  # seeded build on the course device
-    hist = train_pixelcnn(model, train, B)               # P.fit for B.steps, cosine learning rate
+    model = trained_pixelcnn(B)                          # train_pixelcnn through the model cache
+    model.history                                        # its training run (loss curve, seconds)
     P.evaluate_bpd(model, test.images)                   # against baselines(train, test)
+    cond = trained_conditional(B, model)                 # fine-tuned with class vectors
 
     clips, test_clips = audio(B)
-    net = wavenet(B)
-    train_wavenet(net, W.mu_law_encode(clips.waves), B)
+    net = trained_wavenet(B)                             # train_wavenet on W.mu_law_encode(clips.waves)
     gen = generate_audio(net, W.mu_law_encode(test_clips.waves), B)   # gen.samples_per_second
 
-The notebook passes the learner's own ``bits_per_dim`` (``bpd=``) and ``raster_sample``
-(``sampler=``); the benchmark uses the library's, which the homework checks hold equal.
+The ``trained_*`` functions build and train through :func:`course_lib.train.cached`: in lecture mode
+they load the weights the course ships (``data/weights/``, made by ``python -m course_lib.pretrain``
+from :data:`PRETRAINED`, which calls these same functions); ``WEIGHTS = "train"`` trains them.
+The notebook passes the learner's own ``bits_per_dim`` (``bpd=``), ``mu_law_encode`` (``encode=``)
+and ``raster_sample`` (``sampler=``); a model trained with a learner's function is kept nowhere
+(``share=False``), and the shipped weights are the course's (``bpd=None``: :func:`P.bits_per_dim`),
+which the homework checks hold equal to a correct answer. The benchmark uses the library's.
 """
 from __future__ import annotations
 
@@ -27,7 +32,8 @@ import torch
 from course_lib import data, runtime
 from course_lib.pixels import pixel_ar as P
 from course_lib.pixels import wavenet as W
-from course_lib.train import History
+from course_lib.recipes.registry import Pretrained
+from course_lib.train import History, cached
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,51 @@ def train_pixelcnn(model: P.PixelCNN, train, B, *, seed: int = 0, bpd: BitsFn = 
                  bpd=bpd, schedule="cosine")
 
 
+def _loss(bpd: BitsFn | None) -> BitsFn:
+    return P.bits_per_dim if bpd is None else bpd
+
+
+def trained_pixelcnn(B, *, seed: int = 0, bpd: BitsFn | None = None, progress: bool = True) -> P.PixelCNN:
+    """:func:`pixelcnn` trained on the training digits by :func:`train_pixelcnn`, through the model
+    cache (:func:`course_lib.train.cached`, name ``"pixelcnn-digits"``, key: the budget ``B`` and
+    ``seed``): the course's shipped weights in lecture mode, else the disk cache, else trained now.
+    ``model.history`` is the training run's History.
+
+    ``bpd``: the loss; None is the course's :func:`P.bits_per_dim` (what the shipped weights were made
+    with). A learner's own function trains a model kept nowhere (``share=False``); with shipped weights
+    switched on, the course's weights are loaded instead."""
+    return cached("pixelcnn-digits", dict(budget=B, seed=seed), build=lambda: pixelcnn(B, seed=seed),
+                  fit=lambda m: train_pixelcnn(m, digits()[0], B, seed=seed, bpd=_loss(bpd), progress=progress),
+                  share=bpd is None)
+
+
+def training_line(model, steps: str = "steps") -> str:
+    """``"N steps in S s here (R steps/s)"`` from ``model.history``, the run that trained ``model``: "when
+    the weights were made" instead of "here" when it was loaded (shipped weights or the cache)."""
+    h = model.history
+    where = "when the weights were made" if model.from_cache else "here"
+    return f"{len(h.losses)} {steps} in {h.seconds:.1f} s {where} ({h.steps_per_second:.1f} steps/s)"
+
+
+def note_loaded(model, yours: str) -> None:
+    """Print, when ``model`` was loaded rather than trained here, that the course's own functions made
+    it, not the learner's ``yours`` (which ``WEIGHTS = "train"`` trains with)."""
+    if model.from_cache:
+        print(f"(the course's weights, made with the course's own {yours}; WEIGHTS = \"train\" in the first "
+              f"cell trains this model here with your {yours})")
+
+
+def trained_conditional(B, unconditional: P.PixelCNN, *, seed: int = 0, bpd: BitsFn | None = None,
+                        progress: bool = True) -> P.PixelCNN:
+    """:func:`conditional_pixelcnn` of ``unconditional`` (the :func:`trained_pixelcnn` of the same
+    ``B``, ``seed`` and ``bpd``) fine-tuned by :func:`finetune_conditional`, through the model cache
+    (name ``"pixelcnn-digits-conditional"``, key: ``B`` and ``seed``); ``bpd`` as in :func:`trained_pixelcnn`."""
+    return cached("pixelcnn-digits-conditional", dict(budget=B, seed=seed),
+                  build=lambda: conditional_pixelcnn(B, unconditional, seed=seed),
+                  fit=lambda m: finetune_conditional(m, digits()[0], B, seed=seed, bpd=_loss(bpd), progress=progress),
+                  share=bpd is None)
+
+
 def conditional_pixelcnn(B, unconditional: P.PixelCNN, seed: int = 0) -> P.PixelCNN:
     """A class-conditional PixelCNN that starts as ``unconditional``: the same weights, plus one
     vector per class initialised at zero (so at first it ignores the label)."""
@@ -174,6 +225,20 @@ def train_wavenet(model: W.WaveNet, levels: torch.Tensor, B, *, seed: int = 0, b
                  progress=progress, bpd=bpd, schedule="cosine")
 
 
+def trained_wavenet(B, *, seed: int = 0, bpd: BitsFn | None = None, encode: Callable | None = None,
+                    progress: bool = True) -> W.WaveNet:
+    """:func:`wavenet` trained by :func:`train_wavenet` on the training clips of :func:`audio` (``seed``)
+    encoded by ``encode`` (None: :func:`W.mu_law_encode`), through the model cache (name
+    ``"wavenet-audio"``, key: ``B.wave``, the mode and ``seed``); ``model.history`` is the training run.
+    ``bpd`` as in :func:`trained_pixelcnn`; with a learner's ``bpd`` or ``encode`` the model is kept
+    nowhere (``share=False``)."""
+    def fit(model):
+        levels = (W.mu_law_encode if encode is None else encode)(audio(B, seed=seed)[0].waves)   # (N, 8000)
+        return train_wavenet(model, levels, B, seed=seed, bpd=_loss(bpd), progress=progress)
+    return cached("wavenet-audio", dict(wave=B.wave, mode=B.mode, seed=seed), build=lambda: wavenet(B, seed=seed),
+                  fit=fit, share=bpd is None and encode is None)
+
+
 @dataclass
 class Generation:
     """What :func:`generate_audio` made and how fast."""
@@ -227,3 +292,31 @@ def class_accuracy(classifier, images: torch.Tensor, labels: torch.Tensor) -> fl
     """Fraction of ``images`` (N, 1, 8, 8) int64 0..16 that ``classifier`` reads as their ``labels`` (N,)."""
     x = images.flatten(1).float().cpu().numpy() / 16.0
     return float((classifier.predict(x) == labels.cpu().numpy()).mean())
+
+
+# ----------------------------------------------------------------------------- shipped weights
+
+def _pixelcnn_figures(mode: str) -> dict:
+    return {"test_bpd": P.evaluate_bpd(trained_pixelcnn(budget(mode)), digits()[1].images)}
+
+
+def _conditional(mode: str) -> P.PixelCNN:
+    B = budget(mode)
+    return trained_conditional(B, trained_pixelcnn(B))
+
+
+def _conditional_figures(mode: str) -> dict:
+    test = digits()[1]
+    return {"test_bpd_given_label": P.evaluate_bpd(_conditional(mode), test.images, test.labels)}
+
+
+def _wavenet_figures(mode: str) -> dict:
+    B = budget(mode)
+    return {"test_bits_per_sample": W.evaluate_bits(trained_wavenet(B), W.mu_law_encode(audio(B)[1].waves))}
+
+
+PRETRAINED = (Pretrained("pixelcnn-digits", ("01",), lambda mode: trained_pixelcnn(budget(mode)),
+                         figures=_pixelcnn_figures),
+              Pretrained("pixelcnn-digits-conditional", ("01",), _conditional, figures=_conditional_figures),
+              Pretrained("wavenet-audio", ("01",), lambda mode: trained_wavenet(budget(mode)),
+                         figures=_wavenet_figures))
