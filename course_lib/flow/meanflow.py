@@ -231,7 +231,8 @@ def loss(u: Callable, x1: torch.Tensor, *, x0: torch.Tensor | None = None, a: to
          b: torch.Tensor | None = None, y: torch.Tensor | None = None, p_uncond: float = 0.0,
          guidance: Guidance | None = None, share_equal: float = 0.75, mean: float = 0.4, std: float = 1.0,
          p: float = 1.0, c: float = 1e-3, generator: torch.Generator | None = None,
-         target: Callable | None = None, weighting: Callable | None = None) -> torch.Tensor:
+         target: Callable | None = None, weighting: Callable | None = None,
+         cond: torch.Tensor | None = None) -> torch.Tensor:
     """The MeanFlow loss for a batch of data x1 (B, D) (the paper's Algorithm 1, course convention):
 
         x0 ~ N(0, I);  (a, b) from :func:`sample_times`;  z = (1 - a) x0 + a x1;  v = x1 - x0
@@ -240,7 +241,10 @@ def loss(u: Callable, x1: torch.Tensor, *, x0: torch.Tensor | None = None, a: to
 
     x0, a, b may be given (tests, fixed pairs). y (B,) labels: a share ``p_uncond`` is replaced by the
     null class (10% in the paper). ``target`` and ``weighting`` replace :func:`jvp_target` and
-    :func:`adaptive_loss` (notebook 10 passes its exercises' versions). Returns a scalar."""
+    :func:`adaptive_loss` (notebook 10 passes its exercises' versions). ``cond`` (B, ...): a
+    continuous condition per row, handed to u as the keyword ``cond`` and held constant by the JVP
+    (a generation head's z, :mod:`course_lib.heads.meanflow_head`); its gradient flows through
+    u_pred. Returns a scalar."""
     checks.tensor(x1, "x1", ndim=2, floating=True, shape="(B, D)")
     checks.rows(x1, "x1")
     checks.finite(x1, "x1")
@@ -268,7 +272,14 @@ def loss(u: Callable, x1: torch.Tensor, *, x0: torch.Tensor | None = None, a: to
         raise ValueError("b must be >= a for every sample (the average runs forward in time, noise to data)")
     z = (1 - a)[:, None] * x0 + a[:, None] * x1                              # (B, D) on the path at time a
     v = x1 - x0                                                              # (B, D) conditional velocity
-    extra = {}
+    extra = {}                                                               # keywords of u, one row per row of x1
+    if cond is not None:
+        checks.tensor(cond, "cond", floating=True, shape="(B, ...), one condition per row of x1")
+        checks.same_rows(cond, "cond", n, "x1")
+        if guidance is not None:
+            raise ValueError("guidance with cond: the baked guidance evaluates u with the null label y, "
+                             "not with a null cond; guide a continuous condition at sampling")
+        extra["cond"] = cond
     if y is not None:
         null = getattr(u, "null_class", None)
         if p_uncond > 0:

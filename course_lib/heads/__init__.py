@@ -9,6 +9,7 @@ order) outputs a condition z per token; a small head turns z into the token:
 | :mod:`~course_lib.heads.gaussian` | :class:`GaussianHead` | Gaussian likelihood (notebook 07: samples around the mean) | 1 pass |
 | :mod:`~course_lib.heads.flow_head` | :class:`FlowHead` | flow matching, 4 (t, noise) draws per token (NextStep-1, MAR) | ``steps`` Euler passes |
 | :mod:`~course_lib.heads.energy` | :class:`EnergyHead` | energy score with 2 (SLED) or more samples | 1 pass |
+| :mod:`~course_lib.heads.meanflow_head` | :class:`MeanFlowHead` | MeanFlow's average velocity (notebook 11's one-step head) | ``steps`` jumps, default 1 |
 
 All share :class:`~course_lib.heads.base.Head`'s interface (MAR's ``DiffLoss`` shape):
 ``head.loss(x, z)``, ``head.sample(z, *, steps=, cfg_scale=, z_uncond=, temperature=, generator=)``,
@@ -27,6 +28,7 @@ from course_lib.heads.base import Head, mix
 from course_lib.heads.energy import EnergyHead, energy_score_loss, energy_score_samples
 from course_lib.heads.flow_head import FlowHead
 from course_lib.heads.gaussian import GaussianHead
+from course_lib.heads.meanflow_head import MeanFlowHead
 from course_lib.heads.mse import MSEHead
 
 KINDS = {"mse": MSEHead, "flow": FlowHead, "energy": EnergyHead}   # notebook 09's; GaussianHead is 07's
@@ -39,4 +41,4 @@ def make(kind: str, token_dim: int, cond_dim: int, **kw) -> Head:
     return KINDS[kind](token_dim, cond_dim, **kw)
 
 
-__all__ = ["Head", "MSEHead", "GaussianHead", "FlowHead", "EnergyHead", "AdaLNMLP", "energy_score_loss", "energy_score_samples", "mix", "make", "KINDS"]
+__all__ = ["Head", "MSEHead", "GaussianHead", "FlowHead", "EnergyHead", "MeanFlowHead", "AdaLNMLP", "energy_score_loss", "energy_score_samples", "mix", "make", "KINDS"]
