@@ -97,7 +97,7 @@ def test_every_registered_model_is_the_one_its_recipe_caches(monkeypatch):
     class Asked(Exception):
         pass
 
-    def fake(name, config, build, fit, verbose=True):
+    def fake(name, config, build, fit, verbose=True, *, share=True):
         asked.append((name, weights.describe_config(config)["mode"]))
         raise Asked
 

@@ -8,7 +8,7 @@ both call these functions, so a benchmark figure is the figure the notebook show
     model = trained_pixelcnn(B)                          # train_pixelcnn through the model cache
     model.history                                        # its training run (loss curve, seconds)
     P.evaluate_bpd(model, test.images)                   # against baselines(train, test)
-    cond = trained_conditional(B, model)                 # fine-tuned with class vectors
+    cond = trained_conditional(B, model)                 # + class vectors, fine-tuned on the labels
 
     clips, test_clips = audio(B)
     net = trained_wavenet(B)                             # train_wavenet on W.mu_law_encode(clips.waves)
@@ -30,10 +30,11 @@ from typing import Callable
 import torch
 
 from course_lib import data, runtime
+from course_lib import train as training
 from course_lib.pixels import pixel_ar as P
 from course_lib.pixels import wavenet as W
 from course_lib.recipes.registry import Pretrained
-from course_lib.train import History, cached
+from course_lib.train import History
 
 
 @dataclass(frozen=True)
@@ -137,9 +138,10 @@ def trained_pixelcnn(B, *, seed: int = 0, bpd: BitsFn | None = None, progress: b
     ``bpd``: the loss; None is the course's :func:`P.bits_per_dim` (what the shipped weights were made
     with). A learner's own function trains a model kept nowhere (``share=False``); with shipped weights
     switched on, the course's weights are loaded instead."""
-    return cached("pixelcnn-digits", dict(budget=B, seed=seed), build=lambda: pixelcnn(B, seed=seed),
-                  fit=lambda m: train_pixelcnn(m, digits()[0], B, seed=seed, bpd=_loss(bpd), progress=progress),
-                  share=bpd is None)
+    return training.cached("pixelcnn-digits", dict(budget=B, seed=seed), build=lambda: pixelcnn(B, seed=seed),
+                           fit=lambda m: train_pixelcnn(m, digits()[0], B, seed=seed, bpd=_loss(bpd),
+                                                        progress=progress),
+                           share=bpd is None)
 
 
 def training_line(model, steps: str = "steps") -> str:
@@ -158,15 +160,19 @@ def note_loaded(model, yours: str) -> None:
               f"cell trains this model here with your {yours})")
 
 
-def trained_conditional(B, unconditional: P.PixelCNN, *, seed: int = 0, bpd: BitsFn | None = None,
-                        progress: bool = True) -> P.PixelCNN:
+def trained_conditional(B, unconditional: P.PixelCNN | None = None, *, seed: int = 0,
+                        bpd: BitsFn | None = None, progress: bool = True) -> P.PixelCNN:
     """:func:`conditional_pixelcnn` of ``unconditional`` (the :func:`trained_pixelcnn` of the same
-    ``B``, ``seed`` and ``bpd``) fine-tuned by :func:`finetune_conditional`, through the model cache
-    (name ``"pixelcnn-digits-conditional"``, key: ``B`` and ``seed``); ``bpd`` as in :func:`trained_pixelcnn`."""
-    return cached("pixelcnn-digits-conditional", dict(budget=B, seed=seed),
-                  build=lambda: conditional_pixelcnn(B, unconditional, seed=seed),
-                  fit=lambda m: finetune_conditional(m, digits()[0], B, seed=seed, bpd=_loss(bpd), progress=progress),
-                  share=bpd is None)
+    ``B``, ``seed`` and ``bpd``; None: asked for when the model is built) fine-tuned by
+    :func:`finetune_conditional`, through the model cache (name ``"pixelcnn-digits-conditional"``,
+    key: ``B`` and ``seed``); ``bpd`` as in :func:`trained_pixelcnn`."""
+    def build():
+        base = trained_pixelcnn(B, seed=seed, bpd=bpd, progress=progress) if unconditional is None else unconditional
+        return conditional_pixelcnn(B, base, seed=seed)
+    return training.cached("pixelcnn-digits-conditional", dict(budget=B, seed=seed), build=build,
+                           fit=lambda m: finetune_conditional(m, digits()[0], B, seed=seed, bpd=_loss(bpd),
+                                                              progress=progress),
+                           share=bpd is None)
 
 
 def conditional_pixelcnn(B, unconditional: P.PixelCNN, seed: int = 0) -> P.PixelCNN:
@@ -235,8 +241,8 @@ def trained_wavenet(B, *, seed: int = 0, bpd: BitsFn | None = None, encode: Call
     def fit(model):
         levels = (W.mu_law_encode if encode is None else encode)(audio(B, seed=seed)[0].waves)   # (N, 8000)
         return train_wavenet(model, levels, B, seed=seed, bpd=_loss(bpd), progress=progress)
-    return cached("wavenet-audio", dict(wave=B.wave, mode=B.mode, seed=seed), build=lambda: wavenet(B, seed=seed),
-                  fit=fit, share=bpd is None and encode is None)
+    return training.cached("wavenet-audio", dict(wave=B.wave, mode=B.mode, seed=seed),
+                           build=lambda: wavenet(B, seed=seed), fit=fit, share=bpd is None and encode is None)
 
 
 @dataclass
@@ -300,14 +306,9 @@ def _pixelcnn_figures(mode: str) -> dict:
     return {"test_bpd": P.evaluate_bpd(trained_pixelcnn(budget(mode)), digits()[1].images)}
 
 
-def _conditional(mode: str) -> P.PixelCNN:
-    B = budget(mode)
-    return trained_conditional(B, trained_pixelcnn(B))
-
-
 def _conditional_figures(mode: str) -> dict:
     test = digits()[1]
-    return {"test_bpd_given_label": P.evaluate_bpd(_conditional(mode), test.images, test.labels)}
+    return {"test_bpd_given_label": P.evaluate_bpd(trained_conditional(budget(mode)), test.images, test.labels)}
 
 
 def _wavenet_figures(mode: str) -> dict:
@@ -317,6 +318,7 @@ def _wavenet_figures(mode: str) -> dict:
 
 PRETRAINED = (Pretrained("pixelcnn-digits", ("01",), lambda mode: trained_pixelcnn(budget(mode)),
                          figures=_pixelcnn_figures),
-              Pretrained("pixelcnn-digits-conditional", ("01",), _conditional, figures=_conditional_figures),
+              Pretrained("pixelcnn-digits-conditional", ("01",), lambda mode: trained_conditional(budget(mode)),
+                         figures=_conditional_figures),
               Pretrained("wavenet-audio", ("01",), lambda mode: trained_wavenet(budget(mode)),
                          figures=_wavenet_figures))
