@@ -200,3 +200,28 @@ def test_sample_crops_are_windows_of_the_image():
     for c in crops:                                                   # each crop is a window of img
         y, x = divmod(int(c[0, 0, 0]), 12)
         assert torch.equal(c, img[:, y:y + 4, x:x + 4])
+
+
+# ----------------------------------------------------------------------------- notebook 02's recipe
+
+def test_recipe_tokenizers_go_through_the_model_cache_with_their_history(tmp_path, monkeypatch):
+    """A second call loads the first's weights (no training) and gives back its history; each loss
+    and quantizer variant has its own cache entry; 0 steps is an error, not the budget's default."""
+    import dataclasses
+
+    from course_lib.recipes import tokens as recipe
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    B = dataclasses.replace(recipe.budget("quick"), n_train=64, batch=8, hidden=8, clf_steps=2)
+    shapes = recipe.shapes_data(B)
+    first = recipe.train_vq(B, 8, 3, shapes=shapes, progress=False)
+    again = recipe.train_vq(B, 8, 3, shapes=shapes, progress=False)
+    assert not first.model.from_cache and again.model.from_cache
+    assert again.history.losses == first.history.losses and len(again.history.logs["perplexity"]) == 3
+    assert again.result["psnr"] == first.result["psnr"]
+    other = recipe.train_vq(B, 8, 3, fixed=False, similar="gan", shapes=shapes, progress=False)
+    assert not other.model.from_cache and "trained here" in recipe.origin([other])
+    assert len(list(tmp_path.glob("tokens-vq-*.pt"))) == 2
+    with pytest.raises(ValueError, match="steps: expected an int >= 1, got 0"):
+        recipe.collapse_runs(B, steps=0, shapes=shapes, progress=False)
+    with pytest.raises(ValueError, match="similar: expected one of"):
+        recipe.train_vq(B, 8, 3, similar="l2", shapes=shapes)
