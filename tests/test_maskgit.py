@@ -222,24 +222,52 @@ def test_maskgit_learns_tokens_from_the_prompt_and_from_the_visible_tokens():
     assert follows > 0.6, follows
 
 
-def test_train_maskgit_goes_through_the_cache_and_a_learners_loss_writes_nothing(tmp_path, monkeypatch):
-    from course_lib import cache
+@pytest.fixture
+def tiny_recipe(tmp_path, monkeypatch):
+    """recipes.maskgit with a small model trained 3 steps on random tokens; the cache in tmp_path."""
     from course_lib.recipes import maskgit as recipe
-    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(recipe, "build", lambda B: small(K=recipe.shape_tokens.CODEBOOK))
     tokens, p = torch.randint(0, recipe.shape_tokens.CODEBOOK, (8, 16)), prompts(8)
 
     def tiny_fit(model, B, criterion=None, progress=True):       # 3 steps, not the budget's
         return train.train(model, lambda s: maskgit.loss(model, tokens, p, criterion=criterion), 3, progress=False)
     monkeypatch.setattr(recipe, "fit", tiny_fit)
-    B = recipe.budget("quick")
+    return recipe
+
+
+def learners_loss(logits, targets, mask, label_smoothing=0.1):     # the token-level mean of the exercise
+    return torch.nn.functional.cross_entropy(logits[mask], targets[mask])
+
+
+def test_train_maskgit_goes_through_the_cache_and_a_learners_loss_writes_nothing(tiny_recipe):
+    from course_lib import cache
+    recipe, B = tiny_recipe, tiny_recipe.budget("quick")
     path = cache.cache_path("maskgit", dict(budget=B, seed=recipe.SEED))
-    def mine(logits, targets, mask, label_smoothing=0.1):                  # the token-level mean
-        return torch.nn.functional.cross_entropy(logits[mask], targets[mask])
-    model, hist = recipe.train_maskgit(B, criterion=mine, progress=False)   # a learner's loss: written nowhere
+    model, hist = recipe.train_maskgit(B, criterion=learners_loss, progress=False)   # written nowhere
     assert not model.from_cache and len(hist.losses) == 3 and not model.training and not path.exists()
     model, hist = recipe.train_maskgit(B, progress=False)                   # the library's loss: cached
     assert not model.from_cache and path.exists()
     again, hist2 = recipe.train_maskgit(B, progress=False)                  # loaded, with its loss curve
     assert again.from_cache and hist2.losses == hist.losses
     assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+
+
+def test_train_maskgit_with_a_learners_loss_loads_the_shipped_model_unless_weights_say_train(
+        tiny_recipe, tmp_path, monkeypatch, capsys):
+    from course_lib import runtime, weights
+    recipe = tiny_recipe
+    monkeypatch.setitem(runtime._state, "mode", "lecture")
+    monkeypatch.setitem(runtime._state, "weights", None)
+    monkeypatch.delenv("COURSE_WEIGHTS", raising=False)
+    monkeypatch.setenv("COURSE_WEIGHTS_DIR", str(tmp_path / "weights"))
+    with weights.exporting(tmp_path / "weights"):                          # what make pretrain ships
+        shipped = recipe.trained_maskgit("lecture")
+    capsys.readouterr()
+    model, hist = recipe.train_maskgit(recipe.budget("lecture"), criterion=learners_loss, progress=False)
+    assert model.from_cache and hist.losses == shipped.history.losses     # the course's run and its curve
+    assert 'WEIGHTS = "train" trains it here with your loss' in capsys.readouterr().out
+    runtime.set_weights("train")
+    model, hist = recipe.train_maskgit(recipe.budget("lecture"), criterion=learners_loss, progress=False)
+    assert not model.from_cache and hist.losses != shipped.history.losses
+    assert not list((tmp_path / "cache").glob("maskgit-*"))               # a learner's model is kept nowhere
