@@ -86,9 +86,18 @@ def pretrain(names, mode: str, where: Path) -> dict:
                 raise SystemExit(f"pretrain: {m.name} wrote nothing to {where}: its recipe did not train it "
                                  "through course_lib.cache.cached (or trained it with share=False)")
             if distributed.is_main():
+                _halve(m, mode, where)
                 _record_figures(m, mode, where)
                 print(f"{m.name}: ready in {where} ({seconds:.1f} s)", flush=True)
     return done
+
+
+def _halve(m: Pretrained, mode: str, where: Path) -> None:
+    """A model its recipe stores in float16 (``m.fp16``) whose file in ``where`` is still float32 (made
+    before that was decided) is rounded to float16 in place, not retrained."""
+    for file, e in weights.read_manifest(where).items():
+        if m.fp16 and e.get("name") == m.name and e.get("mode") in (mode, None) and e.get("dtype") != "float16":
+            print(f"{m.name}: {file} stored in float16 ({weights.halve(where, file) / 1e6:.2f} MB saved)")
 
 
 def _record_figures(m: Model, mode: str, where: Path) -> None:

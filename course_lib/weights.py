@@ -235,8 +235,38 @@ def _storable(model: nn.Module, fp16: bool) -> tuple[dict, dict]:
             continue
         seen[key] = k
         v = v.detach().to("cpu").contiguous()
-        state[k] = v.half() if fp16 and v.is_floating_point() else v.clone()
+        state[k] = _half(v) if fp16 else v.clone()
     return state, aliases
+
+
+def _half(v: torch.Tensor) -> torch.Tensor:
+    """``v`` in float16 if it is floating and float16 holds its values (|v| <= 65504: a count
+    buffer, an EMA cluster size can be larger), else ``v`` unchanged."""
+    fits = v.is_floating_point() and (v.numel() == 0 or v.abs().max().item() <= torch.finfo(torch.float16).max)
+    return v.half() if fits else v.clone()
+
+
+def halve(where, file: str) -> int:
+    """Store the shipped file ``where/file`` in float16 (each floating tensor float16 can hold, see
+    :func:`_half`; the training record kept), and update its manifest entry (sha256, dtype, bytes).
+    The weights are not retrained: it is the same model rounded. Returns the bytes saved."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    where = Path(where)
+    with _manifest_lock(where):
+        files = read_manifest(where)
+        if file not in files:
+            raise WeightsError(f"file: {file!r} is not in {where / MANIFEST}")
+        path, entry = where / file, files[file]
+        if entry.get("sha256") != sha256(path):
+            raise WeightsError(f"{path}: sha256 differs from the manifest's; not changed")
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata, state = f.metadata() or {}, {k: _half(f.get_tensor(k)) for k in f.keys()}
+        before = path.stat().st_size
+        _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+        entry.update(sha256=sha256(path), dtype="float16", bytes=path.stat().st_size)
+        _write_manifest(where, files)
+        return before - entry["bytes"]
 
 
 def machine() -> dict:

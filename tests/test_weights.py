@@ -311,3 +311,26 @@ def test_every_notebook_has_the_weights_switch_in_its_first_code_cell():
         assert 'WEIGHTS = "load"' in lines and "runtime.set_weights(WEIGHTS)" in lines, path.name
         assert lines.index("runtime.set_weights(WEIGHTS)") < next(
             (i for i, ln in enumerate(lines) if "recipe" in ln and "import" not in ln), len(lines)), path.name
+
+
+def test_halving_a_shipped_file_keeps_its_record_and_large_buffers(lecture):
+    class Counted(nn.Linear):
+        def __init__(self):
+            super().__init__(3, 2)
+            self.register_buffer("count", torch.tensor([1e6, 2.0]))        # beyond float16's 65504
+    B = Budget("lecture", 3)
+    calls = []
+    with weights.exporting(lecture):
+        made = cache.cached("half", B, Counted, _fit_with_record(calls), verbose=False)
+    (file, entry), = weights.read_manifest(lecture).items()
+    saved = weights.halve(lecture, file)
+    after = weights.read_manifest(lecture)[file]
+    assert saved > 0 and after["dtype"] == "float16" and after["sha256"] == weights.sha256(lecture / file)
+    assert after["sha256"] != entry["sha256"] and after["bytes"] == entry["bytes"] - saved
+    loaded = cache.cached("half", B, Counted, _fit_with_record(calls), verbose=False)
+    assert calls == [1] and torch.equal(loaded.weight, made.weight.half().float())
+    assert torch.equal(loaded.count, made.count)                           # kept in float32
+    _same_record(loaded.record, made.history)
+    (lecture / file).write_bytes(b"x")
+    with pytest.raises(weights.WeightsError, match="sha256 differs"):
+        weights.halve(lecture, file)
