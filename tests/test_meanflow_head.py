@@ -97,33 +97,30 @@ def test_guidance_mixes_the_two_outputs_like_the_flow_head(monkeypatch):
     torch.testing.assert_close(head.sample(z, z_uncond=z_u, generator=torch.Generator().manual_seed(2)), plain)
 
 
-def test_bad_input_names_what_was_expected():
-    head = _head()
-    with pytest.raises(ValueError, match="z"):
-        head.loss(torch.randn(4, 3), torch.randn(4, 7))
-    with pytest.raises(ValueError, match="x"):
-        head.loss(torch.randn(5, 3), torch.randn(4, 8))
-    with pytest.raises(TypeError, match="x"):
-        head.loss(torch.zeros(4, 3, dtype=torch.long), torch.randn(4, 8))
-    with pytest.raises(ValueError, match="x"):
-        head.loss(torch.full((4, 3), float("nan")), torch.randn(4, 8))
-    with pytest.raises(ValueError, match="z_uncond"):
-        head.sample(torch.randn(4, 8), cfg_scale=2.0)
-    with pytest.raises(ValueError, match="z_uncond"):
-        head.sample(torch.randn(4, 8), z_uncond=torch.randn(3, 8), cfg_scale=2.0)
-    with pytest.raises(ValueError, match="steps"):
-        head.sample(torch.randn(4, 8), steps=0)
-    with pytest.raises(TypeError, match="generator"):
-        head.sample(torch.randn(4, 8), generator=3)
-    with pytest.raises(ValueError, match="share_equal"):
-        heads.MeanFlowHead(3, 8, share_equal=1.5)
-    with pytest.raises(ValueError, match="batch_mul"):
-        heads.MeanFlowHead(3, 8, batch_mul=0)
-    with pytest.raises(ValueError, match="cond"):                 # the flow module's hook checks its rows
-        meanflow.loss(head, torch.randn(4, 3), cond=torch.randn(5, 8))
-    with pytest.raises(ValueError, match="guidance"):
-        meanflow.loss(head, torch.randn(4, 3), cond=torch.randn(4, 8), y=torch.zeros(4, dtype=torch.long),
-                      guidance=meanflow.Guidance())
+BAD_INPUT = [   # (what is wrong, the call, the error, a word the message must name)
+    ("z of the wrong size", lambda h: h.loss(torch.randn(4, 3), torch.randn(4, 7)), ValueError, "z"),
+    ("a token per condition", lambda h: h.loss(torch.randn(5, 3), torch.randn(4, 8)), ValueError, "x"),
+    ("integer tokens", lambda h: h.loss(torch.zeros(4, 3, dtype=torch.long), torch.randn(4, 8)), TypeError, "x"),
+    ("NaN tokens", lambda h: h.loss(torch.full((4, 3), float("nan")), torch.randn(4, 8)), ValueError, "x"),
+    ("a scale without z_uncond", lambda h: h.sample(torch.randn(4, 8), cfg_scale=2.0), ValueError, "z_uncond"),
+    ("z_uncond of another shape", lambda h: h.sample(torch.randn(4, 8), z_uncond=torch.randn(3, 8), cfg_scale=2.0),
+     ValueError, "z_uncond"),
+    ("0 steps", lambda h: h.sample(torch.randn(4, 8), steps=0), ValueError, "steps"),
+    ("a seed for a generator", lambda h: h.sample(torch.randn(4, 8), generator=3), TypeError, "generator"),
+    ("share_equal above 1", lambda h: heads.MeanFlowHead(3, 8, share_equal=1.5), ValueError, "share_equal"),
+    ("batch_mul 0", lambda h: heads.MeanFlowHead(3, 8, batch_mul=0), ValueError, "batch_mul"),
+    ("cond rows of the flow module's hook", lambda h: meanflow.loss(h, torch.randn(4, 3), cond=torch.randn(5, 8)),
+     ValueError, "cond"),
+    ("baked guidance with cond", lambda h: meanflow.loss(h, torch.randn(4, 3), cond=torch.randn(4, 8),
+                                                         y=torch.zeros(4, dtype=torch.long),
+                                                         guidance=meanflow.Guidance()), ValueError, "guidance"),
+]
+
+
+@pytest.mark.parametrize("call,error,word", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+def test_bad_input_names_what_was_expected(call, error, word):
+    with pytest.raises(error, match=word):
+        call(_head())
 
 
 def test_a_generator_fixes_loss_and_samples():
