@@ -17,11 +17,14 @@ weight (§4.3, p = 1): :func:`course_lib.flow.meanflow.loss` itself, with z hand
 its ``cond`` and held fixed by the JVP. The times are those of the official code's small-scale run
 (py-meanflow ``meanflow/scripts/cifar10_v0.sh``, ``models/time_sampler.py``: two logit-normal(-2, 2)
 draws in its convention, logit-normal(+2, 2) in the course's, b != a for 75% of the draws), not
-the ImageNet default (logit-normal(-0.4, 1), b != a for 25%): trained as long on the two-mode toy
-of tests/test_meanflow_head.py, a small head with that default left most of its one-pass samples
-between the modes, and one with b != a for 75% but times centred at 1/2 went wrong on some seeds;
-with these, most one-pass samples landed on a mode on every seed tried. As the flow head, each token is drawn ``batch_mul`` = 4 times with its own
-(a, b, x_0) (MAR's ``diffusion_batch_mul``): the transformer ran once, the head is cheap.
+the ImageNet default (logit-normal(-0.4, 1), b != a for 25%), with which a small head trained as
+long on the two-mode toy of tests/test_meanflow_head.py left most of its one-pass samples between
+the modes. A caution that toy gave too: with these times, the same head trained with b = a only
+(plain flow matching, no JVP term) also put its one-pass samples on the modes; the times rarely
+reach a = 0, and what the network extrapolates there is not the flow-matching mean. So what the
+MeanFlow target adds has to be measured against that ablation (``share_equal=1``), not assumed.
+As the flow head, each token is drawn ``batch_mul`` = 4 times with its own (a, b, x_0) (MAR's
+``diffusion_batch_mul``): the transformer ran once, the head is cheap.
 The gradient reaches the transformer through z (through u_pred; the target is detached).
 
 The network is the heads' :class:`~course_lib.heads.adaln.AdaLNMLP` (MAR's ``SimpleMLPAdaLN``): its
