@@ -1,4 +1,5 @@
 """course_lib.flow: the path, the loss, the solver, guidance, reflow, minibatch OT, and a learning test."""
+import dataclasses
 import math
 
 import pytest
@@ -217,6 +218,27 @@ def test_reflow_runs_and_keeps_pairs_aligned():
     student = nets.VelocityMLP(nets.MLPConfig(dim=2, hidden=32, depth=2))
     hist = flow.reflow(student, x0, x1, 30, batch=64, progress=False)
     assert len(hist.losses) == 30 and hist.losses[-1] < hist.losses[0]
+
+
+def test_recipe_models_go_through_the_cache(tmp_path, monkeypatch):
+    """Notebook 08's models are cached with their loss curve; one trained with a learner's rule is kept
+    nowhere (and equals the course's: same draws); a reflowed model's key holds its teacher's."""
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    B = dataclasses.replace(recipe.budget("quick"), steps=30,
+                            reflow=recipe.Reflow(pairs=128, teacher_steps=2, steps=5, lr=1e-3))
+    model, hist = recipe.train_spirals(B, progress=False)
+    again, hist2 = recipe.train_spirals(B, progress=False)
+    assert not model.from_cache and again.from_cache and hist2.losses == hist.losses and len(hist.losses) == 30
+    mine, _ = recipe.train_spirals(B, lambda m, x1: flow.loss(m, x1), progress=False)
+    assert not mine.from_cache and mine.cache_key is None
+    assert all(torch.allclose(a, b) for a, b in zip(model.state_dict().values(), mine.state_dict().values()))
+    other, _ = recipe.train_spirals(B, seed=1, progress=False)
+    students = [recipe.straighten(t, B, progress=False)[0] for t in (again, other, mine)]
+    assert students[0].cache_key != students[1].cache_key and students[2].cache_key is None
+    assert recipe.straighten(again, B, progress=False)[0].from_cache
+    assert len(list(tmp_path.glob("flow2d-*.pt"))) == 4           # 2 teachers, 2 students: nothing of the learner's
+    with pytest.raises(ValueError, match="steps"):
+        recipe.train_spirals(B, steps=0)                            # 0 is not "the default"
 
 
 def test_recipe_class_accuracy():

@@ -116,7 +116,7 @@ def run(args: list[str]) -> dict:
     if "ot" not in skip:
         # the main model's network and budget (B.steps; the notebook's OT section trains shorter
         # runs to keep lecture mode within 5 minutes), pairs by the course's default pairing
-        ot_model, oh = recipe.train_spirals(B, pairing=recipe.pairing(DEFAULT, B.batch), progress=False)
+        ot_model, oh = recipe.train_spirals(B, pairing=DEFAULT, progress=False)
         out["ot_pairing"], out["ot_train_steps"] = f"{DEFAULT}, blocks of {B.batch // 4}", B.steps
         out["ot_train_steps_per_second"] = round(oh.steps_per_second, 2)
         out["swd_euler_ot"] = swd_row(ot_model)
@@ -153,7 +153,7 @@ BENCH_NAMES = {"independent": "independent", "block256": "blocks in batch order"
 
 def _solver_ms(name: str, batch: int, data_fn, reps: int = 20) -> float:
     """Milliseconds per batch of the pairing alone (no training), median of ``reps`` batches."""
-    pair = recipe.pairing(name, batch)
+    pair = recipe.pairing_fn(name, batch)
     if pair is None:
         return 0.0
     times = []

@@ -7,18 +7,26 @@ keeps the plumbing: which network, how long to train, with which seeds, and how 
 
 | experiment | functions |
 | --- | --- |
+| MSE predicts the mean (section 1) | :func:`two_answers`, :func:`train_regressor` |
 | the main model on spirals (section 3) | :func:`build_model`, :func:`train_spirals`, :func:`loss_by_time` |
 | steps against quality (section 5) | :func:`swd`, :func:`swd_table`, :func:`noise_floor`, :func:`tv`, :func:`tv_floor`, :func:`same_radii_disk` |
 | reflow and minibatch OT (section 6) | :func:`straighten`, :func:`start_noise`, :data:`PAIRINGS`, :func:`compare_pairings` |
 | conditional flow and guidance (section 7) | :func:`train_conditional`, :func:`class_centres`, :func:`guided_samples`, :func:`class_accuracy` |
 | digits as 64-D points (section 8) | :func:`digit_vectors`, :func:`train_digits`, :func:`digit_judge`, :func:`to_images` |
 
+(:func:`loss_by_time`, :func:`start_noise`, section 5's functions, :func:`class_centres` and
+:func:`class_accuracy` are :mod:`~course_lib.recipes.flow_matching_2d_quality`'s, re-exported here.)
+
 Seeds: every experiment seeds itself (initialisation and training draws), so no figure depends on what ran
-before it. Evaluation seed s samples from noise seed ``100 + s`` and compares with held-out data
-(:data:`course_lib.metrics.HELD_OUT_SEED` + s) along projections drawn from s."""
+before it. Every model goes through :func:`course_lib.train.cached` (the course's shipped weights, the disk
+cache, or training now; :data:`PRETRAINED`); its key holds what the weights depend on (:class:`Net`, steps,
+batch, seed; a reflowed model also its teacher's key), not the evaluation sizes. A model trained with a
+learner's function (``rule``, ``loss``) is never cached: it is the course's shipped model when the weights
+switch says "load", else trained with that function (``model.cache_key`` is then None)."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -26,7 +34,12 @@ from typing import Callable
 
 import torch
 
-from course_lib import checks, data, flow, metrics, nets, runtime, train
+from course_lib import checks, data, flow, nets, runtime, train
+from course_lib.recipes.flow_matching_2d_quality import (COND_DATA, NOISE_SEED, STEP_LIST,  # noqa: F401
+                                                         class_accuracy, class_centres, loss_by_time, noise_floor,
+                                                         same_radii_disk, spirals, start_noise, swd, swd_table, tv,
+                                                         tv_floor)
+from course_lib.recipes.registry import Pretrained
 
 
 @dataclass(frozen=True)
@@ -77,6 +90,24 @@ class Budget:
     digits: Digits            # section 8
 
 
+@dataclass(frozen=True)
+class Net:
+    """What a velocity network's weights depend on besides the steps, batch and seed of its run (the
+    budget's training fields: the key of :func:`course_lib.train.cached`, without the evaluation sizes)."""
+    mode: str
+    hidden: int
+    depth: int
+    lr: float
+    space_features: int
+    space_scale: float
+    ema: float | None
+
+
+def net(B) -> Net:
+    """The training fields of budget ``B`` (:class:`Net`)."""
+    return Net(**{f.name: getattr(B, f.name) for f in dataclasses.fields(Net)})
+
+
 _SPACE = dict(space_features=64, space_scale=1.0, ema=None)          # the same in every mode
 BUDGETS = {
     "quick": Budget("quick", hidden=128, depth=3, batch=512, steps=800, lr=3e-3, n_eval=2048, cond_steps=600,
@@ -93,34 +124,63 @@ BUDGETS = {
                    ot=OT(steps=20000, batch=1024), digits=Digits(hidden=1024, steps=20000, batch=512)),
 }
 
-STEP_LIST = (1, 2, 4, 8, 16, 32, 100)     # sampling steps of the steps-against-quality table
-NOISE_SEED = 100                           # evaluation seed s samples from flow.prior(seed=100 + s)
-COND_DATA = "8gaussians"                   # the labelled data set of the conditional flow
-
-
 def budget(mode: str | None = None) -> Budget:
     """This notebook's budget in the current (or given) mode: ``budget().steps``."""
     return runtime.pick(BUDGETS, mode)
 
 
-def spirals(n: int, seed: int) -> torch.Tensor:
-    """n points of the two-arm spiral, (n, 2): the data of sections 3-6 (``data_fn`` of the SWD)."""
-    return data.toy_2d("spirals", n, seed=seed)
+def _cached(name: str, config: dict, build: Callable, fit: Callable, share: bool = True):
+    """:func:`course_lib.train.cached`; returns (model, the History of the run that made it). The model's
+    ``cache_key`` is the stem of its cache file if it holds the course's weights (trained with the
+    course's function, or loaded), else None (trained here with a learner's function)."""
+    model = train.cached(name, config, build, fit, share=share)
+    model.cache_key = train.cache_path(name, config).stem if share or model.from_cache else None
+    return model, model.history
+
+
+# ----------------------------------------------------------------------------- MSE predicts the mean
+
+def two_answers(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Section 1's data: prompts c (n, 1) uniform in [-1, 1], each with two right answers (c, +1.5) and
+    (c, -1.5) equally often, plus noise of std 0.1: returns (c (n, 1), y (n, 2)) on the course's device."""
+    g = torch.Generator().manual_seed(seed)
+    c = torch.rand(n, 1, generator=g) * 2 - 1                                    # (n, 1)
+    side = (torch.randint(0, 2, (n, 1), generator=g) * 2 - 1).float()            # (n, 1): +1 or -1
+    y = torch.cat([c, 1.5 * side], 1) + 0.1 * torch.randn(n, 2, generator=g)     # (n, 2)
+    return c.to(runtime.device()), y.to(runtime.device())
+
+
+def train_regressor(B, loss: Callable | None = None, *, seed: int = 0, progress: bool = True):
+    """Seed and train a 1 -> 64 -> 64 -> 2 SiLU MLP c -> y on :func:`two_answers` (batches of 512, data seed
+    = step, ``B.regress_steps`` steps at lr 3e-3) with ``loss(model, c, y)`` (default: the MSE; the
+    notebook passes its own). Returns (model, History)."""
+    nn = torch.nn
+
+    def build():
+        return nn.Sequential(nn.Linear(1, 64), nn.SiLU(), nn.Linear(64, 64), nn.SiLU(),
+                             nn.Linear(64, 2)).to(runtime.device())
+
+    def fit(model):
+        rule = loss or (lambda m, c, y: torch.nn.functional.mse_loss(m(c), y))
+        return train.train(model, lambda step: rule(model, *two_answers(512, step)), B.regress_steps, lr=3e-3,
+                           progress=progress, desc="MSE regressor")
+    runtime.seed_everything(seed)
+    return _cached("flow2d-regressor", dict(mode=B.mode, steps=B.regress_steps, seed=seed), build, fit,
+                   share=loss is None)
 
 
 # ----------------------------------------------------------------------------- the main model
-#
-# Lecture mode, measured (issue 15; grid TV of Euler-100 samples on 50,000 points, floor 0.052, one
-# seed, 2 cores): 4x256 MLP on (x, t), 5000 steps: 0.126 (the issue's figure); with 64 Fourier
-# features of x at scale 1.0: 0.092 (75 s of training); scale 0.7: 0.097; scale 2.0 with EMA
-# 0.999: 0.126; scale 1.0 with EMA 0.999: 0.098; scale 1.0, 8000 steps (the budget): 0.072 (112 s).
+# Lecture mode, measured (issue 15; Euler-100 grid TV on 50,000 points, floor 0.052): 4x256 MLP, 5000 steps
+# 0.126; + 64 Fourier features of x at scale 1.0 0.092 (0.7: 0.097; 2.0 + EMA 0.999: 0.126; 1.0 + EMA
+# 0.098); scale 1.0, 8000 steps (the budget) 0.072 (112 s).
 
 def build_model(B, dim: int = 2, n_classes: int = 0, hidden: int | None = None,
                 depth: int | None = None, space: bool = False) -> nets.VelocityMLP:
     """The notebook's velocity network (B.hidden wide, B.depth deep unless given) on the course's
     device; with ``space`` it also sees ``B.space_features`` Fourier features of x (the main model)."""
     extra = dict(space_features=B.space_features, space_scale=B.space_scale) if space else {}
-    cfg = nets.MLPConfig(dim=dim, hidden=hidden or B.hidden, depth=depth or B.depth, n_classes=n_classes, **extra)
+    cfg = nets.MLPConfig(dim=dim, hidden=B.hidden if hidden is None else hidden,
+                         depth=B.depth if depth is None else depth, n_classes=n_classes, **extra)
     return nets.VelocityMLP(cfg).to(runtime.device())
 
 
@@ -132,139 +192,64 @@ def describe_network(B) -> str:
 
 def spirals_loss(model: Callable, x1: torch.Tensor, pairing: Callable | None = None) -> torch.Tensor:
     """The flow-matching loss on a batch x1 (B, 2) with fresh noise x0 ~ N(0, I); with a ``pairing``
-    (:func:`pairing`) the pairs are re-paired by minibatch OT first."""
+    (:func:`pairing_fn`) the pairs are re-paired by minibatch OT first."""
     x0 = torch.randn_like(x1)                                                    # (B, 2) noise
     if pairing is not None:
         x0, x1 = pairing(x0, x1)                                                 # x1 permuted
     return flow.loss(model, x1, x0=x0)
 
 
-def train_spirals(B, rule: Callable | None = None, *, steps: int | None = None, pairing: Callable | None = None,
-                  batch: int | None = None, data_fn: Callable = None, seed: int = 0, progress: bool = True):
-    """Seed, build the main model and train it on fresh spiral batches (batch ``B.batch``, data seed =
-    step) for ``steps`` (default ``B.steps``) steps with a cosine schedule. With ``B.ema`` (a decay)
-    the returned model holds the exponential moving average of the weights (Polyak averaging: less
-    step-to-step noise in the field, which shows as fuzz on the spiral's arms).
+def train_spirals(B, rule: Callable | None = None, *, steps: int | None = None, pairing: str = "independent",
+                  batch: int | None = None, data_name: str = "spirals", seed: int = 0, progress: bool = True):
+    """Seed, build the main model and train it on fresh batches of ``data_name`` (:func:`toy_data`;
+    ``batch``, default ``B.batch``; data seed = step) for ``steps`` (default ``B.steps``) steps with a
+    cosine schedule. With ``B.ema`` (a decay) the returned model holds the exponential moving average
+    of the weights (Polyak averaging: less step-to-step noise in the field, which shows as fuzz on
+    the spiral's arms).
 
     ``rule(model, x1) -> loss`` is the training rule (the notebook passes the one it writes out);
-    the default is :func:`spirals_loss` (with ``pairing`` for minibatch-OT pairs). Both draw the
-    noise and the times in the same order, so they train the same model. ``batch`` and
-    ``data_fn(n, seed) -> (n, 2)`` replace the batch size and the spirals (section 6's comparison).
+    the default is :func:`spirals_loss`, with the minibatch-OT ``pairing`` of :data:`PAIRINGS` (a
+    name). Both draw the noise and the times in the same order, so they train the same model; a
+    ``rule`` is a learner's, so that model is never cached (module docstring).
     Returns (model, :class:`course_lib.train.History`).
     """
+    steps = checks.positive_int(B.steps if steps is None else steps, "steps")
+    batch = checks.positive_int(B.batch if batch is None else batch, "batch")
+    pair, data_fn = pairing_fn(pairing, batch), toy_data(data_name)
+
+    def fit(model):
+        step_loss = rule or functools.partial(spirals_loss, pairing=pair)
+        hist = train.train(model, lambda step: step_loss(model, data_fn(batch, step)), steps, lr=B.lr,
+                           schedule="cosine", progress=progress, ema_decay=B.ema,
+                           desc="flow matching" + ("" if pair is None else f" ({pairing})"))
+        if hist.ema is not None:
+            model.load_state_dict(hist.ema.model.state_dict())                   # sample with the EMA weights
+        return hist
     runtime.seed_everything(seed)
-    model = build_model(B, space=True)
-    rule = rule or functools.partial(spirals_loss, pairing=pairing)
-    data_fn = data_fn or spirals
-
-    def loss_fn(step):
-        return rule(model, data_fn(batch or B.batch, step))
-    hist = train.train(model, loss_fn, steps or B.steps, lr=B.lr, schedule="cosine", progress=progress,
-                       desc="flow matching" + (" (minibatch OT)" if pairing else ""), ema_decay=B.ema)
-    if hist.ema is not None:
-        model.load_state_dict(hist.ema.model.state_dict())                       # sample with the EMA weights
-    return model, hist
-
-
-@torch.no_grad()
-def loss_by_time(model: Callable, times, n: int = 8192, pair: Callable = flow.fm_pair) -> list[float]:
-    """The flow-matching loss at each fixed t of ``times``, on n held-out spiral points and seeded
-    noise (the same pairs for every t); ``pair(x0, x1, t) -> (x_t, target)``."""
-    x1 = spirals(n, 777)                                                         # (n, 2)
-    x0 = flow.prior(n, 2, seed=7, device=x1.device)                              # (n, 2)
-    out = []
-    for tv in times:
-        checks.number(tv, "times", 0.0, 1.0)
-        t = torch.full((n,), float(tv), device=x1.device)                        # (n,)
-        x_t, target = pair(x0, x1, t)
-        out.append((model(x_t, t) - target).pow(2).mean().item())
-    return out
-
-
-# ----------------------------------------------------------------------------- steps against quality
-
-def swd(v: Callable, steps: int, method: str = "euler", *, n: int, seeds=(0,),
-        distance: Callable = metrics.sliced_wasserstein, data_fn: Callable | None = None) -> float:
-    """SWD of ``v``'s samples (``steps`` steps of ``method`` from noise seed 100 + s) to held-out
-    spirals, averaged over evaluation seeds s (:func:`course_lib.metrics.swd_to_data`, 256
-    projections)."""
-    def sample_fn(m, s):
-        return flow.sample(v, m, 2, steps, method, seed=NOISE_SEED + s)
-    return metrics.swd_to_data(sample_fn, data_fn or spirals, n, seeds, distance=distance)
-
-
-def swd_table(v: Callable, *, n: int, seeds=(0,), steps=STEP_LIST, methods=("euler", "heun"),
-              distance: Callable = metrics.sliced_wasserstein, progress: bool = True) -> dict:
-    """{(method, steps): :func:`swd`} for every method and step count (with ``progress``, a bar
-    over the entries: in lecture mode the table takes several seconds)."""
-    entries = [(m, k) for m in methods for k in steps]
-    bar = train.progress_bar(len(entries), "SWD table") if progress else None
-    table = {}
-    for m, k in entries:
-        table[m, k] = swd(v, k, m, n=n, seeds=seeds, distance=distance)
-        if bar is not None:
-            bar.update()
-    if bar is not None:
-        bar.close()
-    return table
-
-
-def noise_floor(n: int, seeds=(0,), distance: Callable = metrics.sliced_wasserstein,
-                data_fn: Callable | None = None) -> float:
-    """The spirals' noise floor at n points (:func:`course_lib.metrics.noise_floor`)."""
-    return metrics.noise_floor(data_fn or spirals, n, seeds, distance=distance)
-
-
-def tv(v: Callable, steps: int, method: str = "euler", *, n: int, seeds=(0,),
-       data_fn: Callable | None = None) -> float:
-    """Grid TV (:func:`course_lib.metrics.grid_tv`, 32 x 32 cells over [-4, 4]^2) of ``v``'s samples
-    to held-out spirals: the same samples and reference draws as :func:`swd`."""
-    def sample_fn(m, s):
-        return flow.sample(v, m, 2, steps, method, seed=NOISE_SEED + s)
-    return metrics.grid_tv_to_data(sample_fn, data_fn or spirals, n, seeds)
-
-
-def tv_floor(n: int, seeds=(0,), data_fn: Callable | None = None) -> float:
-    """The grid TV of a second draw of the spirals at n points (:func:`course_lib.metrics.grid_tv_floor`)."""
-    return metrics.grid_tv_floor(data_fn or spirals, n, seeds)
-
-
-def same_radii_disk(x: torch.Tensor, seed: int = 0, radius: float | None = None) -> torch.Tensor:
-    """Each point of x (N, 2) within ``radius`` of the origin (all of them if None) turned about the
-    origin by its own random angle (seed): the same radial profile as x, the arms inside that radius
-    smeared into a filled disk (the spiral with its inner coils filled in). (N, 2)."""
-    checks.tensor(x, "x", ndim=2, dim=2, floating=True, shape="(N, 2)")
-    if radius is not None:
-        checks.number(radius, "radius", 0.0)
-    g = torch.Generator().manual_seed(seed)
-    a = (2 * torch.pi * torch.rand(x.shape[0], generator=g)).to(x.device, x.dtype)     # (N,)
-    if radius is not None:
-        a = torch.where(x.norm(dim=1) < radius, a, torch.zeros_like(a))                # outside: not turned
-    c, s = torch.cos(a), torch.sin(a)
-    return torch.stack([c * x[:, 0] - s * x[:, 1], s * x[:, 0] + c * x[:, 1]], dim=1)
+    config = dict(net=net(B), steps=steps, batch=batch, pairing=pairing, data=data_name, seed=seed)
+    return _cached("flow2d-spirals", config, lambda: build_model(B, space=True), fit, share=rule is None)
 
 
 # ----------------------------------------------------------------------------- straightening
 
-def start_noise(n: int = 2000) -> torch.Tensor:
-    """The fixed noise (seed 5) every model's trajectories start from, (n, 2)."""
-    return flow.prior(n, 2, seed=5)
-
-
 def straighten(model: torch.nn.Module, B, progress: bool = True):
-    """One round of reflow: ``B.reflow.pairs`` pairs from the teacher's Heun solver
+    """One round of reflow: ``B.reflow.pairs`` pairs from the teacher ``model``'s Heun solver
     (``B.reflow.teacher_steps`` steps, noise seed 7), then a copy of the teacher trained on them for
-    ``B.reflow.steps`` steps at learning rate ``B.reflow.lr``. Returns (student, History).
+    ``B.reflow.steps`` steps at learning rate ``B.reflow.lr``. Returns (student, History). The
+    student's cache key holds the teacher's (``model.cache_key``); a teacher without one (trained
+    with a learner's function) makes a student that is not cached either.
 
-    Lecture mode, measured (issue 15; grid TV on 50,000 samples, floor 0.052, 8000-step teacher):
-    20,000 pairs, 1500 steps at lr 1e-3 gave a 1-step TV of 0.146; 50,000 pairs alone 0.146; times
-    drawn logit-normal toward t = 0 0.155; 3000 steps 0.122; lr 2e-3 0.125; 50,000 pairs, 3000
-    steps and lr 2e-3 (the budget) 0.105."""
-    x0, x1 = flow.reflow_pairs(model, B.reflow.pairs, 2, B.reflow.teacher_steps, "heun", seed=7)
-    student = copy.deepcopy(model)                                               # start from the teacher
-    hist = flow.reflow(student, x0, x1, B.reflow.steps, batch=B.batch, lr=B.reflow.lr, schedule="cosine",
-                       progress=progress)
-    return student, hist
+    Lecture mode, measured (issue 15; 1-step grid TV on 50,000 samples, floor 0.052, 8000-step teacher):
+    20,000 pairs, 1500 steps, lr 1e-3: 0.146; 50,000 pairs 0.146; times logit-normal toward t = 0 0.155;
+    3000 steps 0.122; lr 2e-3 0.125; 50,000 pairs, 3000 steps, lr 2e-3 (the budget) 0.105."""
+    teacher = getattr(model, "cache_key", None)
+
+    def fit(student):
+        x0, x1 = flow.reflow_pairs(model, B.reflow.pairs, 2, B.reflow.teacher_steps, "heun", seed=7)
+        return flow.reflow(student, x0, x1, B.reflow.steps, batch=B.batch, lr=B.reflow.lr, schedule="cosine",
+                           progress=progress)
+    config = dict(reflow=B.reflow, batch=B.batch, mode=B.mode, teacher=teacher)
+    return _cached("flow2d-reflow", config, lambda: copy.deepcopy(model), fit, share=teacher is not None)
 
 
 # ----------------------------------------------------------------------------- minibatch-OT pairings
@@ -279,7 +264,7 @@ PAIRINGS = {
 }
 
 
-def pairing(name: str, batch: int) -> Callable | None:
+def pairing_fn(name: str, batch: int) -> Callable | None:
     """The pairing ``name`` of :data:`PAIRINGS` for batches of ``batch``: a function
     (x0, x1) -> (x0, x1 permuted), or None for independent pairs."""
     kw = PAIRINGS[checks.one_of(name, "pairing", tuple(PAIRINGS))]
@@ -298,18 +283,19 @@ def compare_pairings(B, names=tuple(PAIRINGS), *, steps: int, batch: int, data_n
                      progress: bool = True) -> dict:
     """Train the main model once per pairing of ``names`` (same seed, network, batches and
     ``steps`` steps of ``batch`` points of ``data_name``) and measure each: seconds per training step
-    (the solver included) and, at each of ``eval_steps`` Euler steps, the SWD (``n_swd`` points,
-    default ``B.n_eval``) and the grid TV (``n_tv``, default ``B.n_tv``) to held-out data.
+    (the solver included; of the run that made the weights, if they were loaded) and, at each of
+    ``eval_steps`` Euler steps, the SWD (``n_swd`` points, default ``B.n_eval``) and the grid TV
+    (``n_tv``, default ``B.n_tv``) to held-out data.
     Returns {name: SimpleNamespace(model, history, seconds_per_step, swd={k: ...}, tv={k: ...})}."""
-    data_fn = toy_data(data_name)
+    data_fn, n_swd, n_tv = toy_data(data_name), B.n_eval if n_swd is None else n_swd, B.n_tv if n_tv is None else n_tv
     out = {}
     for name in names:
-        model, hist = train_spirals(B, steps=steps, batch=batch, data_fn=data_fn,
-                                    pairing=pairing(name, batch), progress=progress)
+        model, hist = train_spirals(B, steps=steps, batch=batch, data_name=data_name, pairing=name,
+                                    progress=progress)
         out[name] = SimpleNamespace(
             model=model, history=hist, seconds_per_step=hist.seconds / steps,
-            swd={k: swd(model, k, n=n_swd or B.n_eval, data_fn=data_fn) for k in eval_steps},
-            tv={k: tv(model, k, n=n_tv or B.n_tv, data_fn=data_fn) for k in eval_steps})
+            swd={k: swd(model, k, n=n_swd, data_fn=data_fn) for k in eval_steps},
+            tv={k: tv(model, k, n=n_tv, data_fn=data_fn) for k in eval_steps})
     return out
 
 
@@ -319,34 +305,16 @@ def train_conditional(B, seed: int = 1, progress: bool = True):
     """Seed, build and train the class-conditional model on 8 Gaussians (8 labels), dropping 10% of
     the labels to the null class so that the same network learns the unconditional field.
     Returns (model, History)."""
+    def fit(cond):
+        def loss_fn(step):
+            x1, y = data.toy_2d(COND_DATA, B.batch, seed=step, labels=True)
+            return flow.loss(cond, x1, y=y, p_uncond=0.1)                        # 10% of labels -> null class
+        return train.train(cond, loss_fn, B.cond_steps, lr=B.lr, schedule="cosine", progress=progress,
+                           desc="conditional")
     runtime.seed_everything(seed)
-    cond = build_model(B, n_classes=data.toy_2d_classes(COND_DATA))
-
-    def loss_fn(step):
-        x1, y = data.toy_2d(COND_DATA, B.batch, seed=step, labels=True)
-        return flow.loss(cond, x1, y=y, p_uncond=0.1)                            # 10% of labels -> null class
-    hist = train.train(cond, loss_fn, B.cond_steps, lr=B.lr, schedule="cosine", progress=progress,
-                       desc="conditional")
-    return cond, hist
-
-
-def class_centres(n: int = 8192) -> torch.Tensor:
-    """The mean of each class of held-out 8-Gaussians data (seed 30000), (K, 2)."""
-    ref, ref_y = data.toy_2d(COND_DATA, n, seed=30_000, labels=True)
-    return torch.stack([ref[ref_y == c].mean(0) for c in range(data.toy_2d_classes(COND_DATA))])
-
-
-def class_accuracy(x: torch.Tensor, y: torch.Tensor, centres: torch.Tensor) -> float:
-    """Fraction of points x (N, D) whose nearest centre (K, D) is the one of their label y (N,):
-    the rule by which notebook 08 decides that a conditional sample "landed in its class"."""
-    checks.tensor(x, "x", ndim=2, floating=True, shape="(N, D)")
-    checks.rows(x, "x")
-    checks.tensor(centres, "centres", ndim=2, dim=x.shape[1], shape=f"(K, {x.shape[1]})")
-    checks.tensor(y, "y", ndim=1, floating=False, shape="(N,) int64 labels")
-    checks.same_rows(y, "y", x.shape[0], "x")
-    checks.index_range(y, "y", centres.shape[0])               # a label without a centre is never right
-    d = torch.cdist(x.float(), centres.float().to(x.device))                     # (N, K)
-    return (d.argmin(1) == y.to(x.device)).float().mean().item()
+    config = dict(net=net(B), steps=B.cond_steps, batch=B.batch, data=COND_DATA, seed=seed)
+    return _cached("flow2d-conditional", config, lambda: build_model(B, n_classes=data.toy_2d_classes(COND_DATA)),
+                   fit)
 
 
 @torch.no_grad()
@@ -380,17 +348,18 @@ def train_digits(B, seed: int = 2, progress: bool = True):
     """Seed, build and train a conditional flow on the training digits (10 classes plus the null
     class, 10% label dropout), 4 layers of ``B.digits.hidden``, batches of ``B.digits.batch``.
     Returns (model, History)."""
-    X, Y = digit_vectors("train")
-    runtime.seed_everything(seed)
-    model = build_model(B, dim=64, n_classes=10, hidden=B.digits.hidden, depth=4)
+    def fit(model):
+        X, Y = digit_vectors("train")                                            # (N, 64), (N,)
 
-    def loss_fn(step):
-        g = torch.Generator().manual_seed(step)
-        idx = torch.randint(0, X.shape[0], (B.digits.batch,), generator=g).to(X.device)   # (batch,)
-        return flow.loss(model, X[idx], y=Y[idx], p_uncond=0.1)
-    hist = train.train(model, loss_fn, B.digits.steps, lr=1e-3, schedule="cosine", progress=progress,
-                       desc="digits")
-    return model, hist
+        def loss_fn(step):
+            g = torch.Generator().manual_seed(step)
+            idx = torch.randint(0, X.shape[0], (B.digits.batch,), generator=g).to(X.device)   # (batch,)
+            return flow.loss(model, X[idx], y=Y[idx], p_uncond=0.1)
+        return train.train(model, loss_fn, B.digits.steps, lr=1e-3, schedule="cosine", progress=progress,
+                           desc="digits")
+    runtime.seed_everything(seed)
+    return _cached("flow2d-digits", dict(digits=B.digits, mode=B.mode, seed=seed),
+                   lambda: build_model(B, dim=64, n_classes=10, hidden=B.digits.hidden, depth=4), fit)
 
 
 def digit_judge():
@@ -402,3 +371,18 @@ def digit_judge():
     Xt, Yt = digit_vectors("test")
     judge = LogisticRegression(max_iter=2000).fit(X.cpu().numpy(), Y.cpu().numpy())
     return judge, judge.score(Xt.cpu().numpy(), Yt.cpu().numpy())
+
+
+def _spirals_family(mode: str):
+    B = budget(mode)
+    train_spirals(B)                                                             # section 3's model
+    compare_pairings(B, steps=B.ot.steps, batch=B.ot.batch, eval_steps=(1, 2))   # section 6's, as the notebook
+
+
+# the models notebook 08 trains (make pretrain); the learner's functions' models are made with the course's
+PRETRAINED = (Pretrained("flow2d-regressor", ("08",), lambda mode: train_regressor(budget(mode))),
+              Pretrained("flow2d-spirals", ("08",), _spirals_family),
+              Pretrained("flow2d-reflow", ("08",),
+                         lambda mode: straighten(train_spirals(budget(mode))[0], budget(mode))),
+              Pretrained("flow2d-conditional", ("08",), lambda mode: train_conditional(budget(mode))),
+              Pretrained("flow2d-digits", ("08",), lambda mode: train_digits(budget(mode))))
