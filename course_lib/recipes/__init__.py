@@ -18,7 +18,7 @@ have in common (the budgets' shared fields, the training images, the cached toke
 | 05 MaskGIT | ``maskgit`` |
 | 06 next-scale prediction | ``next_scale`` |
 | 07 the limit of tokens | ``shape_latents`` (the shared continuous tokenizer), ``limit_of_tokens`` |
-| 08 flow matching in 2-D | ``flow_matching_2d`` |
+| 08 flow matching in 2-D | ``flow_matching_2d``, ``flow_matching_2d_quality`` (SWD and grid TV to the data, their floors) |
 | 09 generation heads | ``generation_heads`` |
 | 10 MeanFlow | ``meanflow``, ``meanflow_toy`` (the exactly solvable flow), ``meanflow_routes`` (one step: the control, α-Flow) |
 """
