@@ -242,5 +242,5 @@ def log_k() -> float:
     return math.log(shape_tokens.CODEBOOK)
 
 
-PRETRAINED = (Pretrained("token-gpt", ("04", "06", "07"), trained_gpt,
+PRETRAINED = (Pretrained("token-gpt", ("04", "05", "06", "07"), trained_gpt,      # 05: beside MaskGIT
                          figures=lambda mode: {"held_out_loss_nats": held_out_loss(trained_gpt(mode), mode=mode)}),)
