@@ -1,11 +1,13 @@
 """Benchmark of notebook 09: generation heads on continuous tokens, on the prompted-shapes task.
 
 ``python -m course_lib.bench heads --json [--mode lecture]`` prints, from the notebook's own recipe
-(:func:`course_lib.recipes.generation_heads.bench_results`):
+(:func:`course_lib.recipes.generation_heads.bench_results`; its pairs come from ``trained_pair``, so
+the shipped weights are loaded where there are, else the disk cache, else they train):
 
 * per order and head, ``<order>_<head>`` for the whole prompt and ``open_<order>_<head>`` for the
   prompt that leaves the place open (orders ``raster``, ``masked``; heads ``mse``, ``flow``,
-  ``energy``): ``frechet``, ``prompt_accuracy``, ``clean`` (share of one clean shape), ``head_nfe`` (head passes per token),
+  ``energy``): ``frechet``, ``prompt_accuracy``, ``accuracy_no_place`` (shape, colour and size only),
+  ``clean`` (share of one clean shape), ``head_nfe`` (head passes per token),
   ``passes`` (transformer passes per image), ``seconds_per_image``, ``head_share_of_time`` (the
   share of generation time spent in the head), parameters and training seconds;
 * ``open_raster_flow_steps``: the flow head's Euler steps against quality and time, place open;

@@ -269,16 +269,17 @@ def head_steps_sweep(pair: Pair, B: Budget, steps=None, ref=None, open_place: bo
 
 
 def bench_results(mode: str | None = None) -> dict:
-    """The figures of ``python -m course_lib.bench heads``. For the whole prompts, per (order, head)
+    """The figures of ``python -m course_lib.bench heads``, from the pairs of :func:`trained_pair`
+    (the shipped weights when there are, as in the notebook). For the whole prompts, per (order, head)
     ``<order>_<head>``, and for prompts that leave the place open, ``open_<order>_<head>``: frechet,
-    prompt_accuracy, clean, head_nfe, passes, seconds_per_image, head_share_of_time, parameters,
+    prompt_accuracy, accuracy_no_place, clean, head_nfe, passes, seconds_per_image, head_share_of_time, parameters,
     training seconds; the Fréchet floors (``frechet_floor``, ``open_frechet_floor``) at the same
     n; the flow head's step sweep in raster order with the place open (``open_raster_flow_steps``);
     and the two bars (flow <= 0.5x MSE, energy at 1 step <= 1.5x flow) per order, ``open_<order>_bars``
     where the prompt has several right answers (what the bars are about) and ``<order>_bars`` for
     the whole prompt."""
     B = budget(mode)
-    keys = ("frechet", "prompt_accuracy", "clean", "head_nfe", "passes", "seconds_per_image",
+    keys = ("frechet", "prompt_accuracy", "accuracy_no_place", "clean", "head_nfe", "passes", "seconds_per_image",
             "head_share_of_time", "params_backbone", "params_head", "train_seconds")
     res: dict = {"n_eval": B.n_eval, "train_steps": B.steps}
     for prefix, open_place in (("", False), ("open_", True)):
