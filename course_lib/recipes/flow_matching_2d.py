@@ -114,7 +114,7 @@ BUDGETS = {
                     guidance=3.0, regress_steps=150, n_frames=6, eval_seeds=1, n_tv=4096, **_SPACE,
                     reflow=Reflow(pairs=4096, teacher_steps=8, steps=300, lr=1.5e-3), ot=OT(steps=400, batch=256),
                     digits=Digits(hidden=256, steps=800, batch=128)),
-    "lecture": Budget("lecture", hidden=256, depth=4, batch=1024, steps=8000, lr=2e-3, n_eval=8192, cond_steps=1200,
+    "lecture": Budget("lecture", hidden=256, depth=4, batch=1024, steps=8000, lr=2e-3, n_eval=4096, cond_steps=1200,
                       guidance=3.0, regress_steps=400, n_frames=11, eval_seeds=1, n_tv=10000, **_SPACE,
                       reflow=Reflow(pairs=50000, teacher_steps=32, steps=3000, lr=2e-3), ot=OT(steps=600, batch=512),
                       digits=Digits(hidden=512, steps=1200, batch=256)),
