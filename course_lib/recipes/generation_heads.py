@@ -90,7 +90,7 @@ BUDGETS = {
                     steps=100, lr=3e-3, n_eval=256, cfg_scale=1.0, mar_steps=8, sweep=(1, 2, 8),
                     head=HeadBudget(width=32, depth=2, flow_steps=8)),
     "lecture": Budget("lecture", audio_steps=400, toy_steps=500, n_train=4096, batch=32, d_model=64, n_layer=2,
-                      n_head=4, steps=1500, lr=2e-3, n_eval=1024, cfg_scale=1.0, mar_steps=8, sweep=(1, 2, 4, 8, 16),
+                      n_head=4, steps=1500, lr=2e-3, n_eval=512, cfg_scale=1.0, mar_steps=8, sweep=(1, 2, 4, 8, 16),
                       head=HeadBudget(width=64, depth=3, flow_steps=8)),
     "full": Budget("full", audio_steps=2000, toy_steps=2000, n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8,
                    steps=8000, lr=5e-4, n_eval=2048, cfg_scale=1.0, mar_steps=8, sweep=(1, 2, 4, 8, 16, 32),
