@@ -236,6 +236,7 @@ def test_recipe_models_go_through_the_cache(tmp_path, monkeypatch):
     students = [recipe.straighten(t, B, progress=False)[0] for t in (again, other, mine)]
     assert students[0].cache_key != students[1].cache_key and students[2].cache_key is None
     assert recipe.straighten(again, B, progress=False)[0].from_cache
+    assert recipe.straighten(None, B, progress=False)[0].from_cache   # None: the course's teacher, same key
     assert len(list(tmp_path.glob("flow2d-*.pt"))) == 4           # 2 teachers, 2 students: nothing of the learner's
     with pytest.raises(ValueError, match="steps"):
         recipe.train_spirals(B, steps=0)                            # 0 is not "the default"

@@ -226,30 +226,42 @@ def train_spirals(B, rule: Callable | None = None, *, steps: int | None = None, 
             model.load_state_dict(hist.ema.model.state_dict())                   # sample with the EMA weights
         return hist
     runtime.seed_everything(seed)
-    config = dict(net=net(B), steps=steps, batch=batch, pairing=pairing, data=data_name, seed=seed)
-    return _cached("flow2d-spirals", config, lambda: build_model(B, space=True), fit, share=rule is None)
+    return _cached("flow2d-spirals", _spirals_key(B, steps, batch, pairing, data_name, seed),
+                   lambda: build_model(B, space=True), fit, share=rule is None)
+
+
+def _spirals_key(B, steps: int, batch: int, pairing: str = "independent", data_name: str = "spirals",
+                 seed: int = 0) -> dict:
+    return dict(net=net(B), steps=steps, batch=batch, pairing=pairing, data=data_name, seed=seed)
 
 
 # ----------------------------------------------------------------------------- straightening
 
-def straighten(model: torch.nn.Module, B, progress: bool = True):
+def straighten(model: torch.nn.Module | None, B, progress: bool = True):
     """One round of reflow: ``B.reflow.pairs`` pairs from the teacher ``model``'s Heun solver
     (``B.reflow.teacher_steps`` steps, noise seed 7), then a copy of the teacher trained on them for
     ``B.reflow.steps`` steps at learning rate ``B.reflow.lr``. Returns (student, History). The
     student's cache key holds the teacher's (``model.cache_key``); a teacher without one (trained
-    with a learner's function) makes a student that is not cached either.
+    with a learner's function) makes a student that is not cached either. ``model=None``: the
+    course's main model (:func:`train_spirals` of ``B``, loaded or trained when the student is built).
 
     Lecture mode, measured (issue 15; 1-step grid TV on 50,000 samples, floor 0.052, 8000-step teacher):
     20,000 pairs, 1500 steps, lr 1e-3: 0.146; 50,000 pairs 0.146; times logit-normal toward t = 0 0.155;
     3000 steps 0.122; lr 2e-3 0.125; 50,000 pairs, 3000 steps, lr 2e-3 (the budget) 0.105."""
-    teacher = getattr(model, "cache_key", None)
+    teacher = (train.cache_path("flow2d-spirals", _spirals_key(B, B.steps, B.batch)).stem if model is None
+               else getattr(model, "cache_key", None))
+
+    def build():
+        nonlocal model
+        model = train_spirals(B, progress=progress)[0] if model is None else model
+        return copy.deepcopy(model)                                              # start from the teacher
 
     def fit(student):
         x0, x1 = flow.reflow_pairs(model, B.reflow.pairs, 2, B.reflow.teacher_steps, "heun", seed=7)
         return flow.reflow(student, x0, x1, B.reflow.steps, batch=B.batch, lr=B.reflow.lr, schedule="cosine",
                            progress=progress)
     config = dict(reflow=B.reflow, batch=B.batch, mode=B.mode, teacher=teacher)
-    return _cached("flow2d-reflow", config, lambda: copy.deepcopy(model), fit, share=teacher is not None)
+    return _cached("flow2d-reflow", config, build, fit, share=teacher is not None)
 
 
 # ----------------------------------------------------------------------------- minibatch-OT pairings
@@ -382,7 +394,6 @@ def _spirals_family(mode: str):
 # the models notebook 08 trains (make pretrain); the learner's functions' models are made with the course's
 PRETRAINED = (Pretrained("flow2d-regressor", ("08",), lambda mode: train_regressor(budget(mode))),
               Pretrained("flow2d-spirals", ("08",), _spirals_family),
-              Pretrained("flow2d-reflow", ("08",),
-                         lambda mode: straighten(train_spirals(budget(mode))[0], budget(mode))),
+              Pretrained("flow2d-reflow", ("08",), lambda mode: straighten(None, budget(mode))),
               Pretrained("flow2d-conditional", ("08",), lambda mode: train_conditional(budget(mode))),
               Pretrained("flow2d-digits", ("08",), lambda mode: train_digits(budget(mode))))
