@@ -40,7 +40,8 @@ def collect() -> dict:
     """{name: Pretrained} of the shapes evaluator and every recipe's ``PRETRAINED`` list, in the
     notebooks' order; a name listed twice is an error."""
     found = [Pretrained("shapes-evaluator", ("04", "05", "06", "07", "09", "10"),
-                        lambda mode: evaluator.shapes_evaluator(), figures=_evaluator_figures)]
+                        lambda mode: evaluator.shapes_evaluator(), figures=_evaluator_figures,
+                        fp16=False)]            # the judge of every prompted notebook: kept exact
     for module in RECIPES:
         found += list(getattr(importlib.import_module(f"course_lib.recipes.{module}"), "PRETRAINED", ()))
     models = {}

@@ -18,7 +18,7 @@ class Pretrained:
     name: str                       # its name in the cache (cached(name, ...)); variants share it
     notebooks: tuple                # the notebooks that use it (their number, "04")
     make: Callable[[str], object]   # mode -> calls the recipe function(s) that build, train and cache it
-    fp16: bool = False              # stored in float16 (only where the notebook's figures do not move)
+    fp16: bool = True               # stored in float16 (False where the notebooks' figures would move)
     figures: Callable[[str], dict] | None = None   # mode -> figures the weights reach (into the manifest)
 
 
