@@ -10,7 +10,10 @@ Ground floor (every notebook)
     checks    argument validation: errors that name the argument, what was expected, what came
     data      2-D toys, digits, captioned shapes, moving shapes, synthetic audio, two photos
     train     the one training loop (progress bar, history, EMA, AMP on a GPU, schedules)
-    cache     the disk cache of trained models, keyed by a recipe's budget (``train.cached``)
+    cache     trained models: shipped weights, then the disk cache, keyed by a recipe's budget (``train.cached``)
+    record    what a training run returned (loss curve, figures), kept with the weights
+    weights   the shipped weights (data/weights/): safetensors, a checksummed manifest, float16
+    distributed  torchrun: ranks, data shards, gradients averaged over processes
     metrics   sliced Wasserstein, MMD, PSNR / SNR, codebook usage and perplexity
     viz       image and reconstruction grids, 2-D fields and paths, explorers, audio players
 
