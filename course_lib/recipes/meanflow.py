@@ -58,7 +58,7 @@ from typing import Callable
 
 import torch
 
-from course_lib import checks, flow, metrics, nets, runtime, train
+from course_lib import checks, distributed, flow, metrics, nets, runtime, train
 from course_lib.flow import meanflow as mf
 from course_lib.recipes import flow_matching_2d as fm2d
 from course_lib.recipes.meanflow_latent import (latent_images, latent_scores, prompt_class,  # noqa: F401 (section 8,
@@ -162,8 +162,14 @@ def describe_network(B) -> str:
 
 
 def fm_rule(model, x1):
-    """Flow matching's loss on a batch x1 (notebook 08's rule, uniform times)."""
-    return flow.loss(model, x1)
+    """Flow matching's loss on a batch x1 (notebook 08's rule, uniform times). The noise and times are
+    drawn for the whole batch, in the order and from the generator flow.loss draws them, and under
+    torchrun each rank takes its rows (:func:`course_lib.distributed.shard`): N ranks share one step's
+    work, and one process gives the same draws and weights as ``flow.loss(model, x1)``."""
+    x0 = torch.randn_like(x1)                                                        # (N, 2)
+    t = flow.sample_time(len(x1), device=x1.device).to(x1.dtype)                      # (N,)
+    shard = distributed.shard
+    return flow.loss(model, shard(x1), x0=shard(x0), t=shard(t))
 
 
 def mf_rule(B, target: Callable | None = None, weighting: Callable | None = None) -> Callable:
@@ -171,8 +177,13 @@ def mf_rule(B, target: Callable | None = None, weighting: Callable | None = None
     ``weighting``: the notebook's own :func:`~course_lib.flow.meanflow.jvp_target` and
     :func:`~course_lib.flow.meanflow.adaptive_loss`)."""
     def rule(u, x1):
-        return mf.loss(u, x1, share_equal=B.share_equal, mean=B.time_mean, std=B.time_std, p=B.p, c=B.c,
-                       target=target, weighting=weighting)
+        # noise and times for the whole batch (as mf.loss draws them), then this rank's rows under
+        # torchrun: the JVP target's gradients are averaged by train.train's explicit all-reduce
+        x0 = torch.randn_like(x1)                                                    # (N, 2)
+        a, b = mf.sample_times(len(x1), B.share_equal, mean=B.time_mean, std=B.time_std, device=x1.device)
+        shard = distributed.shard
+        return mf.loss(u, shard(x1), x0=shard(x0), a=shard(a).to(x1.dtype), b=shard(b).to(x1.dtype),
+                       p=B.p, c=B.c, target=target, weighting=weighting)
     return rule
 
 
