@@ -34,7 +34,7 @@ from typing import Callable
 
 import torch
 
-from course_lib import checks, data, flow, nets, runtime, train
+from course_lib import checks, data, distributed, flow, nets, runtime, train
 from course_lib.recipes.flow_matching_2d_quality import (COND_DATA, NOISE_SEED, STEP_LIST,  # noqa: F401
                                                          class_accuracy, class_centres, loss_by_time, noise_floor,
                                                          same_radii_disk, spirals, start_noise, swd, swd_table, tv,
@@ -191,12 +191,13 @@ def describe_network(B) -> str:
 
 
 def spirals_loss(model: Callable, x1: torch.Tensor, pairing: Callable | None = None) -> torch.Tensor:
-    """The flow-matching loss on a batch x1 (B, 2) with fresh noise x0 ~ N(0, I); with a ``pairing``
-    (:func:`pairing_fn`) the pairs are re-paired by minibatch OT first."""
+    """Flow matching on a batch x1 (B, 2), fresh noise x0 ~ N(0, I), re-paired by minibatch OT with a ``pairing``
+    (:func:`pairing_fn`); under torchrun each rank then takes its rows (times drawn for the whole batch)."""
     x0 = torch.randn_like(x1)                                                    # (B, 2) noise
     if pairing is not None:
         x0, x1 = pairing(x0, x1)                                                 # x1 permuted
-    return flow.loss(model, x1, x0=x0)
+    t, shard = flow.sample_time(len(x1), device=x1.device).to(x1.dtype), distributed.shard    # (B,)
+    return flow.loss(model, shard(x1), x0=shard(x0), t=shard(t))
 
 
 def train_spirals(B, rule: Callable | None = None, *, steps: int | None = None, pairing: str = "independent",
