@@ -8,3 +8,19 @@ os.environ["COURSE_STATIC"] = "1"
 import matplotlib  # noqa: E402
 
 matplotlib.use("Agg")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def lecture(monkeypatch, tmp_path):
+    """Lecture mode with the weights switch on "load", shipped weights in tmp/weights and the disk
+    cache in tmp/cache (what a learner's notebook sees); restored afterwards."""
+    from course_lib import runtime
+    monkeypatch.setitem(runtime._state, "mode", "lecture")
+    monkeypatch.setitem(runtime._state, "weights", None)
+    monkeypatch.delenv("COURSE_WEIGHTS", raising=False)
+    monkeypatch.setenv("COURSE_WEIGHTS_DIR", str(tmp_path / "weights"))
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "weights"

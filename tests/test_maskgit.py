@@ -254,13 +254,9 @@ def test_train_maskgit_goes_through_the_cache_and_a_learners_loss_writes_nothing
 
 
 def test_train_maskgit_with_a_learners_loss_loads_the_shipped_model_unless_weights_say_train(
-        tiny_recipe, tmp_path, monkeypatch, capsys):
+        tiny_recipe, lecture, tmp_path, capsys):
     from course_lib import runtime, weights
     recipe = tiny_recipe
-    monkeypatch.setitem(runtime._state, "mode", "lecture")
-    monkeypatch.setitem(runtime._state, "weights", None)
-    monkeypatch.delenv("COURSE_WEIGHTS", raising=False)
-    monkeypatch.setenv("COURSE_WEIGHTS_DIR", str(tmp_path / "weights"))
     with weights.exporting(tmp_path / "weights"):                          # what make pretrain ships
         shipped = recipe.trained_maskgit("lecture")
     capsys.readouterr()

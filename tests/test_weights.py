@@ -30,17 +30,6 @@ class Tied(nn.Module):
         return self.out(x.sum(1, keepdim=True) * self.scale)
 
 
-@pytest.fixture
-def lecture(monkeypatch, tmp_path):
-    """Lecture mode, shipped weights in tmp/weights, the disk cache in tmp/cache; restored afterwards."""
-    monkeypatch.setitem(runtime._state, "mode", "lecture")
-    monkeypatch.setitem(runtime._state, "weights", None)
-    monkeypatch.delenv("COURSE_WEIGHTS", raising=False)
-    monkeypatch.setenv("COURSE_WEIGHTS_DIR", str(tmp_path / "weights"))
-    monkeypatch.setenv("COURSE_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "weights"
-
-
 def _fit(calls, steps=3):
     def fit(m):
         calls.append(1)
