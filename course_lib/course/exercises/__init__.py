@@ -9,9 +9,9 @@ module short (``tokens_mistakes``: the topic's known mistakes, :class:`~course_l
 ``pixels_raster``: the sampling check); it is not a topic.
 """
 from course_lib.course.checking import Exercise
-from course_lib.course.exercises import chaining, flow, heads, limits, maskgit, meanflow, next_scale, pixels, tokens, welcome
+from course_lib.course.exercises import capstone, chaining, flow, heads, limits, maskgit, meanflow, next_scale, pixels, tokens, welcome
 
-TOPICS = (welcome, pixels, tokens, chaining, maskgit, next_scale, limits, flow, heads, meanflow)
+TOPICS = (welcome, pixels, tokens, chaining, maskgit, next_scale, limits, flow, heads, meanflow, capstone)
 
 
 def _gather(topics) -> dict[str, Exercise]:

@@ -1,0 +1,2 @@
+"""Placeholder: the discrete project check (being written)."""
+PROJECT = ()

@@ -1,0 +1,2 @@
+"""Placeholder: the distill project check (being written)."""
+PROJECT = ()

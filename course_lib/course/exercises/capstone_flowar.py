@@ -1,0 +1,2 @@
+"""Placeholder: the flowar project check (being written)."""
+PROJECT = ()

@@ -1,0 +1,2 @@
+"""Placeholder: the tarflow project check (being written)."""
+PROJECT = ()
