@@ -1,0 +1,2 @@
+"""Placeholder: notebook 11 audio tokens recipe (being written)."""
+PRETRAINED = ()

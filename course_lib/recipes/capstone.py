@@ -1,0 +1,2 @@
+"""Placeholder: notebook 11 frontier recipe (being written)."""
+PRETRAINED = ()
