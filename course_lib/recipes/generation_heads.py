@@ -22,7 +22,10 @@ call:
 * :func:`head_steps_sweep`: the flow head's Euler steps against quality and time;
 * :func:`note_data` / :func:`audio_heads` (:mod:`~course_lib.recipes.head_toys`): the audio example, one note as one continuous token,
   conditioned on its pitch class (the octave left open), for each head;
-* :func:`bench_results`: the figures of the benchmark.
+* :func:`bench_results`: the figures of the benchmark;
+* :data:`ONE_STEP` / :func:`one_step_study`: notebook 11's one-step heads under the same transformer
+  (:class:`~course_lib.heads.MeanFlowHead`, one head pass per token, and its ablation trained with
+  b = a only), on the same frontier as the flow head at 1, 2 and 8 steps and the energy head.
 """
 from __future__ import annotations
 
@@ -99,6 +102,15 @@ BUDGETS = {
 ORDERS = backbone.ORDERS                   # ("raster", "masked")
 KINDS = tuple(heads.KINDS)                 # ("mse", "flow", "energy")
 PLACE = data.ATTRIBUTES.index("position")  # the attribute that "the place left open" leaves open
+# Notebook 11's one-step kinds (issue 24, section 2): the MeanFlow head (Geng et al. 2025, §4.1, see
+# course_lib.heads.meanflow_head) and, as its ablation, the same network trained with b = a for every
+# draw (share_equal=1: plain flow matching, no JVP term). The head's docstring says why the ablation is
+# needed: on the two-mode toy it too lands on the modes in one pass. Kept out of KINDS, which notebook
+# 09's comparison loops over; their pairs have their own cache name (one_step_name).
+ONE_STEP = {"meanflow": dict(), "meanflow_fm": dict(share_equal=1.0)}
+ALL_KINDS = KINDS + tuple(ONE_STEP)       # ("mse", "flow", "energy", "meanflow", "meanflow_fm")
+STUDY_FLOW_STEPS = (1, 2, 8)              # the flow head's Euler steps in one_step_study
+STUDY_ONE_STEP_STEPS = (1, 2)             # the one-step heads' jumps in one_step_study
 # The energy head draws 8 samples per token in training (SLED draws 2; the m-sample estimator of
 # heads.energy.energy_score_samples is the same loss with less variance, as the flow head learns from
 # 4 noise draws per token) from a noise of 16 numbers. Measured in lecture mode, 1500 steps, the same
@@ -118,7 +130,11 @@ def pair_budget(B: Budget) -> PairBudget:
 
 
 def pair_head_kwargs(B: Budget | PairBudget, kind: str) -> dict:
-    """The sizes of the head ``kind`` under a transformer of this budget."""
+    """The sizes of the head ``kind`` (one of :data:`ALL_KINDS`) under a transformer of this budget;
+    for a one-step kind also its settings of :data:`ONE_STEP`."""
+    checks.one_of(kind, "kind", ALL_KINDS)
+    if kind in ONE_STEP:
+        return dict(width=B.head.width, depth=B.head.depth, **ONE_STEP[kind])
     kw = head_kwargs(kind, B.head.width, B.head.depth)
     if kind == "flow":
         kw["default_steps"] = B.head.flow_steps
@@ -136,12 +152,15 @@ class Pair(nn.Module):
 
 
 def build(B: Budget | PairBudget, order: str, kind: str) -> Pair:
-    """A transformer of ``order`` and a head ``kind`` of this budget's sizes, seeded, on the course device."""
-    checks.one_of(order, "order", ORDERS), checks.one_of(kind, "kind", KINDS)
+    """A transformer of ``order`` and a head ``kind`` (one of :data:`ALL_KINDS`) of this budget's sizes,
+    seeded, on the course device. A one-step kind is a :class:`~course_lib.heads.MeanFlowHead`."""
+    checks.one_of(order, "order", ORDERS), checks.one_of(kind, "kind", ALL_KINDS)
     torch.manual_seed(SEED)
     cfg = ContinuousConfig(latent_dim=shape_latents.LATENT_DIM, n_tokens=shape_latents.N_TOKENS,
                            d_model=B.d_model, n_layer=B.n_layer, n_head=B.n_head)
-    head = heads.make(kind, shape_latents.LATENT_DIM, B.d_model, **pair_head_kwargs(B, kind))
+    kw = pair_head_kwargs(B, kind)
+    head = (heads.MeanFlowHead(shape_latents.LATENT_DIM, B.d_model, **kw) if kind in ONE_STEP
+            else heads.make(kind, shape_latents.LATENT_DIM, B.d_model, **kw))
     return Pair(backbone.build(order, cfg), head, order, kind).to(runtime.device())
 
 
@@ -194,16 +213,30 @@ def pair_name(order: str, open_place: bool) -> str:
     return f"heads-{order}-{'open' if open_place else 'whole'}"
 
 
+def one_step_name(order: str, open_place: bool) -> str:
+    """The cache name of the one-step pairs (:data:`ONE_STEP`) of ``order``: their own files, so that
+    shipping them leaves notebook 09's (:func:`pair_name`) as they are."""
+    return f"heads-one-step-{order}-{'open' if open_place else 'whole'}"
+
+
+def pair_config(B: Budget | PairBudget, order: str, kind: str, open_place: bool = False) -> dict:
+    """The cache key of the pair (``order``, ``kind``): :func:`pair_budget`, order, head and its
+    settings (:func:`pair_head_kwargs`), prompts, seed."""
+    checks.one_of(order, "order", ORDERS), checks.one_of(kind, "kind", ALL_KINDS)
+    PB = B if isinstance(B, PairBudget) else pair_budget(B)
+    return dict(budget=PB, order=order, kind=kind, head_kwargs=pair_head_kwargs(PB, kind),
+                open_place=bool(open_place), seed=SEED)
+
+
 def trained_pair(B: Budget, order: str, kind: str, open_place: bool = False, progress: bool = True) -> Pair:
     """The pair (``order``, ``kind``) of :func:`build` trained by :func:`fit_pair`, through
-    :func:`course_lib.train.cached` (key: :func:`pair_budget`, order, head and its sizes, prompts):
-    the course's shipped weights, else the disk cache, else trained now. In eval mode;
-    ``pair.history`` is the loss curve of the run that made it."""
-    checks.one_of(order, "order", ORDERS), checks.one_of(kind, "kind", KINDS)
-    PB = pair_budget(B)
-    config = dict(budget=PB, order=order, kind=kind, head_kwargs=pair_head_kwargs(PB, kind),
-                  open_place=bool(open_place), seed=SEED)
-    return train.cached(pair_name(order, open_place), config, build=lambda: build(PB, order, kind),
+    :func:`course_lib.train.cached` (key: :func:`pair_config`; name: :func:`pair_name`, or
+    :func:`one_step_name` for a kind of :data:`ONE_STEP`): the course's shipped weights, else the disk
+    cache, else trained now. In eval mode; ``pair.history`` is the loss curve of the run that made it."""
+    config = pair_config(B, order, kind, open_place)
+    PB = config["budget"]
+    name = one_step_name(order, open_place) if kind in ONE_STEP else pair_name(order, open_place)
+    return train.cached(name, config, build=lambda: build(PB, order, kind),
                         fit=lambda pair: fit_pair(pair, PB, open_place, progress))
 
 
@@ -262,6 +295,26 @@ def comparison(B: Budget, orders=ORDERS, kinds=KINDS, open_place: bool = False,
     return pairs, rows, floor
 
 
+def one_step_study(B: Budget, open_place: bool, ref=None, progress: bool = True) -> list[dict]:
+    """Notebook 11's frontier of passes per token against quality, raster order, the same prompts
+    (``ref``: :func:`course_lib.evaluator.reference` (B.n_eval) when None), whole prompts or the place
+    left open: rows of :func:`evaluate` (with ``train_seconds`` and ``final_loss`` of the run that made
+    each pair) for the flow head at 1, 2 and 8 Euler steps, the energy head (one pass), and the two
+    one-step kinds of :data:`ONE_STEP` (the MeanFlow head and its b = a ablation) at 1 and 2 jumps.
+    The flow and energy pairs are notebook 09's (:func:`trained_pair`)."""
+    ref = ref or evaluator.reference(B.n_eval)
+    plan = [("flow", s) for s in STUDY_FLOW_STEPS] + [("energy", 1)]
+    plan += [(kind, s) for kind in ONE_STEP for s in STUDY_ONE_STEP_STEPS]
+    pairs, rows = {}, []
+    for kind, steps in plan:
+        if kind not in pairs:
+            pairs[kind] = trained_pair(B, "raster", kind, open_place, progress=progress)
+        hist = pairs[kind].history
+        rows.append(dict(evaluate(pairs[kind], B, ref, head_steps=steps, open_place=open_place),
+                         train_seconds=hist.seconds, final_loss=sum(hist.losses[-50:]) / len(hist.losses[-50:])))
+    return rows
+
+
 def head_steps_sweep(pair: Pair, B: Budget, steps=None, ref=None, open_place: bool = False) -> list[dict]:
     """:func:`evaluate` for every number of head steps in ``steps`` (B.sweep) on the same prompts."""
     ref = ref or evaluator.reference(B.n_eval)
@@ -310,4 +363,7 @@ def _make_pairs(order: str, open_place: bool):
 PRETRAINED = (Pretrained("heads-toy", ("09",), lambda mode: [toy_head(k, budget(mode), progress=True) for k in KINDS]),
               *(Pretrained(pair_name(o, op), ("09",) if (o, op) != ("masked", True) else (), _make_pairs(o, op))
                 for o, op in PAIRS),
-              Pretrained("heads-notes", ("09",), lambda mode: [note_head(k, budget(mode), progress=True) for k in KINDS]))
+              Pretrained("heads-notes", ("09",), lambda mode: [note_head(k, budget(mode), progress=True) for k in KINDS]),
+              *(Pretrained(one_step_name("raster", op), ("11",),
+                           lambda mode, op=op: [trained_pair(budget(mode), "raster", k, op) for k in ONE_STEP])
+                for op in (False, True)))
