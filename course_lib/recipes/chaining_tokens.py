@@ -4,6 +4,7 @@ Budgets per mode and the experiments the notebook and ``python -m course_lib.ben
 
 * :func:`trained_gpt`: the :class:`~course_lib.orders.gpt.TokenGPT` of this mode, trained on the
   shared tokenizer's tokens (:mod:`course_lib.recipes.shape_tokens`) and kept in the disk cache;
+  with ``open_place`` the same GPT trained on prompts that leave the place open (notebook 11);
 * :func:`held_out_loss`: its next-token loss on held-out images, against log K (a uniform guess);
 * :func:`kv_cache_comparison`: the same prompts sampled with and without the KV cache: identical
   tokens? how much faster?
@@ -73,13 +74,29 @@ def build(B: Budget) -> gpt.TokenGPT:
     return gpt.TokenGPT(gpt_config(B)).to(runtime.device())
 
 
-def fit(model: gpt.TokenGPT, B: Budget, steps: int | None = None, progress: bool = True) -> train.History:
-    """Train ``model`` on B.n_train tokenized shapes (seed 0), batches of B.batch, AdamW with warmup
-    and cosine decay; the prompt is dropped (null) 10% of the time. Under torchrun each rank trains on
+def train_data(B: Budget, open_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """The GPT's training set on the CPU: B.n_train token maps (n_train, 16) of the shared tokenizer
+    (seed ``shape_tokens.TRAIN_SEED``) and their prompts (n_train, 4). With ``open_place`` the same
+    tokens, each prompt with its place replaced by the null id
+    (:func:`course_lib.recipes.generation_heads.leave_place_open`: "a small red circle, anywhere"),
+    so the softmax learns to spread its mass over the nine right places."""
+    tokens, prompts = shape_tokens.token_data(B.n_train, seed=shape_tokens.TRAIN_SEED, mode=B.mode)
+    if open_place:
+        # imported here: generation_heads imports limit_of_tokens, which imports this module
+        from course_lib.recipes.generation_heads import leave_place_open
+        prompts = leave_place_open(prompts)                                       # (n_train, 4), place null
+    return tokens, prompts
+
+
+def fit(model: gpt.TokenGPT, B: Budget, steps: int | None = None, progress: bool = True,
+        open_place: bool = False) -> train.History:
+    """Train ``model`` on B.n_train tokenized shapes (seed 0; :func:`train_data`, with ``open_place``
+    the place left open in every prompt), batches of B.batch, AdamW with warmup and cosine decay;
+    the prompt is dropped (null) 10% of the time. Under torchrun each rank trains on
     its rows of the same global batch (:func:`course_lib.distributed.shard`; the dropped prompts are
     drawn for the whole batch first), so N ranks take the single process's steps; in one process the
     draws and the weights are bit for bit those of a run without sharding."""
-    tokens, prompts = shape_tokens.token_data(B.n_train, seed=shape_tokens.TRAIN_SEED, mode=B.mode)
+    tokens, prompts = train_data(B, open_place)
     dev = runtime.device()
     tokens, prompts = tokens.to(dev), prompts.to(dev)
     g = torch.Generator().manual_seed(0)
@@ -94,25 +111,45 @@ def fit(model: gpt.TokenGPT, B: Budget, steps: int | None = None, progress: bool
 
     steps = B.steps if steps is None else checks.positive_int(steps, "steps")
     return train.train(model, loss_fn, steps, lr=B.lr, weight_decay=0.01, schedule="cosine",
-                       warmup=min(100, steps // 10), desc="token GPT", progress=progress)
+                       warmup=min(100, steps // 10), desc="token GPT" + (" (place open)" if open_place else ""),
+                       progress=progress)
+
+
+def cache_name(open_place: bool = False) -> str:
+    """The GPT's name in the model cache and in data/weights: "token-gpt", or "token-gpt-open" for the
+    GPT trained with the place left open."""
+    return "token-gpt-open" if open_place else "token-gpt"
+
+
+def cache_config(B: Budget, open_place: bool = False):
+    """The GPT's cache key: the budget itself for whole prompts (the key notebook 04's shipped weights
+    were made with), the budget and ``open_place`` for the open GPT."""
+    return dict(budget=B, open_place=True) if open_place else B
 
 
 @functools.lru_cache(maxsize=None)
-def _trained(mode: str, device: str) -> gpt.TokenGPT:
+def _trained(mode: str, device: str, open_place: bool = False) -> gpt.TokenGPT:
     B = budget(mode)
-    return train.cached("token-gpt", B, build=lambda: build(B),
-                        fit=lambda m: fit(m, B)).requires_grad_(False)
+    return train.cached(cache_name(open_place), cache_config(B, open_place), build=lambda: build(B),
+                        fit=lambda m: fit(m, B, open_place=open_place)).requires_grad_(False)
 
 
-def trained_gpt(mode: str | None = None) -> gpt.TokenGPT:
-    """The GPT of notebook 04 for this mode: from memory, the disk cache, or trained now."""
-    return _trained(budget(mode).mode, str(runtime.device()))
+def trained_gpt(mode: str | None = None, open_place: bool = False) -> gpt.TokenGPT:
+    """The GPT of notebook 04 for this mode: from memory, the shipped weights, the disk cache, or
+    trained now. ``open_place``: the same budget trained on the same tokens with prompts whose place
+    is left open (:func:`train_data`; cache name "token-gpt-open"), for notebook 11's open prompts."""
+    return _trained(budget(mode).mode, str(runtime.device()), bool(open_place))
 
 
 @torch.no_grad()
-def held_out_loss(model: gpt.TokenGPT, n: int = 1024, seed: int = 1, mode: str | None = None) -> float:
-    """Mean next-token cross-entropy (nats) on ``n`` held-out images with their prompts."""
+def held_out_loss(model: gpt.TokenGPT, n: int = 1024, seed: int = 1, mode: str | None = None,
+                  open_place: bool = False) -> float:
+    """Mean next-token cross-entropy (nats) on ``n`` held-out images with their prompts (with
+    ``open_place`` the place left open in each)."""
     tokens, prompts = shape_tokens.token_data(n, seed=seed, mode=mode)
+    if open_place:
+        from course_lib.recipes.generation_heads import leave_place_open     # see train_data
+        prompts = leave_place_open(prompts)
     dev = runtime.device()
     logits = model(tokens.to(dev), prompts.to(dev))                           # (n, 16, K)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.to(dev).reshape(-1)).item()
@@ -120,13 +157,13 @@ def held_out_loss(model: gpt.TokenGPT, n: int = 1024, seed: int = 1, mode: str |
 
 def sample(model: gpt.TokenGPT, prompts: torch.Tensor, seed: int = 0, mode: str | None = None,
            **kw) -> tuple[torch.Tensor, torch.Tensor]:
-    """(images (N, 3, 16, 16), tokens (N, 16)) for ``prompts``; other keywords go to
-    :func:`course_lib.orders.gpt.generate` (cfg_scale, temperature, top_k, kv_cache, force)."""
+    """(images (N, 3, 16, 16), tokens (N, 16)) for ``prompts`` (N, 4), an attribute given as its null
+    id left open (:func:`course_lib.orders.prompt.check_prompts` allows it; guidance still runs
+    against the whole null prompt); other keywords go to :func:`course_lib.orders.gpt.generate`
+    (cfg_scale, temperature, top_k, kv_cache, force)."""
     prompts = P.check_prompts(prompts)                                        # a Python list gets a clear error
     tokens = gpt.generate(model, prompts.to(runtime.device()), generator=torch.Generator().manual_seed(seed), **kw)
     return shape_tokens.decode(tokens, mode), tokens
-
-
 
 
 def kv_cache_comparison(model: gpt.TokenGPT, n: int, seed: int = 0, cfg_scale: float = CFG_SCALE) -> dict:
@@ -243,4 +280,7 @@ def log_k() -> float:
 
 
 PRETRAINED = (Pretrained("token-gpt", ("04", "05", "06", "07"), trained_gpt,      # 05: beside MaskGIT
-                         figures=lambda mode: {"held_out_loss_nats": held_out_loss(trained_gpt(mode), mode=mode)}),)
+                         figures=lambda mode: {"held_out_loss_nats": held_out_loss(trained_gpt(mode), mode=mode)}),
+              Pretrained("token-gpt-open", ("11",), lambda mode: trained_gpt(mode, open_place=True),
+                         figures=lambda mode: {"held_out_loss_nats": held_out_loss(
+                             trained_gpt(mode, open_place=True), mode=mode, open_place=True)}))

@@ -10,7 +10,9 @@ Budgets per mode and the experiments the notebook and ``course_lib.bench orders`
 * :func:`evaluate_maskgit` / :func:`evaluate_gpt`: prompt accuracy, Fréchet distance (with the
   evaluator of :mod:`course_lib.evaluator`), forward passes and seconds per image, on the same
   held-out prompts; :func:`steps_sweep` runs them for 1, 2, 4, 8, 16 steps;
-* :func:`bench_results`: the ``maskgit_<steps>`` entries of the orders benchmark.
+* :func:`bench_results`: the ``maskgit_<steps>`` entries of the orders benchmark;
+* :func:`trained_maskgit` with ``open_place``: the same MaskGIT trained on prompts that leave the
+  place open (:func:`train_data`), for notebook 11's open prompts.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ import torch
 from course_lib import checks, evaluator, runtime, train
 from course_lib.nets import count_parameters
 from course_lib.orders import maskgit
+from course_lib.orders import prompt as prompt_lib
 from course_lib.recipes import shape_tokens, shapes_task
 from course_lib.recipes.registry import Pretrained
 
@@ -57,12 +60,26 @@ def build(B: Budget) -> maskgit.MaskGIT:
     return maskgit.MaskGIT(cfg).to(runtime.device())
 
 
-def fit(model: maskgit.MaskGIT, B: Budget, criterion=None, progress: bool = True) -> train.History:
+def train_data(B: Budget, open_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """MaskGIT's training set on the CPU: B.n_train token maps (n_train, 16) of the shared tokenizer
+    and their prompts (n_train, 4); with ``open_place`` each prompt has its place replaced by the null
+    id (:func:`course_lib.recipes.generation_heads.leave_place_open`), the tokens unchanged."""
+    tokens, prompts = shape_tokens.token_data(B.n_train, mode=B.mode)            # (n, 16), (n, 4)
+    if open_place:
+        # imported here: generation_heads imports limit_of_tokens, which imports chaining_tokens
+        from course_lib.recipes.generation_heads import leave_place_open
+        prompts = leave_place_open(prompts)                                       # (n, 4), place null
+    return tokens, prompts
+
+
+def fit(model: maskgit.MaskGIT, B: Budget, criterion=None, progress: bool = True,
+        open_place: bool = False) -> train.History:
     """Train ``model`` B.steps steps (AdamW, cosine learning rate) on batches of B.batch token maps of
-    the shared tokenizer, with :func:`course_lib.orders.maskgit.loss` (random cosine masking, 10% null
+    the shared tokenizer (:func:`train_data`; with ``open_place`` the place left open in every
+    prompt), with :func:`course_lib.orders.maskgit.loss` (random cosine masking, 10% null
     prompts) and ``criterion(logits, targets, mask, label_smoothing)`` (default
     :func:`course_lib.orders.maskgit.masked_loss`: masked tokens only, label smoothing 0.1)."""
-    tokens, prompts = shape_tokens.token_data(B.n_train, mode=B.mode)           # (n, 16), (n, 4)
+    tokens, prompts = train_data(B, open_place)
     dev = runtime.device()
     tokens, prompts = tokens.to(dev), prompts.to(dev)
     g = torch.Generator().manual_seed(SEED)
@@ -71,7 +88,7 @@ def fit(model: maskgit.MaskGIT, B: Budget, criterion=None, progress: bool = True
         idx = torch.randint(len(tokens), (B.batch,), generator=g).to(dev)
         return maskgit.loss(model, tokens[idx], prompts[idx], generator=g, criterion=criterion)
     return train.train(model, loss_fn, B.steps, lr=B.lr, schedule="cosine", warmup=min(100, B.steps // 10),
-                       progress=progress, desc="MaskGIT")
+                       progress=progress, desc="MaskGIT" + (" (place open)" if open_place else ""))
 
 
 def train_maskgit(B: Budget, criterion=None, progress: bool = True):
@@ -94,17 +111,31 @@ def train_maskgit(B: Budget, criterion=None, progress: bool = True):
     return model, model.history
 
 
-def _cached(B: Budget, fit, verbose: bool = True, share: bool = True) -> maskgit.MaskGIT:
-    return train.cached("maskgit", dict(budget=B, seed=SEED), build=lambda: build(B), fit=fit, verbose=verbose,
-                        share=share)
+def cache_name(open_place: bool = False) -> str:
+    """MaskGIT's name in the model cache and in data/weights: "maskgit", or "maskgit-open"."""
+    return "maskgit-open" if open_place else "maskgit"
 
 
-def trained_maskgit(mode: str | None = None) -> maskgit.MaskGIT:
+def cache_config(B: Budget, open_place: bool = False) -> dict:
+    """MaskGIT's cache key: the budget and the seed (the key of notebook 05's shipped weights), and
+    ``open_place`` only for the open model."""
+    return dict(budget=B, seed=SEED, **({"open_place": True} if open_place else {}))
+
+
+def _cached(B: Budget, fit, verbose: bool = True, share: bool = True, open_place: bool = False) -> maskgit.MaskGIT:
+    return train.cached(cache_name(open_place), cache_config(B, open_place), build=lambda: build(B), fit=fit,
+                        verbose=verbose, share=share)
+
+
+def trained_maskgit(mode: str | None = None, open_place: bool = False) -> maskgit.MaskGIT:
     """The MaskGIT of this mode (masked loss of :func:`fit`; its History kept with the weights),
     shipped, else from the disk cache (where notebook 05 or an earlier call left it), else built and
-    :func:`fit` now: the benchmark and notebook 06's table of the four orders reuse one model."""
+    :func:`fit` now: the benchmark and notebook 06's table of the four orders reuse one model.
+    ``open_place``: the same budget trained on the same tokens with prompts whose place is left open
+    (:func:`train_data`; cache name "maskgit-open"), for notebook 11's open prompts."""
     B = budget(mode)
-    return _cached(B, fit=lambda model: fit(model, B, progress=False))
+    return _cached(B, fit=lambda model: fit(model, B, progress=False, open_place=open_place),
+                   open_place=bool(open_place))
 
 
 # ----------------------------------------------------------------------------- the order of decoding
@@ -175,6 +206,20 @@ def evaluate_maskgit(model, steps: int, B: Budget, ref=None, seed: int = SEED) -
                 latency=latency(generate, prompts), params=count_parameters(model))
 
 
+def sample(model, prompts: torch.Tensor, steps: int = 8, seed: int = SEED, mode: str | None = None,
+           cfg_scale: float | None = None, **kw) -> tuple[torch.Tensor, maskgit.Decoded]:
+    """(images (N, 3, 16, 16), the :class:`~course_lib.orders.maskgit.Decoded` record) for ``prompts``
+    (N, 4) decoded in ``steps`` steps at guidance ``cfg_scale`` (default the budget's); an attribute
+    given as its null id is left open (:func:`course_lib.orders.prompt.check_prompts` allows it, as
+    a prompt with the place open). Other keywords go to :func:`course_lib.orders.maskgit.generate`."""
+    B = budget(mode)
+    prompts = prompt_lib.check_prompts(prompts)                                 # a Python list gets a clear error
+    out = maskgit.generate(model, prompts.to(runtime.device()), steps=steps,
+                           cfg_scale=B.cfg_scale if cfg_scale is None else cfg_scale,
+                           generator=torch.Generator().manual_seed(seed), **kw)
+    return shape_tokens.decode(out.tokens, B.mode), out
+
+
 def latency(generate, prompts: torch.Tensor, n: int | None = None) -> float:
     """Median seconds of ``generate(prompts[i:i+1])``: one image alone, over the first n prompts."""
     n = LATENCY_PROMPTS if n is None else checks.positive_int(n, "n")
@@ -223,4 +268,5 @@ def bench_results(mode: str | None = None) -> dict:
     return {f"maskgit_{r['steps']}": {**{k: r[k] for k in keys}, "frechet_floor": floor, "n": n} for r in rows}
 
 
-PRETRAINED = (Pretrained("maskgit", ("05", "06"), trained_maskgit),)
+PRETRAINED = (Pretrained("maskgit", ("05", "06"), trained_maskgit),
+              Pretrained("maskgit-open", ("11",), lambda mode: trained_maskgit(mode, open_place=True)))
