@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import cache, data, evaluator, pretrain
+from course_lib import cache, data, evaluator, pretrain, weights
 from course_lib.orders import prompt as P
 from course_lib.recipes import chaining_tokens, maskgit, shape_tokens
 from course_lib.recipes.generation_heads import PLACE, leave_place_open
@@ -33,6 +33,26 @@ def test_the_whole_prompt_models_keep_their_cache_keys(mode):
     assert _stem(chaining_tokens, mode, True).startswith("token-gpt-open-")
     assert _stem(maskgit, mode, True).startswith("maskgit-open-")
     assert chaining_tokens.cache_config(chaining_tokens.budget(mode)) == chaining_tokens.budget(mode)
+
+
+@pytest.fixture
+def shipped(monkeypatch):
+    """Lecture mode reading the course's own data/weights (what a learner's notebook loads)."""
+    from course_lib import runtime
+    monkeypatch.setitem(runtime._state, "mode", "lecture")
+    monkeypatch.setitem(runtime._state, "weights", None)
+    monkeypatch.delenv("COURSE_WEIGHTS", raising=False)
+    monkeypatch.delenv("COURSE_WEIGHTS_DIR", raising=False)
+    assert weights.folder() is not None, "the course's data/weights folder"
+    return weights.folder()
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.__name__.rsplit(".", 1)[1])
+def test_the_shipped_whole_prompt_weights_are_still_found(recipe, shipped):
+    B = recipe.budget("lecture")
+    stem = _stem(recipe, "lecture")
+    found = weights.find(stem, recipe.cache_name(), recipe.cache_config(B))    # checks the sha256 too
+    assert found == shipped / f"{stem}.safetensors"
 
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=lambda r: r.__name__.rsplit(".", 1)[1])
