@@ -71,6 +71,7 @@ class CodecBudget:
     hidden: int               # channels of the first conv (doubled at each stride)
     codes: int                # codes per level
     levels: int               # residual levels Q
+    crop: int                 # samples of a training crop (the codec is convolutional: crops are cheaper)
 
 
 @dataclass(frozen=True)
@@ -99,15 +100,15 @@ class Budget:
 
 BUDGETS = {
     "quick": Budget("quick", n_per_class=8,
-                    codec=CodecBudget(n_train=512, steps=150, batch=16, hidden=16, codes=32, levels=4),
-                    tokens=PriorBudget(150, 32, 3e-3, 64, 2, 4, 64, 2, 8),
-                    latents=PriorBudget(150, 32, 3e-3, 64, 2, 4, 64, 2, 8)),
+                    codec=CodecBudget(n_train=512, steps=250, batch=16, hidden=16, codes=32, levels=4, crop=576),
+                    tokens=PriorBudget(300, 16, 5e-3, 48, 2, 4, 64, 2, 8),
+                    latents=PriorBudget(300, 16, 5e-3, 48, 2, 4, 64, 2, 8)),
     "lecture": Budget("lecture", n_per_class=16,
-                      codec=CodecBudget(n_train=4096, steps=1500, batch=32, hidden=16, codes=32, levels=4),
+                      codec=CodecBudget(n_train=4096, steps=1500, batch=32, hidden=16, codes=32, levels=4, crop=576),
                       tokens=PriorBudget(1500, 64, 2e-3, 128, 3, 4, 128, 3, 8),
                       latents=PriorBudget(1500, 64, 2e-3, 128, 3, 4, 128, 3, 8)),
     "full": Budget("full", n_per_class=64,
-                   codec=CodecBudget(n_train=16384, steps=8000, batch=64, hidden=32, codes=64, levels=4),
+                   codec=CodecBudget(n_train=16384, steps=8000, batch=64, hidden=32, codes=64, levels=4, crop=1024),
                    tokens=PriorBudget(8000, 128, 1e-3, 256, 6, 8, 256, 4, 16),
                    latents=PriorBudget(8000, 128, 1e-3, 256, 6, 8, 256, 4, 16)),
 }
@@ -246,10 +247,26 @@ def train_codec(B: Budget, progress: bool = False) -> tokenizers.AudioTokenizer:
                                          quantizer=rvq).to(runtime.device())
 
     def fit(codec):
-        return tokenizers.fit(codec, tokenizers.sample_batch(waves, C.batch), C.steps, lr=3e-3, schedule="cosine",
+        return tokenizers.fit(codec, _crops(waves, C.batch, C.crop), C.steps, lr=3e-3, schedule="cosine",
                               data_variance=waves.var().item(), stft_weight=0.01, desc="notes codec", progress=progress)
 
     return train.cached("audio-notes-codec", dict(mode=B.mode, codec=C, seed=SEED), build, fit, verbose=progress)
+
+
+def _crops(waves: torch.Tensor, batch: int, crop: int):
+    """A ``batch_fn`` of ``batch`` random crops (batch, crop) of random notes, starting on a frame
+    boundary (fixed seed: reproducible runs)."""
+    g = torch.Generator().manual_seed(SEED)
+    hop = math.prod(STRIDES)
+    if crop % hop or not hop <= crop <= waves.shape[1]:
+        raise ValueError(f"crop: expected a multiple of the hop {hop} up to {waves.shape[1]}, got {crop}")
+    span = torch.arange(crop)
+
+    def batch_fn(step):
+        rows = torch.randint(len(waves), (batch,), generator=g)
+        start = torch.randint((waves.shape[1] - crop) // hop + 1, (batch,), generator=g) * hop
+        return waves[rows[:, None].to(waves.device), (start[:, None] + span).to(waves.device)]   # (batch, crop)
+    return batch_fn
 
 
 @torch.no_grad()
@@ -406,7 +423,7 @@ def audio_comparison(mode: str | None = None, seed: int = SEED, n: int | None = 
 
     Returns {route: row} in the order of :data:`ROUTES`, each row {pitch_class_accuracy,
     octave_spread, octave_entropy (:func:`judge_samples`), tokens_per_second (of audio: frames x Q
-    for tokens, frames for latents), sequential_evaluations (network passes one after another per
+    for tokens, frames for latents; real notes: the samples WaveNet would chain), sequential_evaluations (network passes one after another per
     note; the codec rows: the decoder's one), seconds_per_audio_second (wall time, all notes in
     one batch, divided by the audio's length; the codec rows: encode and decode), params (the
     generator's, or the codec's)}."""
@@ -420,11 +437,12 @@ def audio_comparison(mode: str | None = None, seed: int = SEED, n: int | None = 
                             sequential_evaluations=None, seconds_per_audio_second=None, params=None)}
     t0 = time.perf_counter()
     codes, latents = encode_notes(M.codec, waves)
+    encode_seconds = time.perf_counter() - t0
     for name, rec, per_frame in ((ROUTES[1], lambda: decode_codes(M.codec, codes), B.codec.levels),
                                  (ROUTES[2], lambda: decode_latents(M.codec, latents), 1)):
-        t1 = time.perf_counter()
+        t0 = time.perf_counter()
         out = rec()
-        secs = time.perf_counter() - t1 + (t1 - t0)
+        secs = encode_seconds + time.perf_counter() - t0
         rows[name] = dict(judge_samples(out, pc), tokens_per_second=fps * per_frame, sequential_evaluations=1,
                           seconds_per_audio_second=secs / audio_seconds, params=_params(M.codec))
     for name, model, per_frame in ((ROUTES[3], M.token_gpt, B.codec.levels), (ROUTES[4], M.latent_prior, 1)):
