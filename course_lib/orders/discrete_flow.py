@@ -155,7 +155,7 @@ BUDGETS = {
     # lecture: MaskGIT's 4x128 for 1500 steps took 390 s on a busy 2-core machine (0.91 prompt accuracy at
     # 1 step, cfg 2): too long for one project's demo, hence a smaller network and fewer steps
     "lecture": Budget("lecture", n_train=8192, batch=64, d_model=96, n_layer=3, n_head=4, steps=600, lr=1.5e-3,
-                      n_eval=512, cfg_scale=2.0),
+                      n_eval=256, cfg_scale=2.0),
     "full": Budget("full", n_train=32768, batch=128, d_model=256, n_layer=6, n_head=8, steps=12000, lr=5e-4,
                    n_eval=2048, cfg_scale=2.0),
 }
