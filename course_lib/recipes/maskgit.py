@@ -134,8 +134,9 @@ def trained_maskgit(mode: str | None = None, open_place: bool = False) -> maskgi
     ``open_place``: the same budget trained on the same tokens with prompts whose place is left open
     (:func:`train_data`; cache name "maskgit-open"), for notebook 11's open prompts."""
     B = budget(mode)
-    return _cached(B, fit=lambda model: fit(model, B, progress=False, open_place=open_place),
-                   open_place=bool(open_place))
+    if open_place:
+        return _cached(B, fit=lambda model: fit(model, B, progress=False, open_place=True), open_place=True)
+    return _cached(B, fit=lambda model: fit(model, B, progress=False))       # the call notebook 05 has always made
 
 
 # ----------------------------------------------------------------------------- the order of decoding
