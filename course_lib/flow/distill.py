@@ -38,7 +38,7 @@ one-Euler-step jump; distillation corrects it so that jumps from neighbouring ti
 sampling is x_1 = f(x_0, 0) = x_0 + F(x_0, 0); multistep sampling (the paper's Algorithm 1) re-noises
 the estimate to a later time and jumps again.
 
-What the course simplifies: Euler (not Heun) as the teacher's solver; a uniform grid of N times
+What the course simplifies: Euler as the teacher's solver (the official code's teacher step is Heun's); a uniform grid of N times
 (not Karras' rho = 7 grid) with N and mu fixed (no schedule for either); squared L2 on 2-D points
 instead of LPIPS; c_skip = 1, c_out = 1 - t instead of the sigma_data scalings; lambda(t_n) = 1.
 
@@ -160,12 +160,12 @@ def distill(teacher: nn.Module, data_fn: Callable, steps: int, *, batch: int = 5
     the target network theta^- is the EMA of the student (decay ``mu``; ``hist.ema.model``), and each
     of ``steps`` steps draws ``batch`` points ``data_fn(batch, seed * 1_000_003 + step)`` and takes one
     AdamW step (cosine learning rate) on :func:`distill_loss` with ``target_fn``. The teacher is
-    frozen. Returns (student in eval mode, :class:`course_lib.train.History`)."""
+    a frozen copy (the model passed in is left as it was). Returns (student in eval mode, :class:`course_lib.train.History`)."""
     steps, batch = checks.positive_int(steps, "steps"), checks.positive_int(batch, "batch")
     checks.number(mu, "mu", 0.0, 1.0)
-    teacher = teacher.eval().requires_grad_(False)
     torch.manual_seed(seed)
-    student = ConsistencyModel(copy.deepcopy(teacher).requires_grad_(True))
+    student = ConsistencyModel(copy.deepcopy(teacher).requires_grad_(True))    # F starts as the teacher's v
+    teacher = copy.deepcopy(teacher).eval().requires_grad_(False)              # a frozen copy: the caller's stays as it was
     hist = History()
     hist.ema = _train.EMA(student, mu)                                        # theta^-, updated after each step
     g = torch.Generator().manual_seed(seed)
