@@ -79,7 +79,7 @@ def test_scale_nets_start_at_zero_and_keep_shapes():
         x = torch.randn(3, 3, s, s)
         out = net(x, torch.rand(3), x, prompts)
         assert out.shape == (3, 3, s, s) and torch.equal(out, torch.zeros_like(out))
-    assert [n.patch for n in model.nets] == [1, 1, 1, 1, 2]                     # the 16x16 scale in 2x2 patches
+    assert [getattr(n, "patch", None) for n in model.nets] == [None, None, None, 1, 2]   # MLPs, then 16x16 in 2x2 patches
 
 
 def test_loss_reaches_every_scale_and_uses_the_learners_pair():
@@ -117,7 +117,7 @@ def test_generate_runs_each_scale_steps_times_and_is_seeded():
 
 
 def test_a_few_steps_lower_the_flow_matching_loss():
-    """60 steps of tiny nets (width 16) take the loss from about 1.9 (v = 0) to about 1.07 (measured)."""
+    """60 steps of tiny nets (width 16) take the loss from about 1.9 (v = 0) to about 1.04 (measured)."""
     B = dataclasses.replace(fa.budget("quick"), steps=60, batch=32, width=16, depth=1, n_train=512)
     _, hist = fa.train_shapes(B, progress=False)
     assert hist.losses[0] > 1.5 and sum(hist.losses[-10:]) / 10 < 1.3
