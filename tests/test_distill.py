@@ -114,3 +114,17 @@ def test_distillation_beats_the_teachers_one_euler_step():
     assert one_step.std(0).min().item() > 0.35
     assert all(p.requires_grad for p in teacher.parameters())                      # the caller's model untouched
     assert all((p == 0).all() for p in teacher.res.out.parameters())               # (its zero last layer too)
+
+
+def test_compare_scores_every_sampler_against_the_same_data():
+    teacher = _Gaussian()
+    student = distill.ConsistencyModel(_Gaussian())
+
+    def data_fn(n, seed):
+        return teacher.mu + teacher.s * torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+    table = distill.compare(teacher, student, data_fn, 2000, teacher_steps=(1, 50))
+    assert list(table) == ["student, 1 step", "teacher, 1 step", "teacher, 50 steps", "floor"]
+    assert all(set(d) == {"swd", "tv"} for d in table.values())
+    # the student starts as the teacher: its one step IS the teacher's one Euler step
+    assert table["student, 1 step"] == pytest.approx(table["teacher, 1 step"], rel=1e-5)
+    assert table["teacher, 50 steps"]["swd"] < 0.5 * table["teacher, 1 step"]["swd"]   # the exact flow, integrated
