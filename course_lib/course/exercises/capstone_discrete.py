@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.course.checking import Exercise, Mismatch, Mistake, call, expect_a_tensor, expect_on_another_device, generator
+from course_lib.course.checking import (CannotTell, Exercise, Mismatch, Mistake, call, call_on, device_words,
+                                        expect_a_tensor, generator, stand_in_device)
 from course_lib.orders import discrete_flow as dfm
 
 
@@ -159,9 +160,21 @@ def check_mask_path_sample(candidate):
     if torch.equal(a, c):
         raise Mismatch(f"on {case}: generators of seeds 7 and 8 gave the same draw: use the generator passed in, "
                        f"not one of your own")
+    # another device: the draw is the learner's own, so only its kind is compared (and, on a GPU, its values'
+    # set); the generator stays a CPU one, as in the notebook
     x1, t = _tokens(2, 16, 256, seed=9), torch.tensor([0.3, 0.6])
-    want = dfm.mask_path_sample(x1, t, 256, linear, generator(10))
-    expect_on_another_device(candidate, (x1, t, 256, linear, generator(10)), want, "2 rows of 16 tokens")
+    dev = stand_in_device()
+    case = f"2 rows of 16 tokens on {device_words(dev)}"
+    got = call_on(dev, candidate, x1, t, 256, linear, generator(10), case=case)
+    if not isinstance(got, CannotTell):
+        expect_a_tensor(got, f"on {case}")
+        if tuple(got.shape) != (2, 16) or got.dtype != torch.long:
+            raise Mismatch(f"on {case}: expected a (2, 16) int64 tensor, got {got.dtype} {tuple(got.shape)}")
+        if got.device.type != dev.type:
+            raise Mismatch(f"on {case}: returned a tensor on {got.device}; expected one on {device_words(dev)} like "
+                           f"x1 (create new tensors on x1's device, torch.full_like(x1, ...), .to(x1.device))")
+        if dev.type != "meta" and bool(((got.cpu() != x1) & (got.cpu() != 256)).any()):
+            raise Mismatch(f"on {case}: a position holds neither x1's token nor the mask id")
 
 
 PROJECT = (
