@@ -15,7 +15,7 @@ noise (t = 0) to data (t = 1) (:mod:`course_lib.flow`). Translated:
 | the paper | here |
 | --- | --- |
 | x_{t_{n+1}}, the noisier grid point | x_t, the EARLIER time t (closer to noise) |
-| x_hat_{t_n} = x_{t_{n+1}} + (t_n - t_{n+1}) Phi(x_{t_{n+1}}, t_{n+1}; phi) (eq. 6, one teacher step toward data) | x_t + dt v(x_t, t), the teacher's Euler step from t to t + dt |
+| x_hat_{t_n} = x_{t_{n+1}} + (t_n - t_{n+1}) Phi(x_{t_{n+1}}, t_{n+1}; phi) (one step of the teacher's solver toward data) | x_t + dt v(x_t, t), the teacher's Euler step from t to t + dt |
 | f_theta(x_{t_{n+1}}, t_{n+1}) | f_theta(x_t, t) |
 | f_{theta^-}(x_hat_{t_n}, t_n), no gradient | f^-(x_t + dt v(x_t, t), t + dt), no gradient |
 | boundary condition f(x, eps) = x | f(x, 1) = x |
@@ -93,7 +93,7 @@ def consistency_target(teacher_velocity: Callable, target_model: Callable, x_t: 
     direction (t = 0 noise, t = 1 data): one Euler step of the TEACHER toward the data, then the
     target network at the later time, with no gradient:
 
-        x_next = x_t + dt v(x_t, t),          (B, D)  the paper's x_hat_{t_n} (eq. 6), one step closer to data
+        x_next = x_t + dt v(x_t, t),          (B, D)  the paper's x_hat_{t_n}, one step closer to data
         target = f^-(x_next, t + dt).         (B, D)  the paper's f_{theta^-}(x_hat_{t_n}, t_n)
 
     teacher_velocity(x (B, D), t (B,)) -> (B, D); target_model(x (B, D), t (B,)) -> (B, D), an
@@ -120,7 +120,7 @@ class Budget:
 BUDGETS = {   # measured on notebook 08's quick spirals flow: N = 4, 8, 16, 32 gave SWD 0.37, 0.22, 0.16, 0.44 at 300 steps
     "quick": Budget("quick", steps=300, batch=512, grid=16, lr=1e-3, mu=0.95, n_eval=2048),
     # lecture, on the shipped teacher (grid TV of one step, floor 0.12; 1200 steps): N = 8 0.24, 16 0.21, 32 0.23;
-    # mu = 0 (no EMA) 0.36; 22 s each on a busy 2-core machine
+    # mu near 0 (no EMA) 0.36; 22 s each on a busy 2-core machine
     "lecture": Budget("lecture", steps=1200, batch=512, grid=16, lr=1e-3, mu=0.95, n_eval=4096),
     "full": Budget("full", steps=5000, batch=2048, grid=32, lr=5e-4, mu=0.95, n_eval=16384),
 }
