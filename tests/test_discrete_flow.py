@@ -89,6 +89,13 @@ def test_bad_input_is_named():
         dfm.loss(model, torch.full((2, 4), 8), _prompts(2, 0))
     with pytest.raises(ValueError, match="path_fn: expected a \\(B, N\\) int64 tensor"):
         dfm.loss(model, torch.zeros(2, 4, dtype=torch.long), _prompts(2, 0), path_fn=lambda x1, t, m, k, g: x1.float())
+    x1 = torch.zeros(2, 4, dtype=torch.long)
+    with pytest.raises(TypeError, match="x1: expected an integer tensor"):
+        dfm.mask_path_sample(x1.float(), torch.zeros(2), 8, dfm.Polynomial())
+    with pytest.raises(ValueError, match="t: expected 2 rows, one per row of x1"):
+        dfm.mask_path_sample(x1, torch.zeros(3), 8, dfm.Polynomial())
+    with pytest.raises(TypeError, match="generator: expected a torch.Generator or None, got int 0"):
+        dfm.mask_path_sample(x1, torch.zeros(2), 8, dfm.Polynomial(), 0)
     with pytest.raises(ValueError, match="steps: expected an int >= 1"):
         dfm.generate(model, _prompts(2, 0), steps=0)
     with pytest.raises(TypeError, match="generator: expected a torch.Generator or None"):

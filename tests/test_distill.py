@@ -80,6 +80,10 @@ def test_bad_input_is_named():
     with pytest.raises(ValueError, match="stop-gradient"):
         distill.distill_loss(f, f, _Const([0.0, 0.0]), torch.randn(4, 2), grid=4,
                              target_fn=lambda v, m, x, t, dt: m(x + dt[:, None] * v(x, t), t + dt))
+    with pytest.raises(TypeError, match=r"dt: expected a torch.Tensor of shape \(3,\), one per row, got float"):
+        distill.consistency_target(f, f, torch.zeros(3, 2), torch.zeros(3), 0.1)
+    with pytest.raises(ValueError, match="dt: expected 3 rows, one per row of x_t"):
+        distill.consistency_target(f, f, torch.zeros(3, 2), torch.zeros(3), torch.zeros(2))
     with pytest.raises(ValueError, match="grid: expected an int >= 1"):
         distill.distill_loss(f, f, _Const([0.0, 0.0]), torch.randn(4, 2), grid=0)
 

@@ -99,6 +99,10 @@ def consistency_target(teacher_velocity: Callable, target_model: Callable, x_t: 
     teacher_velocity(x (B, D), t (B,)) -> (B, D); target_model(x (B, D), t (B,)) -> (B, D), an
     estimate of the data end x_1; x_t (B, D); t, dt (B,) (one time and one step per row). Returns
     (B, D), detached (the stop-gradient of Algorithm 2: the loss moves only the student)."""
+    checks.tensor(x_t, "x_t", ndim=2, floating=True, shape="(B, D)")
+    for name, arg in (("t", t), ("dt", dt)):
+        checks.tensor(arg, name, ndim=1, floating=True, shape=f"({x_t.shape[0]},), one per row")
+        checks.same_rows(arg, name, x_t.shape[0], "x_t")
     x_next = x_t + dt[:, None] * teacher_velocity(x_t, t)                    # (B, D) teacher's Euler step
     return target_model(x_next, t + dt)                                       # (B, D) f^- at the later time
 

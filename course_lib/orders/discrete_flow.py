@@ -104,6 +104,11 @@ def mask_path_sample(x1: torch.Tensor, t: torch.Tensor, mask_id: int, kappa: Cal
     x1 (B, N) int64 tokens; t (B,) float times in [0, 1], one per row; kappa: the scheduler, a function
     of a tensor of times; generator: a CPU ``torch.Generator`` (the uniforms are drawn on the CPU and
     moved, so a seed gives the same masks on every device) or None. Returns (B, N) int64; x1 unchanged."""
+    checks.tensor(x1, "x1", ndim=2, floating=False, shape="(B, N) int64")
+    checks.tensor(t, "t", ndim=1, floating=True, shape=f"({x1.shape[0]},)")
+    checks.same_rows(t, "t", x1.shape[0], "x1")
+    checks.positive_int(mask_id, "mask_id", 0)
+    checks.generator(generator)
     u = torch.rand(x1.shape, generator=generator).to(x1.device)                              # (B, N) drawn on the CPU
     keep = u < kappa(t)[:, None]                                                             # (B, N) kept w.p. kappa(t)
     return torch.where(keep, x1, torch.full_like(x1, mask_id))                               # (B, N) int64
