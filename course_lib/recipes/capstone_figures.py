@@ -89,11 +89,11 @@ def frontier_figure(whole: dict, open: dict | None = None):  # noqa: A002  (the 
                 if k == 0:
                     ax.set_ylabel(f"{title}\n{y_label}", fontsize=9)
     handles = [plt.Line2D([], [], ls="", marker=m, color=c, label=f) for f, (c, m) in FAMILIES.items()]
-    fig.legend(handles=handles, loc="upper center", ncol=len(FAMILIES), fontsize=8, frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=len(FAMILIES) // 2, fontsize=9, frameon=False)
     n, seeds = whole.get("n_eval"), whole.get("seeds")
     fig.suptitle(f"every generator of the course on the prompted shapes ({n} prompts, seeds {seeds}; "
-                 "horizontal lines: floor and each tokenizer's ceiling)", y=1.0, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 0.97, 0.97))
+                 "horizontal lines: floor and each tokenizer's ceiling)", fontsize=10)
+    fig.tight_layout(rect=(0, 0.04, 0.97, 1.0))
     return fig
 
 
