@@ -155,8 +155,8 @@ class Budget:
 
 
 BUDGETS = {
-    "quick": Budget("quick", n_train=4096, batch=64, d_model=64, n_layer=2, n_head=4, steps=300, lr=2e-3,
-                    n_eval=128, cfg_scale=2.0),
+    "quick": Budget("quick", n_train=2048, batch=64, d_model=64, n_layer=2, n_head=4, steps=150, lr=2e-3,
+                    n_eval=64, cfg_scale=2.0),
     # lecture: MaskGIT's 4x128 for 1500 steps took 390 s on a busy 2-core machine (0.91 prompt accuracy at
     # 1 step, cfg 2): too long for one project's demo, hence a smaller network and fewer steps
     "lecture": Budget("lecture", n_train=8192, batch=64, d_model=96, n_layer=3, n_head=4, steps=600, lr=1.5e-3,
