@@ -1,41 +1,35 @@
-"""Recipe of notebook 11's audio thread: a note as codec tokens chained by a GPT, against the same
-note as continuous codec latents with a flow head; judged by the pitch the decoded audio has.
+"""Notebook 11's audio thread: a note as codec tokens chained by a GPT, against the same note as
+continuous codec latents under a transformer with a flow head, judged by the pitch of the audio.
 
-The two routes of 2025 audio generation, at course scale:
+* **Route A, chained tokens** (AudioLM, Borsos et al. 2022, §4; VALL-E, Wang et al. 2023, §4;
+  MusicGen's "flattening" pattern, Copet et al. 2023, §2.2): a residual-VQ codec (SoundStream,
+  Zeghidour et al. 2021, Algorithm 1; EnCodec, Défossez et al. 2022, §3.2) turns a note into T
+  frames of Q codes, flattened frame by frame (frame 1 levels 1..Q, frame 2 ...), and notebook 04's
+  GPT (:mod:`course_lib.orders.gpt`) chains them: T x Q passes per note, then the codec's decoder.
+* **Route B, continuous latents** (MAR, Li et al. 2024, §3; SLED, Ma et al. 2025, which chains the
+  sum of EnCodec's RVQ embeddings per frame with an energy head, ictnlp/SLED-TTS sled/sled.py):
+  notebook 07/09's causal transformer (:class:`~course_lib.orders.continuous.ContinuousAR`) over the
+  T latent vectors of the same codec, taken BEFORE quantisation, with a flow head
+  (:class:`~course_lib.heads.FlowHead`) per frame: T transformer passes and T x head_steps head
+  passes, then the same decoder, which reads unquantised latents too (Mimi's no-quantisation rate).
 
-* **Route A, chained tokens** (AudioLM, Borsos et al. 2022, §3-4; VALL-E, Wang et al. 2023, §4;
-  MusicGen, Copet et al. 2023, §2.2, the "flattening" pattern): a residual-VQ codec (SoundStream,
-  Zeghidour et al. 2021, §3.3 Algorithm 1; EnCodec, Défossez et al. 2022, §3.2) turns a note into
-  T frames of Q codes; a GPT (:mod:`course_lib.orders.gpt`, notebook 04's) reads them flattened
-  frame by frame, level by level (frame 1 levels 1..Q, frame 2 levels 1..Q, ...): T x Q forward
-  passes per note, cross-entropy on each code, then the codec's decoder.
-* **Route B, continuous latents** (MAR, Li et al. 2024, §3; SLED, Ma et al. 2025, which chains a
-  codec's continuous latents with an energy head): the causal transformer of notebooks 07 and 09
-  (:class:`~course_lib.orders.continuous.ContinuousAR`) over the T latent vectors the same codec's
-  encoder outputs BEFORE quantisation, with a flow-matching head
-  (:class:`~course_lib.heads.FlowHead`, NextStep-1's head) per frame: T transformer passes and T x
-  head_steps head passes, then the same decoder. The codec is trained with Mimi's
-  no-quantisation rate (half of its examples skip the quantiser), so its decoder reads both.
+The condition is the pitch CLASS (C, C#, ..., B) of a note of C3..C6 (notebook 09's notes, 1024
+samples here so that the hop divides them): three or four right answers per prompt, its octaves.
+The judge is neither model's loss: :func:`estimate_midi` finds the fundamental of the decoded
+waveform, and :func:`audio_comparison` reports how often its pitch class is the one asked and how
+many of the class's octaves the samples cover, with the same judge on real notes (the ceiling) and
+on real notes through the codec (the codec's ceiling), next to the costs.
 
-The condition is the pitch CLASS (C, C#, ..., B) of a note of C3..C6 (:func:`note_data`, notebook
-09's notes, 1024 samples here so that the hop divides them), so each prompt has three or four right
-answers (its octaves), the audio version of the lecture's dog that runs left or right. The judge is
-not either model's loss: :func:`estimate_midi` finds the fundamental of the decoded waveform (FFT
-peak), and :func:`audio_comparison` reports how often its pitch class is the one asked for and how
-many octaves the samples of one pitch class cover, with the same judge on real notes (the ceiling)
-and on real notes through the codec (the codec's ceiling), next to the costs: tokens per second of
-audio, sequential network passes per note, seconds per second of audio, parameters.
-
-Simplifications: the codec is notebook 03's class (:class:`~course_lib.tokens.tokenizers.AudioTokenizer`
-with a :class:`~course_lib.tokens.vq.ResidualVQ`) trained here on notes (notebook 03's was trained on
-mixed 0.5 s clips at a hop of 32: 250 frames of 8 levels per second, 2000 tokens per second, too many
-for a CPU GPT); no semantic tokens (AudioLM), no delay pattern (MusicGen), one level-agnostic
-vocabulary whose level the learned position tells. The prompt is the course's four-slot prompt
-(:mod:`course_lib.orders.prompt`) with the pitch class written in its first two slots
-(:func:`pitch_prompts`), so both routes reuse their notebooks' models unchanged.
+Simplifications: the codec is notebook 03's classes (``AudioTokenizer`` + ``ResidualVQ``) trained
+here on notes (notebook 03's codec, mixed 0.5 s clips at 250 frames x 8 levels per second, gives
+2000 tokens per second, too many for a CPU GPT); no semantic tokens (AudioLM), no delay pattern
+(MusicGen); one vocabulary for every level, the learned position tells the level. The prompt is the
+course's four-slot prompt with the pitch class in its first two slots (:func:`pitch_prompts`), so
+both routes reuse their notebooks' models unchanged.
 """
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass
@@ -45,9 +39,11 @@ from torch import nn
 
 from course_lib import checks, data, heads, runtime, train
 from course_lib.heads import backbone
+from course_lib.nets import count_parameters
 from course_lib.orders import gpt
 from course_lib.orders import prompt as P
 from course_lib.orders.continuous import ContinuousAR, ContinuousConfig
+from course_lib.recipes.head_toys import closest_note
 from course_lib.recipes.registry import Pretrained
 from course_lib.tokens import tokenizers, vq
 
@@ -105,8 +101,8 @@ BUDGETS = {
                     latents=PriorBudget(300, 16, 5e-3, 48, 2, 4, 64, 2, 8)),
     "lecture": Budget("lecture", n_per_class=16,
                       codec=CodecBudget(n_train=4096, steps=1500, batch=32, hidden=16, codes=32, levels=4, crop=576),
-                      tokens=PriorBudget(1500, 64, 2e-3, 128, 3, 4, 128, 3, 8),
-                      latents=PriorBudget(1500, 64, 2e-3, 128, 3, 4, 128, 3, 8)),
+                      tokens=PriorBudget(2000, 32, 2e-3, 96, 3, 4, 128, 3, 8),
+                      latents=PriorBudget(2000, 32, 2e-3, 96, 3, 4, 128, 3, 8)),
     "full": Budget("full", n_per_class=64,
                    codec=CodecBudget(n_train=16384, steps=8000, batch=64, hidden=32, codes=64, levels=4, crop=1024),
                    tokens=PriorBudget(8000, 128, 1e-3, 256, 6, 8, 256, 4, 16),
@@ -188,12 +184,23 @@ def real_octaves(pitch_class: int) -> int:
     return sum(1 for m in range(LOW_MIDI, HIGH_MIDI + 1) if m % 12 == pitch_class)
 
 
+@functools.lru_cache(maxsize=1)
+def _bank() -> tuple[list, torch.Tensor]:
+    """Every note of C3..C6 once, (MIDI numbers, waves (37, 1024)): a note of the data is fixed by its
+    MIDI number, so the first of each among 2000 notes of :func:`note_data` is that note."""
+    waves, _, midi = note_data(2000, seed=0)
+    first = {m: i for i, m in reversed(list(enumerate(midi.tolist())))}
+    keys = sorted(first)
+    return keys, waves[[first[m] for m in keys]]
+
+
 def judge_samples(waves: torch.Tensor, asked: torch.Tensor) -> dict:
     """The judge on samples asked for pitch classes ``asked`` (B,): pitch_class_accuracy (share
     whose estimated pitch class is the asked one), octave_spread (per pitch class, the number of
     distinct octaves among its correct samples, divided by the octaves real notes of that class
     cover; mean over classes: 1 = every octave appears), octave_entropy (bits, mean over classes,
-    of the correct samples' octaves)."""
+    of the correct samples' octaves) and similarity (notebook 09's :func:`closest_note`: cosine
+    similarity to the closest real note of the asked class, one per MIDI number; 1 = that note exactly)."""
     pc, octave = judge(waves)
     asked = check_pitch_class(asked, "asked")
     right = pc == asked
@@ -201,13 +208,12 @@ def judge_samples(waves: torch.Tensor, asked: torch.Tensor) -> dict:
     for c in asked.unique().tolist():
         octs = octave[(asked == c) & right]
         spread.append(len(octs.unique()) / real_octaves(c))
-        if len(octs):
-            p = torch.bincount(octs - octs.min()).float() / len(octs)
-            entropy.append(-(p[p > 0] * p[p > 0].log2()).sum().item())
-        else:
-            entropy.append(0.0)
+        p = torch.bincount(octs - octs.min()).float() / len(octs) if len(octs) else torch.ones(1)
+        entropy.append(-(p[p > 0] * p[p > 0].log2()).sum().item())
+    bank_midi, bank = _bank()
     return dict(pitch_class_accuracy=right.float().mean().item(), octave_spread=sum(spread) / len(spread),
-                octave_entropy=sum(entropy) / len(entropy))
+                octave_entropy=sum(entropy) / len(entropy),
+                similarity=closest_note(waves.float().cpu(), asked, bank, bank_midi).mean().item())
 
 
 # ----------------------------------------------------------------------------- tokens: flattening
@@ -413,10 +419,6 @@ def generate(M: Models, route: str, pitch_class, seed: int = SEED) -> tuple[torc
     return waves, dict(sequential_evaluations=passes, seconds=time.perf_counter() - t0)
 
 
-def _params(*modules: nn.Module) -> int:
-    return sum(p.numel() for m in modules for p in m.parameters())
-
-
 def audio_comparison(mode: str | None = None, seed: int = SEED, n: int | None = None) -> dict:
     """Every route judged on ``n`` notes per pitch class (default B.n_per_class; held-out real notes
     of seed 1000 + seed for the first three rows, samples of seed ``seed`` for the two generators).
@@ -444,28 +446,23 @@ def audio_comparison(mode: str | None = None, seed: int = SEED, n: int | None = 
         out = rec()
         secs = encode_seconds + time.perf_counter() - t0
         rows[name] = dict(judge_samples(out, pc), tokens_per_second=fps * per_frame, sequential_evaluations=1,
-                          seconds_per_audio_second=secs / audio_seconds, params=_params(M.codec))
+                          seconds_per_audio_second=secs / audio_seconds, params=count_parameters(M.codec))
     for name, model, per_frame in ((ROUTES[3], M.token_gpt, B.codec.levels), (ROUTES[4], M.latent_prior, 1)):
         out, cost = generate(M, name, pc, seed)
         rows[name] = dict(judge_samples(out, pc), tokens_per_second=fps * per_frame,
                           sequential_evaluations=cost["sequential_evaluations"],
-                          seconds_per_audio_second=cost["seconds"] / audio_seconds, params=_params(model))
+                          seconds_per_audio_second=cost["seconds"] / audio_seconds, params=count_parameters(model))
     return rows
 
 
 def _real_per_class(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """n real notes per pitch class (12 n, pitch classes 0..11 in turn), drawn from :func:`note_data`
-    of ``seed``: each class's octaves as often as the data has them."""
-    waves, pc, midi = note_data(max(64, 24 * n), seed=seed)
-    idx = []
-    while True:
-        for c in range(12):
-            idx.append((pc == c).nonzero()[:, 0])
-        if all(len(i) >= n for i in idx[-12:]):
-            break
-        waves, pc, midi = note_data(2 * len(waves), seed=seed)                # rare: too few of a class
-        idx = []
-    order = torch.stack([i[:n] for i in idx[-12:]], 1).reshape(-1)           # (12 n,) class 0..11, 0..11, ...
+    """n real notes per pitch class (12 n: classes 0..11, then 0..11 again, ...), the first of each
+    class among notes of :func:`note_data` (``seed``): each class's octaves as often as the data has them."""
+    waves, pc, midi = note_data(40 * n + 200, seed=seed)                       # about 3.2 n + 16 per class
+    idx = [(pc == c).nonzero()[:n, 0] for c in range(12)]
+    if min(len(i) for i in idx) < n:                                           # never seen; a clear stop if so
+        raise RuntimeError(f"fewer than {n} notes of some pitch class among {len(pc)} (seed {seed})")
+    order = torch.stack(idx, 1).reshape(-1)                                    # (12 n,)
     return waves[order], pc[order], midi[order]
 
 
