@@ -163,25 +163,20 @@ def _pair_point(order: str, kind: str, head_steps: int | None = None, family: st
         return generation_heads.generate(pair, prompts, generation_heads.budget(mode), head_steps, seed)[0]
 
     def sequential(pair):                             # per step of the order: a transformer pass, then the head's
-        B = generation_heads.budget(pair_mode(pair))
+        B = generation_heads.budget(getattr(pair, "capstone_mode", None))            # the mode load() kept on it
         passes = pair.backbone.cfg.n_tokens if order == "raster" else min(B.mar_steps, pair.backbone.cfg.n_tokens)
         return passes * (1 + pair.head.nfe(head_steps))
 
-    label = {"mse": "MSE head", "flow": "flow head, 8 steps", "energy": "energy head",
+    label = {"mse": "MSE head", "flow": f"flow head, {head_steps} steps", "energy": "energy head",
              "meanflow": "MeanFlow head", "meanflow_fm": "b = a ablation"}[kind]
     if kind in ("meanflow", "meanflow_fm"):
         label += f", {head_steps} pass{'es' * (head_steps > 1)}"
-    short = {"mse": "MSE", "flow": "flow8", "energy": "energy", "meanflow": f"MF{head_steps}",
+    short = {"mse": "MSE", "flow": f"flow{head_steps}", "energy": "energy", "meanflow": f"MF{head_steps}",
              "meanflow_fm": f"b=a {head_steps}"}[kind]
     load = _once(lambda mode, open_place: generation_heads.trained_pair(generation_heads.budget(mode), order, kind,
                                                                         open_place, progress=False))
     return Generator(f"{order} + {label}", f"{order[0]}-{short}", family or f"heads, {order} (09)", "continuous",
                      "both", load, sample, sequential)
-
-
-def pair_mode(pair) -> str:
-    """The mode a pair was loaded for (kept on it by :func:`load`)."""
-    return getattr(pair, "capstone_mode", runtime.mode())
 
 
 def _latent_point(method: str, steps: int) -> Generator:
@@ -197,6 +192,10 @@ def _latent_point(method: str, steps: int) -> Generator:
                      lambda m: steps)             # one pass a step (guidance's two rows run in one batch)
 
 
+LATENT_FM_STEPS = (1, 2, 4, 8, 32)    # flow matching's Euler steps in the latent space
+FLOW_HEAD_STEPS = 8                   # the flow head's Euler steps per token (notebook 09's lecture default)
+
+
 def _generators() -> tuple:
     gens = [Generator("GPT, raster order", "GPT", "token GPT (04)", "VQ", "both",
                       _gpt, _gpt_sample, lambda m: m.cfg.n_tokens),        # one pass per token
@@ -206,7 +205,8 @@ def _generators() -> tuple:
             _next_scale_point("Infinity, self-correction", "Inf-SC", "infinity",
                               lambda mode, _: next_scale.train_infinity(next_scale.P_MAX, mode)),
             *(_continuous_point(k) for k in limit_of_tokens.HEADS),
-            *(_pair_point(o, k) for o in generation_heads.ORDERS for k in generation_heads.KINDS),
+            *(_pair_point(o, k, FLOW_HEAD_STEPS if k == "flow" else None)
+              for o in generation_heads.ORDERS for k in generation_heads.KINDS),
             *(_latent_point("fm", s) for s in LATENT_FM_STEPS),
             *(_latent_point("mf", s) for s in meanflow.MF_STEPS),
             _pair_point("raster", "meanflow", 1, "one-step head (11)"),
@@ -215,7 +215,6 @@ def _generators() -> tuple:
     return tuple(gens)
 
 
-LATENT_FM_STEPS = (1, 2, 4, 8, 32)    # flow matching's Euler steps in the latent space
 GENERATORS = _generators()
 
 
