@@ -1,27 +1,29 @@
 """An autoregressive normalizing flow on 2-D points: TarFlow at the scale of a spiral (notebook 11, project C).
 
-TarFlow (Zhai et al. 2024, "Normalizing Flows are Capable Generative Models", ICML 2025, §3, eq. 4-7;
-official code apple/ml-tarflow, ``transformer_flow.py``) stacks B blocks of MAF-style autoregressive
-affine flows (Papamakarios et al. 2017, "Masked Autoregressive Flow", eq. 4). A data point is a
+TarFlow (Zhai et al. 2024, "Normalizing Flows are Capable Generative Models", ICML 2025, arXiv
+2412.06329; official code apple/ml-tarflow, ``transformer_flow.py``, read at commit 313120e) stacks B
+blocks of MAF-style autoregressive affine flows (Papamakarios et al. 2017, "Masked Autoregressive Flow
+for Density Estimation"). A data point is a
 sequence of T tokens x_1 .. x_T of D numbers; in each block a causal network reads the tokens and
 gives, for token i, raw affine parameters (a_i, b_i) computed from tokens <= i; the outputs are
 **shifted right by one** so that token i uses the parameters computed from tokens < i and token 0
-gets (0, 0) (``MetaBlock.forward``: ``torch.cat([zeros_like(x[:, :1]), x[:, :-1]], dim=1)``). Then
+gets (0, 0) (``MetaBlock.forward``, L153-181: ``torch.cat([zeros_like(x[:, :1]), x[:, :-1]], dim=1)``).
+Then the block's map and its change-of-variables term are
 
-    z_i = (x_i - b_i) * exp(-a_i),        log |det dz/dx| = - sum_i sum_d a_{i,d}        (eq. 5-6)
+    z_i = (x_i - b_i) * exp(-a_i),        log |det dz/dx| = - sum_i sum_d a_{i,d}
 
 The Jacobian is triangular (z_i depends on x_i and on x_<i only), so the log-determinant is the sum
 of the diagonal's logs. Blocks **alternate the token order** (identity, then flip: ``PermutationFlip``),
 so that every token is transformed as a function of every other one somewhere in the stack. Training
-maximises the likelihood under a standard Gaussian prior (``Model.get_loss``):
+maximises the likelihood under a standard Gaussian prior (``Model.get_loss``, L314-315):
 
     NLL per dimension = 0.5 mean(z^2) - mean(logdet) / (T D)        (+ 0.5 log 2 pi, a constant)
 
 The official code takes the log-determinant as the MEAN of -a over tokens and channels (the loss per
 dimension directly); :func:`ar_affine_forward` returns the exact per-sample SUM, and :func:`nll`
 divides by T D, which is the same loss. To sample, run the blocks backwards, each **token by token**
-(``MetaBlock.reverse``): x_i = z_i exp(a_i) + b_i, with (a_i, b_i) from the x_<i already recovered,
-T sequential passes per block. Two of the paper's three tricks for sample quality (§4) are here:
+(``MetaBlock.reverse``, L218-247): x_i = z_i exp(a_i) + b_i, with (a_i, b_i) from the x_<i already recovered,
+T sequential passes per block. Two of the paper's three tricks for sample quality are here:
 **Gaussian noise augmentation** (train on x + sigma eps, ``train.py``: ``noise_std``) and the
 **score-based denoising step** after sampling, x <- x - sigma^2 grad_x NLL(x) (Tweedie's formula,
 ``evaluate_fid.py``), which pulls a sample of the noised distribution back towards the data.
@@ -94,7 +96,8 @@ def ar_affine_forward(x: torch.Tensor, params: Callable) -> tuple[torch.Tensor, 
 # ----------------------------------------------------------------------------- the causal network
 
 class MaskedLinear(nn.Linear):
-    """A linear layer whose weight is multiplied by a fixed 0/1 mask (MADE, Germain et al. 2015, eq. 10)."""
+    """A linear layer whose weight is multiplied by a fixed 0/1 mask (MADE, Germain et al. 2015, "MADE:
+    Masked Autoencoder for Distribution Estimation")."""
 
     def __init__(self, n_in: int, n_out: int, mask: torch.Tensor):
         super().__init__(n_in, n_out)
@@ -110,7 +113,8 @@ class CausalMLP(nn.Module):
     MADE's degrees: input token j has degree j; hidden unit k has degree k mod (T - 1) (token T - 1's
     output is dropped by the shift, so no unit serves it alone); a connection goes from degree p to
     degree q only if p <= q. The output layer starts at zero: a = b = 0, the identity flow. The
-    log-scale a goes through a soft clip, clip * tanh(a / clip) (STARFlow's ``soft_clip``): an
+    log-scale a goes through a soft clip, clip * tanh(a / clip) (STARFlow's ``soft_clip``, which
+    apple/ml-starflow applies to the whole output projection, ``get_proj_out``; here to a only): an
     unbounded exp(-a) made the 2-D training diverge within a hundred steps."""
 
     def __init__(self, tokens: int, dim: int, hidden: int = 64, depth: int = 2, clip: float = 3.0):
@@ -230,12 +234,16 @@ class Budget:
     lr: float               # AdamW's peak learning rate (cosine decay)
     sigma: float            # std of the Gaussian noise added to the data (noise augmentation)
     n_eval: int             # samples per sliced-Wasserstein estimate
+    n_tv: int               # samples per grid-TV estimate (notebook 08's sizes)
 
 
-BUDGETS = {      # measured (busy 2-core machine, 1 thread, CPU time of training): quick 3.5 s, lecture 12 s
-    "quick": Budget("quick", blocks=4, hidden=64, steps=800, batch=512, lr=2e-3, sigma=0.05, n_eval=2048),
-    "lecture": Budget("lecture", blocks=4, hidden=96, steps=3000, batch=512, lr=2e-3, sigma=0.05, n_eval=4096),
-    "full": Budget("full", blocks=8, hidden=256, steps=20000, batch=2048, lr=1e-3, sigma=0.05, n_eval=16384),
+BUDGETS = {      # measured (busy 2-core machine, 1 thread, CPU time of training): quick 5 s, lecture 26 s
+    "quick": Budget("quick", blocks=8, hidden=64, steps=700, batch=512, lr=2e-3, sigma=0.05, n_eval=2048,
+                    n_tv=4096),
+    "lecture": Budget("lecture", blocks=12, hidden=64, steps=3000, batch=512, lr=2e-3, sigma=0.05, n_eval=4096,
+                      n_tv=10000),
+    "full": Budget("full", blocks=16, hidden=256, steps=20000, batch=2048, lr=1e-3, sigma=0.05, n_eval=16384,
+                   n_tv=50000),
 }
 
 
@@ -275,5 +283,12 @@ def sample(model: TarFlow, n: int, seed: int = 0, sigma: float | None = None) ->
 
 
 def swd(model: TarFlow, n: int, seeds=(0,), sigma: float | None = None) -> float:
-    """Sliced Wasserstein distance of the samples to held-out spirals (:func:`course_lib.metrics.swd_to_data`)."""
+    """Sliced Wasserstein distance of the samples (noise seed 100 + s) to held-out spirals
+    (:func:`course_lib.metrics.swd_to_data`)."""
     return metrics.swd_to_data(lambda m, s: sample(model, m, 100 + s, sigma), spirals, n, seeds)
+
+
+def tv(model: TarFlow, n: int, seeds=(0,), sigma: float | None = None) -> float:
+    """Grid total variation of the same samples to held-out spirals (:func:`course_lib.metrics.grid_tv_to_data`):
+    the SWD barely sees a spiral whose arms are smeared into a disk; this does."""
+    return metrics.grid_tv_to_data(lambda m, s: sample(model, m, 100 + s, sigma), spirals, n, seeds)

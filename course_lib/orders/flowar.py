@@ -1,8 +1,8 @@
 """Next-scale prediction with a flow at every scale: FlowAR at the scale of the 16x16 shapes (notebook 11, project D).
 
 FlowAR (Ren, Yu, He, Shen, Yuille, Chen 2024, "FlowAR: Scale-wise Autoregressive Image Generation
-Meets Flow Matching", arXiv 2412.15205, §3.2-3.3; official code OliverRensu/FlowAR, ``models/flowar.py``,
-``models/flowloss.py``, ``models/sampler.py``) keeps VAR's coarse-to-fine order (notebook 06,
+Meets Flow Matching", arXiv 2412.15205; official code OliverRensu/FlowAR, ``models/flowar.py``,
+``models/flowloss.py``, ``models/sampler.py``, read at commit c02e06d) keeps VAR's coarse-to-fine order (notebook 06,
 :mod:`course_lib.orders.var`) and drops its multi-scale residual VQ tokenizer. The scales simply
 double, (1, 2, 4, 8, 16), and the map of scale k is the whole (continuous) image, or VAE latent,
 area-downsampled to that side: no residual, no codebook (``FlowAR.forward``: ``F.interpolate(imgs,

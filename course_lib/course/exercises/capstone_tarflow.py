@@ -72,8 +72,9 @@ MISTAKES = (
             "the shift runs along the batch axis (dim 0): shift along the tokens, dim 1, so each sample "
             "keeps its own parameters"),
     Mistake("shifted_input", _block(shift="none", shift_input=True),
-            "the input is shifted instead of the outputs: params(x) must read x itself (token i's raw outputs "
-            "come from tokens <= i), and its OUTPUTS are shifted right by one token"),
+            "the input is shifted instead of the outputs (STARFlow does that, with a learned start token; "
+            "TarFlow and this exercise shift the OUTPUTS): params(x) reads x itself, token i's raw outputs come "
+            "from tokens <= i, and those outputs are shifted right by one token"),
     Mistake("exp_plus_consistent", _block(z_rule=lambda x, a, b: (x - b) * torch.exp(a), logdet=lambda a, r: a.sum(dim=(1, 2))),
             "z = (x - b) exp(+a) with logdet = +sum a is a flow too, but not TarFlow's: its convention is "
             "z = (x - b) exp(-a), logdet = -sum a, and the sampler inverts exactly that (x = z exp(a) + b)"),
