@@ -268,3 +268,16 @@ def test_budget_and_decoder_params(quick):
     with pytest.raises(ValueError, match="tokenizer"):
         capstone.decoder_params("pixels")
     assert maskgit.STEPS == (1, 2, 4, 8, 16)
+
+
+def test_ceilings_score_each_tokenizers_reconstruction(quick):
+    ceil = capstone.ceilings("quick", n=16)
+    assert set(ceil) == {"real images", *capstone.TOKENIZERS}
+    for name, s in ceil.items():
+        assert 0 <= s["prompt_accuracy"] <= 1 and 0 <= s["clean"] <= 1 and s["frechet"] > 0, name
+    assert ceil["real images"]["frechet"] == pytest.approx(evaluator.frechet_floor(16), rel=1e-5)
+    assert ceil["real images"]["prompt_accuracy"] > 0.9
+    images = capstone.real_draw(evaluator.reference(4))
+    assert capstone.reconstruct("VAR", images, "quick").shape == images.shape
+    with pytest.raises(ValueError, match="tokenizer"):
+        capstone.reconstruct("JPEG", images, "quick")
