@@ -75,7 +75,7 @@ def _check_params(out, x: torch.Tensor):
 
 
 def ar_affine_forward(x: torch.Tensor, params: Callable) -> tuple[torch.Tensor, torch.Tensor]:
-    """One autoregressive affine flow step, data -> noise (TarFlow eq. 5-6; ``MetaBlock.forward``).
+    """One autoregressive affine flow step, data -> noise (TarFlow's block, ``MetaBlock.forward``).
 
     x: (N, T, D) tokens. ``params(x) -> (a, b)``, each (N, T, D): the RAW outputs of a causal
     network, token i's computed from tokens <= i. They are shifted right by one token (token i
