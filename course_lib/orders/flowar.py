@@ -2,7 +2,8 @@
 
 FlowAR (Ren, Yu, He, Shen, Yuille, Chen 2024, "FlowAR: Scale-wise Autoregressive Image Generation
 Meets Flow Matching", arXiv 2412.15205; official code OliverRensu/FlowAR, ``models/flowar.py``,
-``models/flowloss.py``, ``models/sampler.py``, read at commit c02e06d) keeps VAR's coarse-to-fine order (notebook 06,
+``models/flowloss.py``, ``models/sampler.py``; read in a fork's snapshot, wangqiang9/FlowAR at c02e06d,
+whose history starts from the official repository) keeps VAR's coarse-to-fine order (notebook 06,
 :mod:`course_lib.orders.var`) and drops its multi-scale residual VQ tokenizer. The scales simply
 double, (1, 2, 4, 8, 16), and the map of scale k is the whole (continuous) image, or VAE latent,
 area-downsampled to that side: no residual, no codebook (``FlowAR.forward``: ``F.interpolate(imgs,
