@@ -124,3 +124,24 @@ def test_audio_examples_give_waves_of_the_asked_class(quick_rows, monkeypatch, t
         assert ex[key].shape == (3, A.NOTE_LEN) and torch.isfinite(ex[key]).all()
         assert ex["midi"][key].shape == (3,)
     assert (ex["midi"]["real"].round().long() % 12 == 4).all()
+
+
+def test_lecture_mode_loads_the_shipped_weights_and_both_routes_get_the_pitch_class(monkeypatch, tmp_path):
+    """The three lecture models come from data/weights (sha256 checked, nothing trains: an empty
+    disk cache), and on them both routes name the asked pitch class nearly always and cover the
+    octaves: the section's lecture bar."""
+    from course_lib import weights
+    monkeypatch.setitem(runtime._state, "mode", "lecture")
+    monkeypatch.setitem(runtime._state, "weights", None)
+    monkeypatch.delenv("COURSE_WEIGHTS", raising=False)
+    monkeypatch.delenv("COURSE_WEIGHTS_DIR", raising=False)
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    assert weights.folder() is not None, "the course's data/weights folder"
+    M = A.models()
+    for model in (M.codec, M.token_gpt, M.latent_prior):
+        assert model.from_cache and str(getattr(model, "shipped", "")).startswith(str(weights.folder()))
+    assert not list(tmp_path.iterdir())                                            # nothing trained here
+    rows = A.audio_comparison(n=8)
+    for name in A.ROUTES[1:]:
+        assert rows[name]["pitch_class_accuracy"] > 0.9, (name, rows[name])
+        assert rows[name]["octave_spread"] > 0.8, (name, rows[name])

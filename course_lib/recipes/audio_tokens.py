@@ -254,7 +254,8 @@ def train_codec(B: Budget, progress: bool = False) -> tokenizers.AudioTokenizer:
 
     def fit(codec):
         return tokenizers.fit(codec, _crops(waves, C.batch, C.crop), C.steps, lr=3e-3, schedule="cosine",
-                              data_variance=waves.var().item(), stft_weight=0.01, desc="notes codec", progress=progress)
+                              data_variance=waves.var().item(), stft_weight=0.01, desc="notes codec",
+                              progress=progress)
 
     return train.cached("audio-notes-codec", dict(mode=B.mode, codec=C, seed=SEED), build, fit, verbose=progress)
 
@@ -351,7 +352,8 @@ def train_token_gpt(B: Budget, codec=None, progress: bool = False) -> gpt.TokenG
         return train.train(model, loss_fn, T.steps, lr=T.lr, schedule="cosine", warmup=min(100, T.steps // 10),
                            progress=progress, desc="GPT over RVQ tokens")
 
-    return train.cached("audio-token-gpt", dict(mode=B.mode, codec=B.codec, tokens=T, seed=SEED), build, fit, verbose=progress)
+    config = dict(mode=B.mode, codec=B.codec, tokens=T, seed=SEED)
+    return train.cached("audio-token-gpt", config, build, fit, verbose=progress)
 
 
 def train_latent_prior(B: Budget, codec=None, progress: bool = False) -> LatentPrior:
@@ -377,7 +379,8 @@ def train_latent_prior(B: Budget, codec=None, progress: bool = False) -> LatentP
         return train.train(prior, loss_fn, L.steps, lr=L.lr, schedule="cosine", warmup=min(100, L.steps // 10),
                            progress=progress, desc="transformer + flow head on latents")
 
-    return train.cached("audio-flow-latents", dict(mode=B.mode, codec=B.codec, latents=L, seed=SEED), build, fit, verbose=progress)
+    config = dict(mode=B.mode, codec=B.codec, latents=L, seed=SEED)
+    return train.cached("audio-flow-latents", config, build, fit, verbose=progress)
 
 
 @dataclass
@@ -424,11 +427,11 @@ def audio_comparison(mode: str | None = None, seed: int = SEED, n: int | None = 
     of seed 1000 + seed for the first three rows, samples of seed ``seed`` for the two generators).
 
     Returns {route: row} in the order of :data:`ROUTES`, each row {pitch_class_accuracy,
-    octave_spread, octave_entropy (:func:`judge_samples`), tokens_per_second (of audio: frames x Q
-    for tokens, frames for latents; real notes: the samples WaveNet would chain), sequential_evaluations (network passes one after another per
-    note; the codec rows: the decoder's one), seconds_per_audio_second (wall time, all notes in
-    one batch, divided by the audio's length; the codec rows: encode and decode), params (the
-    generator's, or the codec's)}."""
+    octave_spread, octave_entropy, similarity (:func:`judge_samples`), tokens_per_second (of audio:
+    frames x Q for tokens, frames for latents; real notes: the samples WaveNet would chain),
+    sequential_evaluations (network passes one after another per note; the codec rows: the
+    decoder's one), seconds_per_audio_second (wall time, all notes in one batch, divided by the
+    audio's length; the codec rows: encode and decode), params (the generator's, or the codec's)}."""
     M = models(mode)
     B = M.B
     n = B.n_per_class if n is None else checks.positive_int(n, "n")
