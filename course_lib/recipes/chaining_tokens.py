@@ -78,13 +78,11 @@ def train_data(B: Budget, open_place: bool = False) -> tuple[torch.Tensor, torch
     """The GPT's training set on the CPU: B.n_train token maps (n_train, 16) of the shared tokenizer
     (seed ``shape_tokens.TRAIN_SEED``) and their prompts (n_train, 4). With ``open_place`` the same
     tokens, each prompt with its place replaced by the null id
-    (:func:`course_lib.recipes.generation_heads.leave_place_open`: "a small red circle, anywhere"),
+    (:func:`course_lib.recipes.shapes_task.leave_place_open`: "a small red circle, anywhere"),
     so the softmax learns to spread its mass over the nine right places."""
     tokens, prompts = shape_tokens.token_data(B.n_train, seed=shape_tokens.TRAIN_SEED, mode=B.mode)
     if open_place:
-        # imported here: generation_heads imports limit_of_tokens, which imports this module
-        from course_lib.recipes.generation_heads import leave_place_open
-        prompts = leave_place_open(prompts)                                       # (n_train, 4), place null
+        prompts = shapes_task.leave_place_open(prompts)                          # (n_train, 4), place null
     return tokens, prompts
 
 
@@ -148,8 +146,7 @@ def held_out_loss(model: gpt.TokenGPT, n: int = 1024, seed: int = 1, mode: str |
     ``open_place`` the place left open in each)."""
     tokens, prompts = shape_tokens.token_data(n, seed=seed, mode=mode)
     if open_place:
-        from course_lib.recipes.generation_heads import leave_place_open     # see train_data
-        prompts = leave_place_open(prompts)
+        prompts = shapes_task.leave_place_open(prompts)
     dev = runtime.device()
     logits = model(tokens.to(dev), prompts.to(dev))                           # (n, 16, K)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.to(dev).reshape(-1)).item()

@@ -63,12 +63,10 @@ def build(B: Budget) -> maskgit.MaskGIT:
 def train_data(B: Budget, open_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """MaskGIT's training set on the CPU: B.n_train token maps (n_train, 16) of the shared tokenizer
     and their prompts (n_train, 4); with ``open_place`` each prompt has its place replaced by the null
-    id (:func:`course_lib.recipes.generation_heads.leave_place_open`), the tokens unchanged."""
+    id (:func:`course_lib.recipes.shapes_task.leave_place_open`), the tokens unchanged."""
     tokens, prompts = shape_tokens.token_data(B.n_train, mode=B.mode)            # (n, 16), (n, 4)
     if open_place:
-        # imported here: generation_heads imports limit_of_tokens, which imports chaining_tokens
-        from course_lib.recipes.generation_heads import leave_place_open
-        prompts = leave_place_open(prompts)                                       # (n, 4), place null
+        prompts = shapes_task.leave_place_open(prompts)                          # (n, 4), place null
     return tokens, prompts
 
 

@@ -23,11 +23,13 @@ from typing import Callable
 import torch
 
 from course_lib import checks, data, runtime, train
+from course_lib.orders import prompt as P
 
 SIZE = 16                     # 16 x 16 images
 GRID = 4                      # -> 4 x 4 tokens (patch 4)
 N_TOKENS = GRID * GRID        # 16 tokens per image, in raster order
 TRAIN_SEED = 0                # the tokenizers' (and the token models') training shapes
+PLACE = data.ATTRIBUTES.index("position")  # the attribute that "the place left open" leaves open
 
 
 @dataclass(frozen=True)
@@ -84,3 +86,14 @@ def shapes_as(n: int, seed: int, encode: Callable) -> tuple[torch.Tensor, torch.
     """``n`` shapes drawn with ``seed``, as (``encode(images)``, prompts (n, 4) int64)."""
     shapes = data.shapes(checks.positive_int(n, "n"), size=SIZE, seed=seed)
     return encode(shapes.images), shapes.prompts
+
+
+def leave_place_open(prompts: torch.Tensor) -> torch.Tensor:
+    """A copy of ``prompts`` (N, 4) with the position replaced by its null id: "a small red circle,
+    anywhere". Nine places are right for each such prompt, the shapes' version of the lecture's dog
+    that may run left or right; the evaluator does not judge the place of an image for it. The models
+    trained on such prompts: notebook 09's continuous transformers, and notebook 11's token GPT and
+    MaskGIT (``open_place=True``)."""
+    out = P.check_prompts(prompts).clone()
+    out[:, PLACE] = int(P.NULL[PLACE])
+    return out
