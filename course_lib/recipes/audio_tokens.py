@@ -333,7 +333,6 @@ def train_token_gpt(B: Budget, codec=None, progress: bool = False) -> gpt.TokenG
     (T x Q = 64 tokens, vocabulary B.codec.codes), prompted by the pitch class, trained with
     :func:`course_lib.orders.gpt.loss` (10% null prompts) for B.tokens.steps steps, or loaded."""
     T = B.tokens
-    codec = codec or train_codec(B)
 
     def build():
         torch.manual_seed(SEED)
@@ -341,8 +340,8 @@ def train_token_gpt(B: Budget, codec=None, progress: bool = False) -> gpt.TokenG
                             n_layer=T.n_layer, n_head=T.n_head)
         return gpt.TokenGPT(cfg).to(runtime.device())
 
-    def fit(model):
-        codes, _, prompts = _prior_data(B, codec)
+    def fit(model):                                                           # the codec only if training
+        codes, _, prompts = _prior_data(B, codec or train_codec(B))
         tokens = flatten_codes(codes)                                         # (N, T * Q)
         g, draw = _batches(len(tokens), T.batch)
 
@@ -361,14 +360,13 @@ def train_latent_prior(B: Budget, codec=None, progress: bool = False) -> LatentP
     :func:`course_lib.heads.backbone.loss` (raster order, 10% null prompts) on the codec's
     continuous latents divided by their standard deviation, for B.latents.steps steps, or loaded."""
     L = B.latents
-    codec = codec or train_codec(B)
 
     def build():
         torch.manual_seed(SEED)
         return LatentPrior(L).to(runtime.device())
 
-    def fit(prior):
-        _, latents, prompts = _prior_data(B, codec)
+    def fit(prior):                                                           # the codec only if training
+        _, latents, prompts = _prior_data(B, codec or train_codec(B))
         prior.scale.fill_(latents.std().item())
         x = latents / prior.scale                                             # (N, T, D), about unit scale
         g, draw = _batches(len(x), L.batch)
