@@ -94,19 +94,24 @@ class Budget:
     latents: PriorBudget      # route B
 
 
+PRIORS = {     # per mode, the same sizes for both routes (route A's GPT has no head: it ignores the head_*)
+    "quick": PriorBudget(steps=300, batch=16, lr=5e-3, d_model=48, n_layer=2, n_head=4,
+                         head_width=64, head_depth=2, head_steps=8),
+    "lecture": PriorBudget(steps=2000, batch=32, lr=2e-3, d_model=96, n_layer=3, n_head=4,
+                           head_width=128, head_depth=3, head_steps=8),
+    "full": PriorBudget(steps=8000, batch=128, lr=1e-3, d_model=256, n_layer=6, n_head=8,
+                        head_width=256, head_depth=4, head_steps=16),
+}
 BUDGETS = {
     "quick": Budget("quick", n_per_class=8,
                     codec=CodecBudget(n_train=512, steps=250, batch=16, hidden=16, codes=32, levels=4, crop=576),
-                    tokens=PriorBudget(300, 16, 5e-3, 48, 2, 4, 64, 2, 8),
-                    latents=PriorBudget(300, 16, 5e-3, 48, 2, 4, 64, 2, 8)),
+                    tokens=PRIORS["quick"], latents=PRIORS["quick"]),
     "lecture": Budget("lecture", n_per_class=16,
                       codec=CodecBudget(n_train=4096, steps=1500, batch=32, hidden=16, codes=32, levels=4, crop=576),
-                      tokens=PriorBudget(2000, 32, 2e-3, 96, 3, 4, 128, 3, 8),
-                      latents=PriorBudget(2000, 32, 2e-3, 96, 3, 4, 128, 3, 8)),
+                      tokens=PRIORS["lecture"], latents=PRIORS["lecture"]),
     "full": Budget("full", n_per_class=64,
                    codec=CodecBudget(n_train=16384, steps=8000, batch=64, hidden=32, codes=64, levels=4, crop=1024),
-                   tokens=PriorBudget(8000, 128, 1e-3, 256, 6, 8, 256, 4, 16),
-                   latents=PriorBudget(8000, 128, 1e-3, 256, 6, 8, 256, 4, 16)),
+                   tokens=PRIORS["full"], latents=PRIORS["full"]),
 }
 
 
