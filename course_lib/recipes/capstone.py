@@ -17,7 +17,7 @@ size), every generator the course trained for it, and three costs against two qu
   pixels).
 
 Two frontiers (:func:`frontier`): the **whole prompt** (one right answer up to a half-pixel jitter),
-and the **place left open** (:func:`course_lib.recipes.generation_heads.leave_place_open`: nine right
+and the **place left open** (:func:`course_lib.recipes.shapes_task.leave_place_open`: nine right
 places). Only generators trained with open-place prompts join the second (``prompts="both"``): a
 model trained on whole prompts never saw the null place. The Fréchet floor is real images against
 real images at the same n (:func:`course_lib.evaluator.frechet_floor`, and
@@ -67,7 +67,7 @@ import torch
 from course_lib import checks, data, evaluator, metrics, runtime
 from course_lib.nets import count_parameters
 from course_lib.recipes import (chaining_tokens, generation_heads, limit_of_tokens, maskgit, meanflow,
-                                meanflow_latent, next_scale, shape_latents, shape_tokens)
+                                meanflow_latent, next_scale, shape_latents, shape_tokens, shapes_task)
 from course_lib.recipes.capstone_figures import (FAMILIES, frontier_figure, frontier_table,  # noqa: F401
                                                  reading, sample_grid_figure)
 
@@ -278,7 +278,7 @@ def measure(gen: Generator, mode: str | None = None, open_place: bool = False, r
     if not seeds:
         raise ValueError("seeds: expected at least one seed, got none")
     model = load(gen, C.mode, open_place)
-    prompts = generation_heads.leave_place_open(ref.prompts) if open_place else ref.prompts
+    prompts = shapes_task.leave_place_open(ref.prompts) if open_place else ref.prompts
 
     def draw(p, seed):
         return gen.sample(model, p, seed, C.mode)
@@ -312,7 +312,7 @@ def real_draw(ref, open_place: bool = False, seed: int = 0) -> torch.Tensor:
     prompts = ref.prompts.clone().cpu()
     if open_place:
         g = torch.Generator().manual_seed(metrics.FLOOR_SEED + seed)
-        prompts[:, generation_heads.PLACE] = torch.randint(data.N_VALUES[generation_heads.PLACE], (len(prompts),),
+        prompts[:, shapes_task.PLACE] = torch.randint(data.N_VALUES[shapes_task.PLACE], (len(prompts),),
                                                            generator=g)
     return data.render_prompts(prompts, seed=metrics.FLOOR_SEED + seed)
 
@@ -337,7 +337,7 @@ def ceilings(mode: str | None = None, n: int | None = None, open_place: bool = F
     "real images" the real draw itself (its Fréchet is the floor)."""
     C = budget(mode)
     ref = evaluator.reference(checks.positive_int(n or C.n_eval, "n", 2))
-    prompts = generation_heads.leave_place_open(ref.prompts) if open_place else ref.prompts
+    prompts = shapes_task.leave_place_open(ref.prompts) if open_place else ref.prompts
     real = real_draw(ref, open_place)
 
     def score(images):
@@ -377,11 +377,11 @@ def check_prompt(prompt, open_place: bool = False) -> torch.Tensor:
     for a, (name, k, v) in enumerate(zip(data.ATTRIBUTES, data.N_VALUES, prompt)):
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"prompt[{a}] ({name}): expected an int, got {type(v).__name__} {v!r}")
-        high = k if open_place and a == generation_heads.PLACE else k - 1
+        high = k if open_place and a == shapes_task.PLACE else k - 1
         if not 0 <= v <= high:
             raise ValueError(f"prompt[{a}] ({name}): expected an int in [0, {high}], got {v}")
     out = torch.tensor([prompt], dtype=torch.long)                                 # (1, 4)
-    return generation_heads.leave_place_open(out) if open_place else out
+    return shapes_task.leave_place_open(out) if open_place else out
 
 
 def samples_for(prompt, mode: str | None = None, open_place: bool = False, n: int = 4, seed: int = 0) -> dict:
