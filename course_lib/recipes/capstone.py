@@ -312,8 +312,8 @@ def real_draw(ref, open_place: bool = False, seed: int = 0) -> torch.Tensor:
     prompts = ref.prompts.clone().cpu()
     if open_place:
         g = torch.Generator().manual_seed(metrics.FLOOR_SEED + seed)
-        prompts[:, shapes_task.PLACE] = torch.randint(data.N_VALUES[shapes_task.PLACE], (len(prompts),),
-                                                           generator=g)
+        place = shapes_task.PLACE
+        prompts[:, place] = torch.randint(data.N_VALUES[place], (len(prompts),), generator=g)
     return data.render_prompts(prompts, seed=metrics.FLOOR_SEED + seed)
 
 
