@@ -43,7 +43,8 @@ def test_one_step_kinds_train_under_their_own_name_and_generate_with_one_pass(ti
     assert config["kind"] == kind and config["open_place"] is True
     assert config["head_kwargs"] == dict(width=B.head.width, depth=B.head.depth, **recipe.ONE_STEP[kind])
     assert isinstance(pair.head, heads.MeanFlowHead) and pair.kind == kind
-    assert pair.head.times["share_equal"] == recipe.ONE_STEP[kind].get("share_equal", 0.25)
+    assert pair.head.times["share_equal"] == recipe.ONE_STEP[kind]["share_equal"] == (0.75 if kind == "meanflow" else 1)
+    assert pair.head.weighting["p"] == recipe.ONE_STEP[kind]["p"]
     assert (pair.head.token_dim, pair.head.cond_dim) == (recipe.shape_latents.LATENT_DIM, B.d_model)
     assert len(pair.history.losses) == TINY["steps"] and all(math.isfinite(v) for v in pair.history.losses)
     fresh = recipe.build(recipe.pair_budget(B), "raster", kind)    # the same seed: what training started from
@@ -97,7 +98,7 @@ def test_notebook_09s_cache_keys_do_not_change():
         head_kwargs=dict(width=64, depth=3, default_steps=8), open_place=False, seed=0)
     assert recipe.pair_head_kwargs(B, "energy") == dict(width=64, depth=3, n_samples=8, noise_dim=16)
     assert recipe.pair_head_kwargs(B, "mse") == dict(width=64)
-    assert recipe.pair_head_kwargs(B, "meanflow_fm") == dict(width=64, depth=3, share_equal=1.0)
+    assert recipe.pair_head_kwargs(B, "meanflow_fm") == dict(width=64, depth=3, p=0.5, share_equal=1.0)
     manifest = Path(recipe.__file__).resolve().parents[2] / "data" / "weights" / "manifest.json"
     if not manifest.is_file():
         pytest.skip("no shipped weights in this checkout")

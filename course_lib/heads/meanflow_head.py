@@ -23,6 +23,9 @@ the modes. A caution that toy gave too: with these times, the same head trained 
 (plain flow matching, no JVP term) also put its one-pass samples on the modes; the times rarely
 reach a = 0, and what the network extrapolates there is not the flow-matching mean. So what the
 MeanFlow target adds has to be measured against that ablation (``share_equal=1``), not assumed.
+Under notebook 09's transformer (notebook 11, :data:`course_lib.recipes.generation_heads.ONE_STEP`) these
+defaults trained badly in lecture mode; the recipe passes p = 0.5 and b = a for 75% of the draws
+(measured there, with the figures in its comment).
 As the flow head, each token is drawn ``batch_mul`` = 4 times with its own (a, b, x_0) (MAR's
 ``diffusion_batch_mul``): the transformer ran once, the head is cheap.
 The gradient reaches the transformer through z (through u_pred; the target is detached).
