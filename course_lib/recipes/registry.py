@@ -25,4 +25,4 @@ class Pretrained:
 # the recipe modules whose PRETRAINED lists pretrain collects, in the notebooks' order
 RECIPES = ("pixels_and_samples", "tokens", "residual_and_bitwise_tokens", "shape_tokens", "chaining_tokens",
            "maskgit", "next_scale", "shape_latents", "limit_of_tokens", "flow_matching_2d", "generation_heads",
-           "meanflow", "meanflow_routes", "audio_tokens", "capstone")
+           "meanflow", "meanflow_routes", "audio_tokens", "capstone", "capstone_projects")

@@ -1,0 +1,2 @@
+"""Placeholder: notebook 11 open projects recipe (being written)."""
+PRETRAINED = ()
