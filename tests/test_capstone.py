@@ -178,7 +178,9 @@ def test_reading_picks_its_words_from_the_numbers():
     limit = _sentence(capstone.reading(_result(600, 150, ceiling_vq=100.0, ceiling_cont=300.0)), "Where the discrete")
     assert "the VQ ceiling is 3.0x lower (better)" in limit
     one = _sentence(capstone.reading(_result(600, 150)), "What one step gives up (the whole")
-    assert "200, 1.3x higher (worse) than the flow head's 150" in one and "2.0x lower (better) than plain" in one
+    assert "200, 1.3x higher (worse) than the flow head's 150" in one and "the one-pass Fréchet is 2.0x lower (better) than without it" in one
+    one = _sentence(capstone.reading(_result(600, 100)), "What one step gives up (the whole")
+    assert "200, 2.0x higher (worse) than the flow head's 100" in one
     # the open frontier's sentences come only with an open result
     assert not [s for s in capstone.reading(_result(600, 150)) if "place left open" in s]
     both = capstone.reading(_result(600, 150), _result(100, 900))
