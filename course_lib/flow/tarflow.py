@@ -257,21 +257,30 @@ def spirals(n: int, seed: int) -> torch.Tensor:
     return data.toy_2d("spirals", n, seed=seed)
 
 
-def train_spirals(B: Budget, step: Callable = ar_affine_forward, *, seed: int = 0, progress: bool = True):
-    """Seed, build a :class:`TarFlow` of ``B.blocks`` blocks and train it by NLL on spirals with
-    Gaussian noise augmentation (x + B.sigma eps, fresh batches, data seed = step), each block's
-    affine step done by ``step`` (the learner's :func:`ar_affine_forward`). Not cached: it takes
-    seconds. Returns (model, History)."""
+def build(B: Budget, *, seed: int = 0) -> TarFlow:
+    """Seed and build the :class:`TarFlow` of budget ``B`` (``B.blocks`` blocks of width ``B.hidden``) on the
+    course's device."""
     runtime.seed_everything(seed)
-    model = TarFlow(FlowConfig(blocks=B.blocks, hidden=B.hidden)).to(runtime.device())
+    return TarFlow(FlowConfig(blocks=B.blocks, hidden=B.hidden)).to(runtime.device())
 
+
+def fit_spirals(model: TarFlow, B: Budget, step: Callable = ar_affine_forward, *, progress: bool = True):
+    """Train ``model`` ``B.steps`` steps by NLL on spirals with Gaussian noise augmentation (x + B.sigma eps,
+    fresh batches, data seed = step), each block's affine step done by ``step`` (the learner's
+    :func:`ar_affine_forward`). Returns the History."""
     def loss(i):
         x = spirals(B.batch, i)                                                 # (batch, 2)
         g = torch.Generator().manual_seed(10_000 + i)
         x = x + B.sigma * torch.randn(x.shape, generator=g).to(x.device)       # noise augmentation
         return nll(model, x, step)
-    hist = train.train(model, loss, B.steps, lr=B.lr, schedule="cosine", progress=progress, desc="TarFlow")
-    return model, hist
+    return train.train(model, loss, B.steps, lr=B.lr, schedule="cosine", progress=progress, desc="TarFlow")
+
+
+def train_spirals(B: Budget, step: Callable = ar_affine_forward, *, seed: int = 0, progress: bool = True):
+    """:func:`build` then :func:`fit_spirals`. Not cached (notebook 11 goes through
+    :func:`course_lib.recipes.capstone_projects.trained_tarflow`, which is). Returns (model, History)."""
+    model = build(B, seed=seed)
+    return model, fit_spirals(model, B, step, progress=progress)
 
 
 def sample(model: TarFlow, n: int, seed: int = 0, sigma: float | None = None) -> torch.Tensor:

@@ -292,20 +292,30 @@ def budget(mode: str | None = None) -> Budget:
     return runtime.pick(BUDGETS, mode)
 
 
-def train_shapes(B: Budget, pair: Callable = flowar_scale_pair, *, seed: int = 0, progress: bool = True):
-    """Seed, build a :class:`FlowAR` and train it on ``B.n_train`` prompted 16x16 shapes with
-    ``pair`` (the learner's :func:`flowar_scale_pair`). Not cached: it takes seconds.
-    Returns (model, History)."""
+def build(B: Budget, *, seed: int = 0) -> FlowAR:
+    """Seed and build the :class:`FlowAR` of budget ``B`` on the course's device."""
     runtime.seed_everything(seed)
+    return FlowAR(Config(width=B.width, depth=B.depth)).to(runtime.device())
+
+
+def fit_shapes(model: FlowAR, B: Budget, pair: Callable = flowar_scale_pair, *, seed: int = 0,
+               progress: bool = True):
+    """Train ``model`` ``B.steps`` steps on ``B.n_train`` prompted 16x16 shapes (drawn once, seed
+    ``seed + 1``) with :func:`loss` and ``pair`` (the learner's :func:`flowar_scale_pair`). Returns the History."""
     shapes = data.shapes(B.n_train, size=16, seed=seed + 1)
-    model = FlowAR(Config(width=B.width, depth=B.depth)).to(runtime.device())
 
     def step_loss(i):
         g = torch.Generator().manual_seed(i)
         idx = torch.randint(0, B.n_train, (B.batch,), generator=g).to(shapes.images.device)
         return loss(model, shapes.images[idx], shapes.prompts[idx], pair, generator=g)
-    hist = train.train(model, step_loss, B.steps, lr=B.lr, schedule="cosine", progress=progress, desc="FlowAR")
-    return model, hist
+    return train.train(model, step_loss, B.steps, lr=B.lr, schedule="cosine", progress=progress, desc="FlowAR")
+
+
+def train_shapes(B: Budget, pair: Callable = flowar_scale_pair, *, seed: int = 0, progress: bool = True):
+    """:func:`build` then :func:`fit_shapes`. Not cached (notebook 11 goes through
+    :func:`course_lib.recipes.capstone_projects.trained_flowar`, which is). Returns (model, History)."""
+    model = build(B, seed=seed)
+    return model, fit_shapes(model, B, pair, seed=seed, progress=progress)
 
 
 def evaluate(model: FlowAR, B: Budget, seed: int = 0) -> dict:
