@@ -197,7 +197,7 @@ ENVELOPE_RUNS = {
 
 
 def test_every_bench_is_tested_for_its_envelope():
-    tested_elsewhere = {"flow2d", "orders", "meanflow", "notebooks"}
+    tested_elsewhere = {"flow2d", "orders", "meanflow", "notebooks", "capstone"}
     assert set(bench.available()) == set(ENVELOPE_RUNS) | tested_elsewhere
 
 
@@ -216,3 +216,21 @@ def test_each_bench_prints_the_envelope(name, monkeypatch):
         _tiny(monkeypatch, generation_heads, steps=3, n_eval=32, sweep=(1, 2))
     args, bars = ENVELOPE_RUNS[name]
     assert_envelope(bench.measure(name, args), name, bars)
+
+
+def test_bench_capstone_writes_the_frontier_chart(monkeypatch, tmp_path):
+    # the whole-prompt frontier only (the open one, the one-step study and the audio rows have their own
+    # tests), 16 prompts and one seed; the quick models come from the cache the notebooks filled
+    from course_lib.recipes import capstone
+    monkeypatch.setattr(runtime, "_state", {"mode": "quick", "device": None})
+    _tiny(monkeypatch, capstone, n_eval=16, seeds=(0,), n_alone=1)
+    chart = tmp_path / "frontier.png"
+    out = bench.measure("capstone", ["--skip", "open", "--skip", "one_step", "--skip", "audio", "--chart", str(chart)])
+    assert_envelope(out, "capstone")
+    assert chart.stat().st_size > 10_000 and chart.read_bytes()[:4] == b"\x89PNG"
+    names = {r["name"] for r in out["whole"]["rows"]}
+    assert len(names) == len(out["whole"]["rows"]) >= 10
+    for r in out["whole"]["rows"]:
+        assert 0.0 <= r["prompt_accuracy"] <= 1.0 and r["frechet"] >= 0 and r["sequential_evaluations"] >= 1, r
+        assert r["params"] > 0 and r["seconds_per_image_batch"] > 0 and r["seconds_per_image_alone"] > 0, r
+    assert out["whole"]["n_eval"] == 16 and "open" not in out and "audio" not in out
