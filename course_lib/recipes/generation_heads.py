@@ -39,7 +39,7 @@ from course_lib.heads import backbone
 from course_lib.nets import count_parameters
 from course_lib.orders import prompt as P
 from course_lib.orders.continuous import ContinuousConfig
-from course_lib.recipes import limit_of_tokens, shape_latents
+from course_lib.recipes import limit_of_tokens, shape_latents, shapes_task
 from course_lib.recipes.head_toys import (NOTE_RATE, SEED, audio_heads, closest_note, fit_toy, head_kwargs,  # noqa: F401
                                           note_data, note_head, on_modes, toy_data, toy_head)
 from course_lib.recipes.registry import Pretrained
@@ -101,7 +101,8 @@ BUDGETS = {
 }
 ORDERS = backbone.ORDERS                   # ("raster", "masked")
 KINDS = tuple(heads.KINDS)                 # ("mse", "flow", "energy")
-PLACE = data.ATTRIBUTES.index("position")  # the attribute that "the place left open" leaves open
+PLACE = shapes_task.PLACE                  # the attribute that "the place left open" leaves open
+leave_place_open = shapes_task.leave_place_open   # "a small red circle, anywhere" (notebook 09 calls it from here)
 # Notebook 11's one-step kinds (issue 24, section 2): the MeanFlow head (Geng et al. 2025, §4.1, see
 # course_lib.heads.meanflow_head) and, as its ablation, the same network trained with b = a for every
 # draw (share_equal=1: plain flow matching, no JVP term). The head's docstring says why the ablation is
@@ -173,15 +174,6 @@ def build(B: Budget | PairBudget, order: str, kind: str) -> Pair:
     head = (heads.MeanFlowHead(shape_latents.LATENT_DIM, B.d_model, **kw) if kind in ONE_STEP
             else heads.make(kind, shape_latents.LATENT_DIM, B.d_model, **kw))
     return Pair(backbone.build(order, cfg), head, order, kind).to(runtime.device())
-
-
-def leave_place_open(prompts: torch.Tensor) -> torch.Tensor:
-    """A copy of ``prompts`` (N, 4) with the position replaced by its null id: "a small red circle,
-    anywhere". Nine places are right for each such prompt, the shapes' version of the lecture's dog
-    that may run left or right; the evaluator does not judge the place of an image for it."""
-    out = P.check_prompts(prompts).clone()
-    out[:, PLACE] = int(P.NULL[PLACE])
-    return out
 
 
 def latent_data(B: Budget, open_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
