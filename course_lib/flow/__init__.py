@@ -17,6 +17,8 @@ with sigma_min = 0; Liu et al. 2023's rectified flow).
 | :mod:`~course_lib.flow.ot` | :func:`minibatch_ot` (OT-CFM's minibatch coupling) |
 | :mod:`~course_lib.flow.meanflow` | MeanFlow: :class:`MeanFlowNet` u(z, a, b), its JVP target, loss, few-step sampler |
 | :mod:`~course_lib.flow.alphaflow` | α-Flow: the curriculum from trajectory flow matching to MeanFlow |
+| :mod:`~course_lib.flow.distill` | consistency distillation of a flow into one step (notebook 11's project A) |
+| :mod:`~course_lib.flow.tarflow` | TarFlow: an autoregressive normalizing flow on 2-D points (notebook 11's project C) |
 
 Distances between sample clouds (sliced Wasserstein, its noise floor) are in :mod:`course_lib.metrics`.
 A "velocity field" is any callable ``v(x, t) -> (N, D)`` with x (N, D) and t (N,). Usage::

@@ -6,7 +6,9 @@ An image is a grid of tokens (:mod:`course_lib.tokens`); in which order are they
   classifier-free guidance on logits, shared by every model of this part;
 * :mod:`~course_lib.orders.gpt`: one token at a time in raster order, as text (notebook 04);
 * ``maskgit``: many tokens at once, the most confident first (notebook 05);
-* ``var`` and ``infinity``: coarse to fine, one whole scale per step, and Infinity's bits (notebook 06).
+* ``var`` and ``infinity``: coarse to fine, one whole scale per step, and Infinity's bits (notebook 06);
+* ``discrete_flow`` (discrete flow matching with a mask source) and ``flowar`` (next-scale prediction
+  with a flow at every scale): notebook 11's open projects B and D.
 
 One calling convention for every model here and every head of :mod:`course_lib.heads`
 (:mod:`~course_lib.orders.prompt` says it in full): ``model(x, prompts)``, a loss with the data

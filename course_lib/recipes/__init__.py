@@ -21,4 +21,5 @@ have in common (the budgets' shared fields, the training images, the cached toke
 | 08 flow matching in 2-D | ``flow_matching_2d``, ``flow_matching_2d_quality`` (SWD and grid TV to the data, their floors) |
 | 09 generation heads | ``generation_heads`` |
 | 10 MeanFlow | ``meanflow``, ``meanflow_toy`` (the exactly solvable flow), ``meanflow_routes`` (one step: the control, α-Flow) |
+| 11 capstone | ``capstone`` (every generator on one frontier), ``capstone_figures`` (its chart, table and reading), ``audio_tokens`` (codec tokens chained against continuous latents with a head), ``capstone_projects`` (the open projects' demo models); the one-step head's pairs are ``generation_heads``' |
 """
