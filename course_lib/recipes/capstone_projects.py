@@ -26,7 +26,6 @@ any other (disk cache, shipped weights). :func:`note_loaded` and :func:`training
 """
 from __future__ import annotations
 
-import copy
 from typing import Callable
 
 from course_lib import train as training
@@ -59,15 +58,14 @@ def trained_student(target_fn: Callable | None = None, mode: str | None = None, 
     ``"project-distill-student"``, key: the distillation budget, the teacher's budget, ``seed``)."""
     B, TB = distill.budget(mode), fm2d.budget(mode)
     ref = distill.consistency_target
-    v = teacher(mode)
 
-    def fit(student):
-        trained, hist = distill.distill(v, fm2d.spirals, B.steps, batch=B.batch, grid=B.grid, lr=B.lr, mu=B.mu,
-                                        target_fn=target_fn or ref, seed=seed, progress=progress)
+    def fit(student):                          # the teacher is asked for only to train (shipped: never)
+        trained, hist = distill.distill(teacher(mode), fm2d.spirals, B.steps, batch=B.batch, grid=B.grid, lr=B.lr,
+                                        mu=B.mu, target_fn=target_fn or ref, seed=seed, progress=progress)
         student.load_state_dict(trained.state_dict())
         return hist
     return training.cached("project-distill-student", dict(budget=B, teacher=TB, seed=seed),
-                           build=lambda: distill.ConsistencyModel(copy.deepcopy(v)), fit=fit,
+                           build=lambda: distill.ConsistencyModel(fm2d.build_model(TB, space=True)), fit=fit,
                            share=_ours(target_fn, ref))
 
 
@@ -78,16 +76,18 @@ def trained_dfm(path_fn: Callable | None = None, mode: str | None = None, *, kap
     """A MaskGIT-architecture transformer (:func:`course_lib.orders.discrete_flow.build`) trained with the
     DFM loss on notebook 05's shape tokens, x_t drawn by ``path_fn`` (None: the course's
     :func:`~course_lib.orders.discrete_flow.mask_path_sample`), through the model cache (name
-    ``"project-dfm"``, key: the budget, kappa's exponent, ``seed``)."""
+    ``"project-dfm"``, key: the budget, kappa's exponent, ``seed``; a scheduler other than a
+    :class:`~course_lib.orders.discrete_flow.Polynomial` trains a model kept nowhere, like a learner's ``path_fn``)."""
     B = dfm.budget(mode)
     ref = dfm.mask_path_sample
 
     def fit(model):
         tokens, prompts = shape_tokens.token_data(B.n_train)                   # (n, 16) codes, (n, 4)
         return dfm.fit(model, tokens, prompts, B, kappa, path_fn=path_fn or ref, seed=seed, progress=progress)
-    return training.cached("project-dfm", dict(budget=B, kappa=kappa.n, seed=seed),
+    known = isinstance(kappa, dfm.Polynomial)                                  # a scheduler the key can name
+    return training.cached("project-dfm", dict(budget=B, kappa=kappa.n if known else repr(kappa), seed=seed),
                            build=lambda: dfm.build(B, shape_tokens.CODEBOOK, shape_tokens.N_TOKENS, seed=seed),
-                           fit=fit, share=_ours(path_fn, ref))
+                           fit=fit, share=known and _ours(path_fn, ref))
 
 
 # ----------------------------------------------------------------------------- C: TarFlow
