@@ -213,3 +213,29 @@ def call(candidate: Callable, *args, case: str = "", seconds: float | None = Non
                            f"was; compute a new tensor instead")
     _progress.returned.append(case)
     return out
+
+
+BROADCAST = "must match the size of tensor"      # what torch says when two shapes do not broadcast
+
+
+def call_hinted(candidate: Callable, *args, case: str = "", hints: dict | None = None, returns: tuple | None = None,
+                **kwargs):
+    """:func:`call`, and two things most checks need: where the learner's function raised an error
+    whose text holds a key of ``hints`` (e.g. :data:`BROADCAST`), the message adds that hint (the
+    shape the exercise needs); with ``returns`` (the names of the parts, e.g. ``("x_t", "v")``) the
+    result must be a tuple of that many parts (a list is taken as one), and anything else is named."""
+    try:
+        out = call(candidate, *args, case=case, **kwargs)
+    except Mismatch as e:
+        for fragment, hint in (hints or {}).items():
+            if fragment in str(e):
+                raise Mismatch(f"{e} ({hint})") from e
+        raise
+    if returns is None:
+        return out
+    if isinstance(out, list):
+        out = tuple(out)
+    if not isinstance(out, tuple) or len(out) != len(returns):
+        got = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
+        raise Mismatch(f"on {case}: return a tuple ({', '.join(returns)}), got {got}")
+    return out

@@ -31,7 +31,7 @@ from typing import Callable
 import torch
 
 from course_lib.course.calling import (CALL_SECONDS, Mismatch, Progress, UsesReference, clone_inputs,  # noqa: F401
-                                       call, is_reference, tracking)
+                                       BROADCAST, call, call_hinted, is_reference, tracking)
 from course_lib.course.mistakes import (Mistake, explain, gradients, name_mistake, name_mistake_in,  # noqa: F401
                                         naming)
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.course.checking import (CannotTell, Exercise, Mismatch, Mistake, call, call_on, device_words,
+from course_lib.course import checking
+from course_lib.course.checking import (CannotTell, Exercise, Mismatch, Mistake, call_on, device_words,
                                         expect_a_tensor, generator, stand_in_device)
 from course_lib.orders import discrete_flow as dfm
 
@@ -66,12 +67,8 @@ def _tokens(n, length, K, seed):
 def _draw(candidate, x1, t, mask_id, kappa, seed, case):
     """The learner's x_t on this case, checked for what every draw has: a (B, N) int64 tensor whose
     positions hold x1's token or the mask id."""
-    try:
-        out = call(candidate, x1, t, mask_id, kappa, generator(seed), case=case)
-    except Mismatch as e:
-        if "must match the size of tensor" in str(e):
-            raise Mismatch(f"{e} ({BROADCAST})") from e
-        raise
+    out = checking.call_hinted(candidate, x1, t, mask_id, kappa, generator(seed), case=case,
+                               hints={checking.BROADCAST: BROADCAST})
     what = f"on {case}"
     expect_a_tensor(out, what)
     if tuple(out.shape) != tuple(x1.shape):

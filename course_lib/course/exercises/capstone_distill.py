@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, device_words, expect_close,
+from course_lib.course.checking import (BROADCAST, Exercise, Mismatch, Mistake, call_hinted, device_words, expect_close,
                                         expect_on_another_device, generator, naming)
 from course_lib.flow import distill
 
@@ -109,12 +109,7 @@ _NO_SG = TARGET_MISTAKES[-1].message
 
 
 def _call(candidate, teacher, target, x, t, dt, case):
-    try:
-        return call(candidate, teacher, target, x, t, dt, case=case)
-    except Mismatch as e:
-        if "must match the size of tensor" in str(e):
-            raise Mismatch(f"{e} ({_BROADCAST})") from e
-        raise
+    return call_hinted(candidate, teacher, target, x, t, dt, case=case, hints={BROADCAST: _BROADCAST})
 
 
 def check_consistency_target(candidate):

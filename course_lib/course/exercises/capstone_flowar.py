@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, expect_close, expect_on_another_device,
+from course_lib.course.checking import (BROADCAST, Exercise, Mismatch, Mistake, call_hinted, expect_close, expect_on_another_device,
                                         generator, naming)
 from course_lib.orders import flowar
 from course_lib.orders.var import area_down
@@ -99,17 +99,8 @@ MISTAKES = (
 
 
 def _call(candidate, x, scales, k, t, noise, case):
-    try:
-        out = call(candidate, x, scales, k, t, noise, case=case)
-    except Mismatch as e:
-        if "must match the size of tensor" in str(e):
-            raise Mismatch(f"{e} ({_BROADCAST})") from e
-        raise
-    if isinstance(out, list):
-        out = tuple(out)
-    if not isinstance(out, tuple) or len(out) != 3:
-        got = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
-        raise Mismatch(f"on {case}: return a tuple (x_t, v, cond), got {got}")
+    out = call_hinted(candidate, x, scales, k, t, noise, case=case, hints={BROADCAST: _BROADCAST},
+                      returns=("x_t", "v", "cond"))
     for name, o in zip(("x_t", "v", "cond"), out):
         if isinstance(o, torch.Tensor) and o.shape != noise.shape:
             extra = f" ({_BROADCAST})" if o.dim() == 4 and o.shape[:3] == noise.shape[:3] else ""

@@ -14,6 +14,7 @@ device standing in for one); every call of the learner's function goes through
 import torch
 
 from course_lib import flow, metrics
+from course_lib.course import checking
 from course_lib.course.checking import (Exercise, Mismatch, call, device_words, expect_close,
                                         expect_on_another_device, expect_tensor, generator, naming, stand_in_device)
 from course_lib.course.exercises.flow_mistakes import (BROADCAST, CFG_MISTAKES, EULER_MISTAKES, FM_PAIR_MISTAKES,
@@ -24,20 +25,10 @@ from course_lib.course.exercises.welcome import FIELDS, Field
 # ----------------------------------------------------------------------------- fm_pair
 
 def _pair(candidate, x0, x1, t, case):
-    try:
-        out = call(candidate, x0, x1, t, case=case)
-    except Mismatch as e:
-        if "must match the size of tensor" in str(e):                  # (N,) against (N, D)
-            raise Mismatch(f"{e} ({BROADCAST})") from e
-        if "is invalid for input of size" in str(e):
-            raise Mismatch(f"{e} (a fixed size in view/reshape? t[:, None] or t.view(-1, 1) works for any "
-                           f"number of points)") from e
-        raise
-    if isinstance(out, list):
-        out = tuple(out)
-    if not isinstance(out, tuple) or len(out) != 2:
-        got = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
-        raise Mismatch(f"on {case}: return a tuple (x_t, target), got {got}")
+    hints = {checking.BROADCAST: BROADCAST,                                           # (N,) against (N, D)
+             "is invalid for input of size": "a fixed size in view/reshape? t[:, None] or t.view(-1, 1) works "
+                                             "for any number of points"}
+    out = checking.call_hinted(candidate, x0, x1, t, case=case, hints=hints, returns=("x_t", "target"))
     for what, v in zip(("x_t", "the target"), out):
         if not isinstance(v, torch.Tensor):
             raise Mismatch(f"on {case}: {what} should be a tensor of shape {tuple(x0.shape)}, got {type(v).__name__}")

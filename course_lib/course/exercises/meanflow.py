@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from course_lib.flow import meanflow as mf
-from course_lib.course.checking import (Exercise, Mismatch, Mistake, call, device_words, expect_close, expect_loss,
+from course_lib.course.checking import (BROADCAST, Exercise, Mismatch, Mistake, call, call_hinted, device_words, expect_close, expect_loss,
                                         expect_on_another_device, expect_tensor, generator, gradients, naming,
                                         stand_in_device)
 
@@ -82,17 +82,7 @@ _BROADCAST = ("(b - a) has shape (B,): give it a trailing axis, (b - a)[:, None]
 
 
 def _call_target(candidate, u, z, a, b, v, case):
-    try:
-        out = call(candidate, u, z, a, b, v, case=case)
-    except Mismatch as e:
-        if "must match the size of tensor" in str(e):
-            raise Mismatch(f"{e} ({_BROADCAST})") from e
-        raise
-    if isinstance(out, list):
-        out = tuple(out)
-    if not isinstance(out, tuple) or len(out) != 2:
-        got = f"a tuple of {len(out)}" if isinstance(out, tuple) else type(out).__name__
-        raise Mismatch(f"on {case}: return a tuple (u_pred, u_tgt), got {got}")
+    out = call_hinted(candidate, u, z, a, b, v, case=case, hints={BROADCAST: _BROADCAST}, returns=("u_pred", "u_tgt"))
     for what, t in zip(("u_pred", "u_tgt"), out):
         if not isinstance(t, torch.Tensor):
             raise Mismatch(f"on {case}: {what} should be a tensor of shape {tuple(z.shape)}, got {type(t).__name__}")
