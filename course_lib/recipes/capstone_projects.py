@@ -143,6 +143,6 @@ def _flowar_figures(mode: str) -> dict:
 PRETRAINED = (Pretrained("project-distill-student", ("11",), lambda mode: trained_student(mode=mode),
                          figures=_student_figures),
               Pretrained("project-dfm", ("11",), lambda mode: trained_dfm(mode=mode)),
-              Pretrained("project-tarflow", ("11",), lambda mode: trained_tarflow(mode=mode), fp16=False,
+              Pretrained("project-tarflow", ("11",), lambda mode: trained_tarflow(mode=mode),
                          figures=_tarflow_figures),
               Pretrained("project-flowar", ("11",), lambda mode: trained_flowar(mode=mode), figures=_flowar_figures))
