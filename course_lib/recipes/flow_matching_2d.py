@@ -394,7 +394,7 @@ def _spirals_family(mode: str):
 
 # the models notebook 08 trains (make pretrain); the learner's functions' models are made with the course's
 PRETRAINED = (Pretrained("flow2d-regressor", ("08",), lambda mode: train_regressor(budget(mode))),
-              Pretrained("flow2d-spirals", ("08",), _spirals_family),
+              Pretrained("flow2d-spirals", ("08", "11"), _spirals_family),
               Pretrained("flow2d-reflow", ("08",), lambda mode: straighten(None, budget(mode))),
               Pretrained("flow2d-conditional", ("08",), lambda mode: train_conditional(budget(mode))),
               Pretrained("flow2d-digits", ("08",), lambda mode: train_digits(budget(mode))))
