@@ -107,6 +107,7 @@ def mask_path_sample(x1: torch.Tensor, t: torch.Tensor, mask_id: int, kappa: Cal
     checks.tensor(x1, "x1", ndim=2, floating=False, shape="(B, N) int64")
     checks.tensor(t, "t", ndim=1, floating=True, shape=f"({x1.shape[0]},)")
     checks.same_rows(t, "t", x1.shape[0], "x1")
+    checks.value_range(t, "t", 0.0, 1.0)                                    # times of the path: 0 noise, 1 data
     checks.positive_int(mask_id, "mask_id", 0)
     checks.generator(generator)
     u = torch.rand(x1.shape, generator=generator).to(x1.device)                              # (B, N) drawn on the CPU
