@@ -64,7 +64,7 @@ from typing import Callable
 
 import torch
 
-from course_lib import checks, data, evaluator, metrics, runtime
+from course_lib import checks, data, evaluator, runtime
 from course_lib.nets import count_parameters
 from course_lib.recipes import (chaining_tokens, generation_heads, limit_of_tokens, maskgit, meanflow,
                                 meanflow_latent, next_scale, shape_latents, shape_tokens, shapes_task)
@@ -314,12 +314,7 @@ def real_draw(ref, open_place: bool = False, seed: int = 0) -> torch.Tensor:
     """What a perfect generator would draw for ``ref``'s prompts: the floors' second draw of real
     images (:func:`course_lib.evaluator.frechet_floor`; with ``open_place`` the same shapes at places
     drawn at random, as :func:`course_lib.recipes.generation_heads.open_floor` draws them)."""
-    prompts = ref.prompts.clone().cpu()
-    if open_place:
-        g = torch.Generator().manual_seed(metrics.FLOOR_SEED + seed)
-        place = shapes_task.PLACE
-        prompts[:, place] = torch.randint(data.N_VALUES[place], (len(prompts),), generator=g)
-    return data.render_prompts(prompts, seed=metrics.FLOOR_SEED + seed)
+    return shapes_task.real_draw(ref.prompts, open_place, seed)
 
 
 @torch.no_grad()

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from course_lib import checks, data, evaluator, heads, metrics, runtime, train
+from course_lib import checks, evaluator, heads, runtime, train
 from course_lib.heads import backbone
 from course_lib.nets import count_parameters
 from course_lib.orders import prompt as P
@@ -192,10 +192,7 @@ def open_floor(n: int, seed: int = 0) -> float:
     :func:`course_lib.evaluator.reference` (n, seed). Higher than the floor at whole prompts, where
     the two real sets agree in every place."""
     ref = evaluator.reference(n, seed)
-    elsewhere = ref.prompts.clone().cpu()
-    g = torch.Generator().manual_seed(metrics.FLOOR_SEED + seed)
-    elsewhere[:, PLACE] = torch.randint(data.N_VALUES[PLACE], (n,), generator=g)
-    return evaluator.frechet(data.render_prompts(elsewhere, seed=metrics.FLOOR_SEED + seed), ref.images)
+    return evaluator.frechet(shapes_task.real_draw(ref.prompts, open_place=True, seed=seed), ref.images)
 
 
 def fit_pair(pair: Pair, B: Budget | PairBudget, open_place: bool = False, progress: bool = True) -> train.History:

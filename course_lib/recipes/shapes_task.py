@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from course_lib import checks, data, runtime, train
+from course_lib import checks, data, metrics, runtime, train
 from course_lib.orders import prompt as P
 
 SIZE = 16                     # 16 x 16 images
@@ -97,3 +97,15 @@ def leave_place_open(prompts: torch.Tensor) -> torch.Tensor:
     out = P.check_prompts(prompts).clone()
     out[:, PLACE] = int(P.NULL[PLACE])
     return out
+
+
+def real_draw(prompts: torch.Tensor, open_place: bool = False, seed: int = 0) -> torch.Tensor:
+    """What a perfect generator would draw for ``prompts`` (N, 4): the same prompts rendered again with
+    another draw of the jitter (seed ``metrics.FLOOR_SEED + seed``), the second set of real images of
+    :func:`course_lib.evaluator.frechet_floor`; with ``open_place`` the same shapes at places drawn at
+    random (the floor where the place is left open). Images (N, 3, 16, 16)."""
+    prompts = P.check_prompts(prompts).clone().cpu()
+    if open_place:
+        g = torch.Generator().manual_seed(metrics.FLOOR_SEED + seed)
+        prompts[:, PLACE] = torch.randint(data.N_VALUES[PLACE], (len(prompts),), generator=g)
+    return data.render_prompts(prompts, seed=metrics.FLOOR_SEED + seed)
