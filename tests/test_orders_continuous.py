@@ -110,3 +110,17 @@ def test_gaussian_head_is_unimodal_around_the_average():
     x = C.generate(model, head, _prompts(512, 98), generator=torch.Generator().manual_seed(0))
     # samples fill the gap between -1 and +1 where no data lies: ~38% within 0.5 of 0 for N(0, 1)
     assert (x.abs() < 0.5).float().mean() > 0.25
+
+
+@pytest.mark.parametrize("kind", ["flow", "energy"])
+def test_loss_draws_the_heads_noise_from_the_generator_it_is_given(kind):
+    # a head that draws (times, noise) must take them from the caller's generator, not the global RNG:
+    # otherwise a model's training depends on whatever ran before it in the process
+    torch.manual_seed(0)
+    model, head = C.ContinuousAR(CFG), heads.make(kind, CFG.latent_dim, CFG.d_model, width=16, depth=1)
+    x, prompts = torch.randn(5, CFG.n_tokens, CFG.latent_dim), _prompts(5)
+    losses = []
+    for global_seed in (1, 2):
+        torch.manual_seed(global_seed)                          # a different global state each time
+        losses.append(C.loss(model, head, x, prompts, p_null=0.5, generator=torch.Generator().manual_seed(3)))
+    assert torch.equal(losses[0], losses[1])

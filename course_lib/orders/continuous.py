@@ -103,7 +103,7 @@ def loss(model: ContinuousAR, head: nn.Module, latents: torch.Tensor, prompts: t
     checks.number(p_null, "p_null", 0.0, 1.0)
     prompts = P.drop_prompts(prompts, p_null, checks.generator(generator))
     z = model(latents, prompts)                                                 # (B, 16, d)
-    return head.loss(latents, z)
+    return head.loss(latents, z, generator=generator)                           # its noise and times from the caller's stream
 
 
 @torch.no_grad()
