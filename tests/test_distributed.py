@@ -80,7 +80,16 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
 def ranks(tmp_path_factory):
     """What each of 2 gloo ranks (spawned once for every test here) saw and trained."""
     out = tmp_path_factory.mktemp("ranks")
-    mp.start_processes(_worker, args=(2, _free_port(), str(out)), nprocs=2, start_method="spawn")
+    for attempt in (1, 2):
+        try:
+            mp.start_processes(_worker, args=(2, _free_port(), str(out)), nprocs=2, start_method="spawn")
+            break
+        except mp.ProcessExitedException as e:
+            # gloo on this 2-core CPU machine now and then aborts a rank at teardown ("terminate called
+            # without an active exception", SIGABRT), or the free port is taken before it binds: try once
+            # more on a new port; a second failure is a failure
+            if attempt == 2 or "SIGABRT" not in str(e):
+                raise
     return [torch.load(out / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
 
 
@@ -131,9 +140,13 @@ def test_torchrun_pretrain_writes_once_from_rank_0(tmp_path, monkeypatch):
     script.write_text(TORCHRUN)
     env = {**os.environ, "COURSE_THREADS": "1", "OMP_NUM_THREADS": "1", "COURSE_DEVICE": "cpu"}
     env.pop("COURSE_WEIGHTS_DIR", None)
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port",
-                        str(_free_port()), str(script), str(tmp_path / "two"), str(ROOT / "tests")], env=env,
-                       capture_output=True, text=True, timeout=120, cwd=ROOT)
+    for attempt in (1, 2):            # once more after gloo's occasional abort at teardown (see ranks())
+        shutil.rmtree(tmp_path / "two", ignore_errors=True)
+        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port",
+                            str(_free_port()), str(script), str(tmp_path / "two"), str(ROOT / "tests")], env=env,
+                           capture_output=True, text=True, timeout=120, cwd=ROOT)
+        if r.returncode == 0 or "terminate called without an active exception" not in r.stderr:
+            break
     assert r.returncode == 0, r.stderr[-3000:]
     assert r.stdout.count("toy-mlp: ready in") == 1                            # rank 0 alone speaks
     from course_lib import pretrain, runtime, weights
