@@ -66,8 +66,9 @@ def run(args: list[str]) -> dict:
         res["audio"] = audio_tokens.audio_comparison(mode)
 
     fig = capstone.frontier_figure(whole, opened)
-    fig.suptitle(f"{fig._suptitle.get_text() + ' · ' if fig._suptitle else ''}measured {res['date']} on "
-                 f"{res['machine']}, {mode} mode", fontsize=9)
+    title = fig.get_suptitle()
+    fig.suptitle(f"{title + ' · ' if title else ''}measured {res['date']} on {res['machine']}, {mode} mode",
+                 fontsize=9)
     opts.chart.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(opts.chart, dpi=110, bbox_inches="tight")
     res["chart"] = str(opts.chart)
