@@ -40,6 +40,11 @@ def init() -> bool:
         return dist.get_world_size() > 1
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return False
+    # torch's compiler stack (torch._dynamo, which an optimizer's step() imports on first use) keeps a
+    # process group created before its import alive past destroy_process_group: the group's gloo worker
+    # threads then outlive the interpreter and abort the rank at exit ("terminate called without an
+    # active exception", SIGABRT, now and then on a busy CPU). Imported first, it holds no group.
+    import torch._dynamo  # noqa: F401
     cuda = torch.cuda.is_available() and os.environ.get("COURSE_DEVICE", "").strip() != "cpu"
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))   # "cuda" means this rank's GPU
@@ -48,8 +53,9 @@ def init() -> bool:
 
 
 def close() -> None:
-    """Wait for every rank, then leave the process group (a rank that exits with gloo's threads still
-    running is aborted: "terminate called without an active exception"). Nothing in one process."""
+    """Wait for every rank, then end the process group: its worker threads stop here, while Python is
+    still alive (a gloo thread that outlives the interpreter aborts the rank at exit: "terminate called
+    without an active exception"; see :func:`init`). Nothing in one process."""
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
