@@ -95,7 +95,7 @@ class Budget:
 
 
 PRIORS = {     # per mode, the same sizes for both routes (route A's GPT has no head: it ignores the head_*)
-    "quick": PriorBudget(steps=300, batch=16, lr=5e-3, d_model=48, n_layer=2, n_head=4,
+    "quick": PriorBudget(steps=500, batch=16, lr=5e-3, d_model=48, n_layer=2, n_head=4,
                          head_width=64, head_depth=2, head_steps=8),
     "lecture": PriorBudget(steps=2000, batch=32, lr=2e-3, d_model=96, n_layer=3, n_head=4,
                            head_width=128, head_depth=3, head_steps=8),
