@@ -100,6 +100,14 @@ def test_bad_input_is_named():
         dfm.generate(model, _prompts(2, 0), steps=0)
     with pytest.raises(TypeError, match="generator: expected a torch.Generator or None"):
         dfm.generate(model, _prompts(2, 0), generator=3)
+    with pytest.raises(ValueError, match="mask_id: expected an id outside x1's tokens"):
+        dfm.mask_path_sample(x1, torch.zeros(2), 0, dfm.Polynomial())         # 0 is a token of x1
+    with pytest.raises(ValueError, match="n: expected a positive exponent"):
+        dfm.Polynomial(-1.0)
+    with pytest.raises(ValueError, match=r"t: expected a time in \[0, 1\)"):
+        dfm.rate(dfm.Polynomial(), 1.0)
+    with pytest.raises(ValueError, match=r"t: expected a number in \[0.0, 1.0\], got 2.0"):
+        dfm.rate(dfm.Polynomial(), 2.0)
 
 
 def test_budgets_are_defined_for_every_mode():

@@ -86,6 +86,10 @@ def test_bad_input_is_named():
         distill.consistency_target(f, f, torch.zeros(3, 2), torch.zeros(3), torch.zeros(2))
     with pytest.raises(ValueError, match="grid: expected an int >= 1"):
         distill.distill_loss(f, f, _Const([0.0, 0.0]), torch.randn(4, 2), grid=0)
+    with pytest.raises(TypeError, match="times: expected a sequence of times in \\[0, 1\\]"):
+        distill.sample(f, torch.zeros(3, 2), times="0")
+    with pytest.raises(TypeError, match="times: expected a number, got str"):
+        distill.sample(f, torch.zeros(3, 2), times=("0",))
 
 
 def test_budgets_are_defined_for_every_mode():

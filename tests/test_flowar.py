@@ -70,6 +70,10 @@ def test_bad_input_is_named():
         fa.flowar_scale_pair(x[..., :8, :8], S, 2, t, noise)
     with pytest.raises(TypeError, match="x: expected a floating-point tensor"):
         fa.flowar_scale_pair(x.long(), S, 2, t, noise)
+    with pytest.raises(ValueError, match="side: expected a divisor of full = 16"):
+        fa.next_input(torch.randn(2, 3, 4, 4), 5, 16)
+    with pytest.raises(ValueError, match=r"images: expected a 4-D tensor"):
+        fa.to_model(torch.rand(3, 16))
 
 
 def test_scale_nets_start_at_zero_and_keep_shapes():

@@ -106,6 +106,13 @@ def test_bad_input_is_named():
         tf.CausalMLP(2, 1, clip=0.0)
     with pytest.raises(ValueError, match=r"x: expected last dimension 2"):
         tf.TarFlow()(torch.randn(5, 3))
+    model = tf.TarFlow()
+    with pytest.raises(ValueError, match="n: expected an int >= 1, got 0"):
+        tf.sample(model, 0)
+    with pytest.raises(ValueError, match=r"sigma: expected a number in \[0.0, inf\], got -1"):
+        tf.sample(model, 4, sigma=-1.0)
+    with pytest.raises(TypeError, match="sigma: expected a number, got str"):
+        tf.denoise(model, torch.randn(4, 2), "0.1")
 
 
 def test_sample_is_seeded():

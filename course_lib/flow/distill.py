@@ -195,7 +195,10 @@ def sample(student: Callable, x0: torch.Tensor, times=(0.0,), *, generator: torc
     and jump again, x = f(x_t, t). ``times=(0.0,)`` is one step, one network evaluation per point.
     x0 (N, D) noise. Returns (N, D)."""
     checks.tensor(x0, "x0", ndim=2, floating=True, shape="(N, D)")
-    times = [checks.number(float(s), "times", 0.0, 1.0) for s in times]
+    if isinstance(times, (str, bytes)) or not hasattr(times, "__iter__"):
+        raise TypeError(f"times: expected a sequence of times in [0, 1] such as (0.0,) or (0.0, 0.5), "
+                        f"got {type(times).__name__} {times!r}")
+    times = [checks.number(s.item() if isinstance(s, torch.Tensor) else s, "times", 0.0, 1.0) for s in times]
     if not times or any(b <= a for a, b in zip(times, times[1:])):
         raise ValueError(f"times: expected increasing times in [0, 1], the first usually 0, got {times}")
     n = x0.shape[0]

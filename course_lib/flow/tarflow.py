@@ -213,6 +213,8 @@ def nll(model: TarFlow, x: torch.Tensor, step: Callable = ar_affine_forward) -> 
 def denoise(model: TarFlow, x: torch.Tensor, sigma: float) -> torch.Tensor:
     """One score step (Tweedie): x - sigma^2 grad_x [-log p(x)], the model's density being that of
     the noised data; ``evaluate_fid.py``'s denoising, with the theoretical step sigma^2."""
+    checks.tensor(x, "x", ndim=2, floating=True, shape=f"(N, {model.config.dim})")
+    sigma = checks.number(sigma, "sigma", 0.0)
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         z, logdet = model(x)
@@ -290,6 +292,9 @@ def train_spirals(B: Budget, step: Callable = ar_affine_forward, *, seed: int = 
 
 def sample(model: TarFlow, n: int, seed: int = 0, sigma: float | None = None) -> torch.Tensor:
     """n samples from seeded noise, (n, 2); with ``sigma`` (the training noise) one denoising step."""
+    n, seed = checks.positive_int(n, "n"), checks.positive_int(seed, "seed", 0)
+    if sigma is not None:
+        sigma = checks.number(sigma, "sigma", 0.0)
     g = torch.Generator().manual_seed(seed)
     z = torch.randn(n, model.config.dim, generator=g).to(runtime.device())
     x = model.reverse(z)

@@ -73,6 +73,10 @@ class Polynomial:
     the share of tokens already decided at time t. n = 1 decides tokens at an even pace; n > 1 late."""
     n: float = 1.0
 
+    def __post_init__(self):
+        if isinstance(self.n, bool) or not isinstance(self.n, (int, float)) or not self.n > 0:
+            raise ValueError(f"n: expected a positive exponent (kappa(t) = t^n rises from 0 to 1), got {self.n!r}")
+
     def __call__(self, t: torch.Tensor) -> torch.Tensor:
         return t ** self.n
 
@@ -84,7 +88,10 @@ class Polynomial:
 def rate(kappa: Callable, t: float) -> float:
     """kappa'(t) / (1 - kappa(t)): how fast a masked token is decided at time t < 1 (the jump intensity
     of the Euler solver). Uses ``kappa.derivative`` when the scheduler has one, else a central difference."""
-    tt = torch.tensor(float(t), dtype=torch.float64)
+    t = checks.number(t, "t", 0.0, 1.0)
+    if t == 1.0:
+        raise ValueError("t: expected a time in [0, 1): at t = 1 every token is decided and the rate is infinite")
+    tt = torch.tensor(t, dtype=torch.float64)
     if hasattr(kappa, "derivative"):
         d = float(kappa.derivative(tt))
     else:
@@ -109,6 +116,9 @@ def mask_path_sample(x1: torch.Tensor, t: torch.Tensor, mask_id: int, kappa: Cal
     checks.same_rows(t, "t", x1.shape[0], "x1")
     checks.value_range(t, "t", 0.0, 1.0)                                    # times of the path: 0 noise, 1 data
     checks.positive_int(mask_id, "mask_id", 0)
+    if (x1 == mask_id).any():
+        raise ValueError(f"mask_id: expected an id outside x1's tokens (the extra token after the codebook), "
+                         f"but x1 holds {mask_id}: a kept token and a masked one would look the same")
     checks.generator(generator)
     u = torch.rand(x1.shape, generator=generator).to(x1.device)                              # (B, N) drawn on the CPU
     keep = u < kappa(t)[:, None]                                                             # (B, N) kept w.p. kappa(t)

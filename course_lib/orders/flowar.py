@@ -58,6 +58,11 @@ SCALES = (1, 2, 4, 8, 16)          # FlowAR's doubling scales, up to the 16x16 s
 def next_input(prev: torch.Tensor, side: int, full: int) -> torch.Tensor:
     """FlowAR's input for the next scale: ``prev`` (N, C, p, p) bicubic-upsampled to the full size
     (full, full), then area-downsampled to (side, side). Returns (N, C, side, side)."""
+    checks.tensor(prev, "prev", ndim=4, floating=True, shape="(N, C, p, p)")
+    full, side = checks.positive_int(full, "full"), checks.positive_int(side, "side")
+    if full % side or prev.shape[-1] > full:
+        raise ValueError(f"side: expected a divisor of full = {full} (the area pooling of FlowAR's pyramid), "
+                         f"and prev no larger than {full}; got side {side}, prev {tuple(prev.shape)}")
     up = prev if prev.shape[-1] == full else F.interpolate(prev, size=(full, full), mode="bicubic")
     return area_down(up, side)
 
@@ -200,8 +205,8 @@ class FlowAR(nn.Module):
 
 
 def to_model(images: torch.Tensor) -> torch.Tensor:
-    """Images in [0, 1] -> the model's pixels in [-1, 1]."""
-    return images * 2 - 1
+    """Images (N, 3, H, W) in [0, 1] -> the model's pixels in [-1, 1]."""
+    return evaluator.check_images(images, "images") * 2 - 1
 
 
 def to_images(x: torch.Tensor) -> torch.Tensor:
