@@ -81,6 +81,14 @@ def test_bad_input_is_named():
         A.estimate_midi(torch.zeros(A.NOTE_LEN))
     with pytest.raises(ValueError, match="route: expected one of"):
         A.generate(None, "wavenet", 0)
+    with pytest.raises(ValueError, match="sample_rate: expected an int >= 1, got 0"):
+        A.estimate_midi(torch.zeros(2, A.NOTE_LEN), sample_rate=0)
+    with pytest.raises(ValueError, match=r"high_hz: expected a number in \[100.0, 4000.0\], got 5000"):
+        A.estimate_midi(torch.zeros(2, A.NOTE_LEN), high_hz=5000.0)
+    with pytest.raises(ValueError, match="asked: expected 2 rows, one per row of waves, got shape"):
+        A.judge_samples(torch.zeros(2, A.NOTE_LEN), torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"pitch_class: expected values in \[0, 11\]"):
+        A.real_octaves(12)
     with pytest.raises(ValueError, match="crop: expected a multiple of the hop 64"):
         A._crops(torch.zeros(4, A.NOTE_LEN), 2, 100)
 

@@ -283,3 +283,10 @@ def test_ceilings_score_each_tokenizers_reconstruction(quick):
     assert capstone.reconstruct("VAR", images, "quick").shape == images.shape
     with pytest.raises(ValueError, match="tokenizer"):
         capstone.reconstruct("JPEG", images, "quick")
+
+
+def test_reconstruct_refuses_images_the_tokenizers_cannot_take():
+    with pytest.raises(ValueError, match=r"images: expected shape \(N, 3, 16, 16\), got \(2, 3, 8, 8\)"):
+        capstone.reconstruct("VQ", torch.rand(2, 3, 8, 8), "quick")
+    with pytest.raises(ValueError, match="tokenizer: expected one of"):
+        capstone.reconstruct("FSQ", torch.rand(2, 3, 16, 16), "quick")

@@ -122,3 +122,17 @@ def test_lecture_mode_loads_the_shipped_project_weights_even_for_a_learners_func
     assert tarflow.tv(flow_model, n, sigma=B.sigma) < 0.35
     FB = dataclasses.replace(flowar.budget("lecture"), n_eval=128)
     assert flowar.evaluate(P.trained_flowar(), FB)["accuracy"] > 0.4          # was 0.27 at width 32, 1000 steps
+
+
+@pytest.mark.parametrize("make, arg", [(P.trained_student, "target_fn"), (P.trained_dfm, "path_fn"),
+                                       (P.trained_tarflow, "step"), (P.trained_flowar, "pair")])
+def test_a_function_that_is_not_one_or_a_bad_seed_is_named_before_training(make, arg):
+    with pytest.raises(TypeError, match=f"{arg}: expected your function \\(or None for the course's\\), got int 3"):
+        make(3, "quick")
+    with pytest.raises(ValueError, match="seed: expected an int >= 0, got -1"):
+        make(None, "quick", seed=-1)
+
+
+def test_a_scheduler_that_is_not_a_function_is_named():
+    with pytest.raises(TypeError, match="kappa: expected a scheduler"):
+        P.trained_dfm(None, "quick", kappa=1.0)

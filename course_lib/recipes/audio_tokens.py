@@ -164,6 +164,9 @@ def estimate_midi(waves: torch.Tensor, sample_rate: int = SAMPLE_RATE, low_hz: f
     harmonic is stronger is heard an octave up, and the judge says so too."""
     checks.tensor(waves, "waves", ndim=2, floating=True, shape="(B, L)")
     checks.rows(waves, "waves"), checks.finite(waves, "waves")
+    sample_rate = checks.positive_int(sample_rate, "sample_rate")
+    low_hz = checks.number(low_hz, "low_hz", 0.0)
+    high_hz = checks.number(high_hz, "high_hz", low_hz, sample_rate / 2)        # up to Nyquist
     L = waves.shape[1]
     n_fft = 8 * 2 ** math.ceil(math.log2(L))
     spec = torch.fft.rfft(waves.float().cpu() * torch.hann_window(L, periodic=False), n=n_fft).abs()   # (B, F)
@@ -186,6 +189,10 @@ def judge(waves: torch.Tensor, sample_rate: int = SAMPLE_RATE) -> tuple[torch.Te
 
 def real_octaves(pitch_class: int) -> int:
     """How many octaves of C3..C6 hold the pitch class (4 for C, 3 for the others)."""
+    pc = check_pitch_class(pitch_class)
+    if pc.numel() != 1:
+        raise ValueError(f"pitch_class: expected one pitch class, got {pc.numel()}")
+    pitch_class = int(pc)
     return sum(1 for m in range(LOW_MIDI, HIGH_MIDI + 1) if m % 12 == pitch_class)
 
 
@@ -208,6 +215,7 @@ def judge_samples(waves: torch.Tensor, asked: torch.Tensor) -> dict:
     similarity to the closest real note of the asked class, one per MIDI number; 1 = that note exactly)."""
     pc, octave = judge(waves)
     asked = check_pitch_class(asked, "asked")
+    checks.same_rows(asked, "asked", len(pc), "waves")
     right = pc == asked
     spread, entropy = [], []
     for c in asked.unique().tolist():

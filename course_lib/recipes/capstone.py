@@ -321,6 +321,7 @@ def real_draw(ref, open_place: bool = False, seed: int = 0) -> torch.Tensor:
 def reconstruct(tokenizer: str, images: torch.Tensor, mode: str | None = None) -> torch.Tensor:
     """``images`` (N, 3, 16, 16) through ``tokenizer`` and back (quantized, every scale for VAR and BSQ)."""
     checks.one_of(tokenizer, "tokenizer", tuple(TOKENIZERS))
+    images = evaluator.check_images(images, "images")
     mode = budget(mode).mode
     if tokenizer == "VQ":
         return shape_tokens.decode(shape_tokens.encode(images, mode), mode)
