@@ -437,3 +437,15 @@ def test_name_mistake_in_tells_apart_mistakes_that_agree_on_one_case():
         assert checking.name_mistake_in(cubes, ms, [one, two]).name == "cube"
         assert checking.name_mistake_in(lambda x: x + 5, ms, [one, two]) is None
         assert checking.name_mistake_in(raises, ms, [one]) is None
+
+
+def test_a_decorated_answer_is_the_learners_own_not_the_reference():
+    """@torch.no_grad() (any functools.wraps decorator) runs one wrapper's code around every function it
+    decorates, the reference's too: the learner's decorated answer is still theirs, and passes."""
+    @torch.no_grad()
+    def mine(teacher_velocity, target_model, x_t, t, dt):
+        x_next = x_t + dt[:, None] * teacher_velocity(x_t, t)
+        return target_model(x_next, t + dt)
+    assert homework.run_check("capstone.consistency_target", mine).status == "passed"
+    wrapped_reference = torch.no_grad()(homework.reference("capstone.consistency_target").__wrapped__)
+    assert homework.run_check("capstone.consistency_target", wrapped_reference).status == "failed"

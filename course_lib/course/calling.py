@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import signal
 import sys
 import threading
@@ -66,6 +67,9 @@ def _code_of(fn) -> set:
     while isinstance(fn, functools.partial):
         fn = fn.func
     fn = getattr(fn, "__func__", fn)                        # bound methods
+    # a decorated function (@torch.no_grad(), any functools.wraps wrapper) runs the decorator's code,
+    # which every function with that decorator shares: compare the code it wraps
+    fn = inspect.unwrap(fn) if callable(fn) else fn
     code = getattr(fn, "__code__", None)
     if code is not None:
         codes.add(code)

@@ -35,6 +35,14 @@ def _path(keep_p=lambda kappa, t: kappa(t)[:, None], fill=lambda mask_id: mask_i
     return sample
 
 
+def _exact_count(x1, t, mask_id, kappa, generator=None):
+    """MaskGIT's masking: exactly round(kappa(t) N) tokens of each row kept, at random places."""
+    u = torch.rand(x1.shape, generator=generator).to(x1.device)                             # (B, N)
+    n_keep = (kappa(t) * x1.shape[1]).round().long().to(x1.device)                         # (B,)
+    keep = u.argsort(1).argsort(1) < n_keep[:, None]                                        # (B, N) the n_keep lowest
+    return torch.where(keep, x1, torch.full_like(x1, mask_id))
+
+
 REVERSED = ("time runs the other way: at t = 0 (noise) every token is the mask and at t = 1 (data) every token is "
             "kept, so a token is KEPT with probability kappa(t), masked with probability 1 - kappa(t)")
 BROADCAST = ("t has shape (B,), one time per row: give kappa(t) a trailing axis, kappa(t)[:, None], so that "
@@ -46,6 +54,9 @@ ZERO = ("the masked positions hold 0, a real token id: write mask_id there (the 
 OFF_BY_ONE = "the masked positions hold an id next to mask_id: write mask_id itself, not mask_id - 1 or + 1"
 KAPPA = ("the keep probability is t itself: it is kappa(t), the scheduler applied to t (with kappa(t) = t^2 a "
          "token at t = 0.5 is kept a quarter of the time)")
+EXACT = ("every row keeps exactly round(kappa(t) N) tokens, as MaskGIT's schedule does: on the mixture path each "
+         "token is kept on its own with probability kappa(t), so the number kept varies from row to row (binomial): "
+         "keep = torch.rand(x1.shape, generator=generator) < kappa(t)[:, None]")
 SHARED = ("the 4 rows have the very same mask: the uniforms have shape (N,), one per position, reused by every row; draw "
           "one per token of the batch, shape x1.shape")
 
@@ -57,6 +68,7 @@ MISTAKES = (
     Mistake("mask_off_by_one", _path(fill=lambda mask_id: mask_id - 1), OFF_BY_ONE),
     Mistake("kappa_ignored", _path(keep_p=lambda kappa, t: t[:, None]), KAPPA),
     Mistake("shared_draws", _path(draws=lambda x1: x1.shape[1:]), SHARED),
+    Mistake("exact_count", _exact_count, EXACT),
 )
 
 
@@ -100,7 +112,8 @@ def check_mask_path_sample(candidate):
     = t (time reversed and t not broadcast per row are named); on 5 rows of 20,000 tokens with kappa(t) =
     t^2, each row's kept share within 6 standard deviations of kappa(t) (1 - kappa, t in place of kappa(t)
     and one draw per row are named); 4 rows with the same t get different masks (one draw per position
-    shared by the rows is named); the same seed of ``generator`` gives the same draw, another seed
+    shared by the rows is named); over 400 rows of 50 tokens at t = 0.5 the count kept varies from row to row
+    as a binomial's (exactly round(kappa(t) N) kept per row, MaskGIT's masking, is named); the same seed of ``generator`` gives the same draw, another seed
     another; float32 and float64 times, mask ids 7, 256 and 1000, x1 unchanged; one case on another device."""
     linear, square = dfm.Polynomial(1.0), dfm.Polynomial(2.0)
     # the ends of the path: t = 0 is all masks, t = 1 all tokens (B != N, then B = N)
@@ -144,6 +157,15 @@ def check_mask_path_sample(candidate):
     kept = _draw(candidate, x1, t, 256, linear, 4, case) != 256                            # (4, 2000)
     if bool((kept == kept[0]).all()):
         raise Mismatch(f"on {case}: {SHARED}")
+    # each token on its own: the count kept per row is binomial, var N k (1 - k) = 12.5 here (a fixed count: 0);
+    # over 400 rows the sample variance has a standard deviation of about 0.9
+    x1 = _tokens(400, 50, 256, seed=11)
+    t = torch.full((400,), 0.5)
+    case = "400 rows of 50 tokens at the same t = 0.5, kappa(t) = t"
+    counts = (_draw(candidate, x1, t, 256, linear, 12, case) != 256).double().sum(1)       # (400,)
+    if counts.var().item() < 0.5 * 50 * 0.25:
+        raise Mismatch(f"on {case}: the number of tokens kept per row varies with variance {counts.var().item():.2f}, "
+                       f"expected about 50 * 0.5 * 0.5 = 12.5: {EXACT}")
     # the generator makes the draw
     x1 = _tokens(3, 400, 256, seed=6)
     t = torch.tensor([0.2, 0.5, 0.8])
