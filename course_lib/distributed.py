@@ -44,7 +44,10 @@ def init() -> bool:
     # process group created before its import alive past destroy_process_group: the group's gloo worker
     # threads then outlive the interpreter and abort the rank at exit ("terminate called without an
     # active exception", SIGABRT, now and then on a busy CPU). Imported first, it holds no group.
-    import torch._dynamo  # noqa: F401
+    try:
+        import torch._dynamo  # noqa: F401
+    except (ImportError, RuntimeError):          # a build or Python without the compiler: nothing to hold it
+        pass
     cuda = torch.cuda.is_available() and os.environ.get("COURSE_DEVICE", "").strip() != "cpu"
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))   # "cuda" means this rank's GPU
