@@ -205,7 +205,7 @@ class FlowAR(nn.Module):
 
 
 def to_model(images: torch.Tensor) -> torch.Tensor:
-    """Images (N, 3, H, W) in [0, 1] -> the model's pixels in [-1, 1]."""
+    """Shapes images (N, 3, 16, 16) in [0, 1] -> the model's pixels in [-1, 1]."""
     return evaluator.check_images(images, "images") * 2 - 1
 
 

@@ -44,11 +44,10 @@ def _ours(fn: Callable | None, reference: Callable) -> bool:
     return fn is None or fn is reference
 
 
-def _function(fn, name: str, seed) -> int:
-    """A learner's function (or None) and a seed, refused by name before any training starts."""
+def _check_function(fn, name: str) -> None:
+    """A learner's function or None, refused by name before any training starts."""
     if fn is not None and not callable(fn):
         raise TypeError(f"{name}: expected your function (or None for the course's), got {type(fn).__name__} {fn!r}")
-    return checks.positive_int(seed, "seed", 0)
 
 
 # ----------------------------------------------------------------------------- A: consistency distillation
@@ -64,7 +63,7 @@ def trained_student(target_fn: Callable | None = None, mode: str | None = None, 
     :func:`course_lib.flow.distill.distill` with ``target_fn`` (None: the course's
     :func:`~course_lib.flow.distill.consistency_target`), through the model cache (name
     ``"project-distill-student"``, key: the distillation budget, the teacher's budget, ``seed``)."""
-    seed = _function(target_fn, "target_fn", seed)
+    _check_function(target_fn, "target_fn"), checks.positive_int(seed, "seed", 0)
     B, TB = distill.budget(mode), fm2d.budget(mode)
     ref = distill.consistency_target
 
@@ -87,7 +86,7 @@ def trained_dfm(path_fn: Callable | None = None, mode: str | None = None, *, kap
     :func:`~course_lib.orders.discrete_flow.mask_path_sample`), through the model cache (name
     ``"project-dfm"``, key: the budget, kappa's exponent, ``seed``; a scheduler other than a
     :class:`~course_lib.orders.discrete_flow.Polynomial` trains a model kept nowhere, like a learner's ``path_fn``)."""
-    seed = _function(path_fn, "path_fn", seed)
+    _check_function(path_fn, "path_fn"), checks.positive_int(seed, "seed", 0)
     if not callable(kappa):
         raise TypeError(f"kappa: expected a scheduler, a function of a tensor of times such as dfm.Polynomial(1.0), "
                         f"got {type(kappa).__name__} {kappa!r}")
@@ -111,7 +110,7 @@ def trained_tarflow(step: Callable | None = None, mode: str | None = None, *, se
     :func:`~course_lib.flow.tarflow.fit_spirals` with ``step`` as each block's affine step (None: the
     course's :func:`~course_lib.flow.tarflow.ar_affine_forward`), through the model cache (name
     ``"project-tarflow"``, key: the budget and ``seed``)."""
-    seed = _function(step, "step", seed)
+    _check_function(step, "step"), checks.positive_int(seed, "seed", 0)
     B = tarflow.budget(mode)
     ref = tarflow.ar_affine_forward
     return training.cached("project-tarflow", dict(budget=B, seed=seed), build=lambda: tarflow.build(B, seed=seed),
@@ -127,7 +126,7 @@ def trained_flowar(pair: Callable | None = None, mode: str | None = None, *, see
     :func:`~course_lib.orders.flowar.fit_shapes` with ``pair`` (None: the course's
     :func:`~course_lib.orders.flowar.flowar_scale_pair`), through the model cache (name
     ``"project-flowar"``, key: the budget and ``seed``)."""
-    seed = _function(pair, "pair", seed)
+    _check_function(pair, "pair"), checks.positive_int(seed, "seed", 0)
     B = flowar.budget(mode)
     ref = flowar.flowar_scale_pair
     return training.cached("project-flowar", dict(budget=B, seed=seed), build=lambda: flowar.build(B, seed=seed),
